@@ -1,0 +1,69 @@
+"""Mosquitto ACL files: one block per broker user, rewritten idempotently."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from takt.contract.topics import (
+    EVENTS_FILTER,
+    STATUS_FILTER,
+    TOPIC_ROOT,
+    ack_topic,
+    check_topic_id,
+    events_topic,
+    status_topic,
+)
+
+
+class Role(StrEnum):
+    GATEWAY = "gateway"
+    COLLECTOR = "collector"
+
+
+def gateway_rules(site_id: str, gateway_id: str) -> list[str]:
+    """A gateway publishes only under its own prefix and reads only its own acks."""
+    return [
+        f"topic write {events_topic(site_id, gateway_id)}",
+        f"topic write {status_topic(site_id, gateway_id)}",
+        f"topic read {ack_topic(site_id, gateway_id)}",
+    ]
+
+
+def collector_rules() -> list[str]:
+    return [
+        f"topic read {EVENTS_FILTER}",
+        f"topic read {STATUS_FILTER}",
+        f"topic write {TOPIC_ROOT}/+/+/ack",
+    ]
+
+
+def read_acl(path: Path) -> tuple[list[str], dict[str, list[str]]]:
+    """The lines before the first user block, and each user's rule lines."""
+    header: list[str] = []
+    users: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    if path.exists():
+        for line in path.read_text().splitlines():
+            stripped = line.strip()
+            if stripped.startswith("user "):
+                current = users.setdefault(stripped.split(None, 1)[1], [])
+            elif current is not None:
+                if stripped:
+                    current.append(stripped)
+            else:
+                header.append(line)
+    return header, users
+
+
+def set_user_rules(path: Path, username: str, rules: list[str]) -> None:
+    check_topic_id(username, "broker user")
+    header, users = read_acl(path)
+    users[username] = rules
+    body = "\n".join(header).rstrip()
+    blocks = [f"user {user}\n" + "\n".join(lines) for user, lines in sorted(users.items())]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text((body + "\n\n" if body else "") + "\n\n".join(blocks) + "\n")
+    tmp.chmod(0o644)
+    tmp.replace(path)

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs everything Takt needs on a fresh Debian/Ubuntu machine:
+# OS packages (Mosquitto, PostgreSQL) and a virtual environment in .venv.
+# Idempotent; re-running after a pyproject change re-installs the Python deps.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_os=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_os+=(mosquitto mosquitto-clients)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_os+=(postgresql)
+command -v python3 >/dev/null 2>&1 || need_os+=(python3)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_os+=(python3-venv)
+for extra in ${TAKT_EXTRA_OS_PACKAGES:-}; do
+  dpkg -s "$extra" >/dev/null 2>&1 || need_os+=("$extra")
+done
+if [ ${#need_os[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "bootstrap: installing OS packages: ${need_os[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_os[@]}"
+fi
+
+extras="${TAKT_EXTRAS:-edge,dev}"
+stamp=".venv/.takt-installed-${extras//,/-}"
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e ".[${extras}]"
+  touch "$stamp"
+fi

@@ -1,0 +1,163 @@
+"""Wire codec shared by both sides: orjson bytes in and out, explicit limits.
+
+Decoding never lets one bad event sink a batch: envelope-level problems raise
+:class:`EnvelopeError`; event-level problems come back as
+:class:`RejectedEvent` items beside the good events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from pydantic import TypeAdapter, ValidationError
+
+from takt.contract.events import (
+    MAX_EVENTS_PER_BATCH,
+    MAX_PAYLOAD_BYTES,
+    SCHEMA_VERSION,
+    CommitAck,
+    Event,
+    GatewayStatus,
+)
+
+_EVENT_LIST = TypeAdapter(list[Event])
+
+
+class EnvelopeError(ValueError):
+    """The payload as a whole cannot be read as an event batch."""
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedEvent:
+    index: int
+    raw: Any
+    reason: str
+
+    @property
+    def seq(self) -> int | None:
+        seq = self.raw.get("seq") if isinstance(self.raw, dict) else None
+        return seq if isinstance(seq, int) and not isinstance(seq, bool) else None
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedBatch:
+    gateway_id: str
+    events: list[Event] = field(default_factory=list)
+    rejected: list[RejectedEvent] = field(default_factory=list)
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors(include_url=False):
+        loc = ".".join(str(p) for p in item["loc"]) or "event"
+        parts.append(f"{loc}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def encode_event(event: Event) -> bytes:
+    return event.__pydantic_serializer__.to_json(event, exclude_none=True, exclude_defaults=False)
+
+
+def encode_events_envelope(gateway_id: str, encoded_events: Sequence[bytes]) -> bytes:
+    """An envelope from events already encoded with :func:`encode_event` (the edge buffer keeps them so)."""
+    if len(encoded_events) > MAX_EVENTS_PER_BATCH:
+        raise EnvelopeError(f"{len(encoded_events)} events exceed the batch limit {MAX_EVENTS_PER_BATCH}")
+    head = b'{"schema":%d,"gateway_id":%s,"events":[' % (SCHEMA_VERSION, orjson.dumps(gateway_id))
+    payload = head + b",".join(encoded_events) + b"]}"
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise EnvelopeError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    return payload
+
+
+def encode_event_batch(gateway_id: str, events: Iterable[Event]) -> bytes:
+    return encode_events_envelope(gateway_id, [encode_event(e) for e in events])
+
+
+def decode_event_batch(
+    payload: bytes,
+    *,
+    site_id: str | None = None,
+    gateway_id: str | None = None,
+    max_bytes: int = MAX_PAYLOAD_BYTES,
+    max_events: int = MAX_EVENTS_PER_BATCH,
+) -> DecodedBatch:
+    """Decode an envelope; ``site_id``/``gateway_id`` are the topic's, when known.
+
+    Events that omit ``site_id``/``gateway_id`` inherit the topic's; events that
+    name another gateway or site than the topic are rejected.
+    """
+    if len(payload) > max_bytes:
+        raise EnvelopeError(f"payload of {len(payload)} bytes exceeds the limit of {max_bytes}")
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise EnvelopeError(f"invalid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise EnvelopeError("envelope must be a JSON object")
+    unknown = set(doc) - {"schema", "gateway_id", "events"}
+    if unknown:
+        raise EnvelopeError(f"unknown envelope fields: {sorted(unknown)}")
+    if doc.get("schema") != SCHEMA_VERSION:
+        raise EnvelopeError(f"unsupported schema {doc.get('schema')!r}; expected {SCHEMA_VERSION}")
+    envelope_gateway = doc.get("gateway_id")
+    if not isinstance(envelope_gateway, str):
+        raise EnvelopeError("envelope gateway_id must be a string")
+    if gateway_id is not None and envelope_gateway != gateway_id:
+        raise EnvelopeError(
+            f"envelope gateway_id {envelope_gateway!r} differs from the topic's {gateway_id!r}"
+        )
+    raw_events = doc.get("events")
+    if not isinstance(raw_events, list):
+        raise EnvelopeError("envelope events must be a list")
+    if len(raw_events) > max_events:
+        raise EnvelopeError(f"{len(raw_events)} events exceed the batch limit of {max_events}")
+
+    inherited = {"gateway_id": envelope_gateway}
+    if site_id is not None:
+        inherited["site_id"] = site_id
+    prepared: list[Any] = [{**inherited, **raw} if isinstance(raw, dict) else raw for raw in raw_events]
+    rejected: list[RejectedEvent] = []
+    try:
+        events = list(enumerate(_EVENT_LIST.validate_python(prepared)))
+    except ValidationError:
+        # Rare path: validate one by one so good neighbours survive.
+        events = []
+        for index, raw in enumerate(prepared):
+            try:
+                events.append((index, Event.model_validate(raw)))
+            except ValidationError as exc:
+                rejected.append(RejectedEvent(index, raw_events[index], _describe(exc)))
+
+    kept: list[Event] = []
+    for index, event in events:
+        if event.gateway_id != envelope_gateway or (site_id is not None and event.site_id != site_id):
+            rejected.append(
+                RejectedEvent(
+                    index,
+                    event.model_dump(mode="json"),
+                    f"event names gateway {event.gateway_id!r} / site {event.site_id!r}, "
+                    f"but was published by {envelope_gateway!r} / {site_id!r}",
+                )
+            )
+        else:
+            kept.append(event)
+    return DecodedBatch(envelope_gateway, kept, rejected)
+
+
+def encode_ack(ack: CommitAck) -> bytes:
+    return ack.model_dump_json(by_alias=True).encode()
+
+
+def decode_ack(payload: bytes) -> CommitAck:
+    return CommitAck.model_validate_json(payload)
+
+
+def encode_status(status: GatewayStatus) -> bytes:
+    return status.model_dump_json(by_alias=True, exclude_none=True).encode()
+
+
+def decode_status(payload: bytes) -> GatewayStatus:
+    return GatewayStatus.model_validate_json(payload)

@@ -1,0 +1,11 @@
+"""Real Mosquitto and PostgreSQL servers on loopback, for development, the demo and tests.
+
+The same classes back ``takt dev up|down|status``, ``takt demo`` and the
+pytest fixtures, so tests run against what developers run.
+"""
+
+from takt.devstack.mosquitto import MosquittoServer
+from takt.devstack.postgres import PostgresServer
+from takt.devstack.stack import DevStack
+
+__all__ = ["DevStack", "MosquittoServer", "PostgresServer"]

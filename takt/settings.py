@@ -1,0 +1,96 @@
+"""Service configuration from ``TAKT_*`` environment variables (pydantic-settings).
+
+Every cloud role has one settings class; all of them are listed in
+:data:`SETTINGS_CLASSES` so tooling (``takt config show``, the compose-file
+test) knows every variable that exists. Edge agents read a YAML file instead
+(:mod:`edge_agent.config`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "TAKT_"
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class CommonSettings(BaseSettings):
+    """Settings every cloud role reads."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    site_id: str = Field(default="site-1", description="Default site for this deployment.")
+    mqtt_url: str = Field(
+        default="mqtt://127.0.0.1:18830",
+        description="mqtt://user:pass@host:port, or mqtts:// for TLS.",
+    )
+    database_url: str = Field(
+        default="postgresql://takt@127.0.0.1:15432/takt", description="postgresql://user:pass@host:port/db"
+    )
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
+    log_format: Literal["text", "json"] = Field(default="text", description="json for log shippers.")
+    state_dir: Path = Field(default=Path(".takt"), description="Local state (dev stack, secrets).")
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _check_mqtt_url(cls, value: str) -> str:
+        if urlsplit(value).scheme not in ("mqtt", "mqtts"):
+            raise ValueError("TAKT_MQTT_URL must start with mqtt:// or mqtts://")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_database_url(cls, value: str) -> str:
+        # Accept SQLAlchemy-style URLs too; store the libpq form psycopg takes.
+        for prefix in ("postgresql+psycopg://", "postgres://"):
+            if value.startswith(prefix):
+                value = "postgresql://" + value[len(prefix) :]
+        if not value.startswith("postgresql://"):
+            raise ValueError("TAKT_DATABASE_URL must be a postgresql:// URL")
+        return value
+
+    def masked(self) -> dict[str, object]:
+        """The effective settings as plain values, with secrets masked."""
+        shown: dict[str, object] = {}
+        for name, value in self.model_dump().items():
+            if isinstance(value, SecretStr):
+                shown[name] = "***" if value.get_secret_value() else ""
+            elif name.endswith("_url") and isinstance(value, str):
+                shown[name] = mask_url(value)
+            elif isinstance(value, Path):
+                shown[name] = str(value)
+            else:
+                shown[name] = value
+        return shown
+
+
+SETTINGS_CLASSES: list[type[CommonSettings]] = [CommonSettings]
+
+
+def register_settings(cls: type[CommonSettings]) -> type[CommonSettings]:
+    """Class decorator: list a role's settings so tooling knows its variables."""
+    SETTINGS_CLASSES.append(cls)
+    return cls
+
+
+def setting_env_names() -> set[str]:
+    """Every ``TAKT_*`` variable some role reads."""
+    names: set[str] = set()
+    for cls in SETTINGS_CLASSES:
+        names.update(ENV_PREFIX + name.upper() for name in cls.model_fields)
+    return names
