@@ -1,0 +1,73 @@
+"""Database access shared by the collector and the API: connections and schema checks.
+
+Schema changes are Alembic migrations in ``collector/migrations``; services
+call :func:`require_current_schema` at start so they never run on a schema
+older (or newer) than their code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Engine
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+class SchemaError(RuntimeError):
+    """The database schema is not the one this code was written for."""
+
+
+def sqlalchemy_url(database_url: str) -> str:
+    return "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
+
+
+def make_engine(database_url: str) -> Engine:
+    return create_engine(sqlalchemy_url(database_url), pool_pre_ping=True)
+
+
+def alembic_config(database_url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    # '%' must be escaped for ConfigParser; URL-encoded passwords contain it.
+    config.set_main_option("sqlalchemy.url", sqlalchemy_url(database_url).replace("%", "%%"))
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config("postgresql://x@localhost/x")).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(database_url: str) -> str | None:
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def upgrade(database_url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(database_url), revision)
+
+
+def require_current_schema(database_url: str) -> None:
+    current, head = current_revision(database_url), head_revision()
+    if current != head:
+        raise SchemaError(
+            f"database schema is at revision {current or 'none'}, this code needs {head}: "
+            "run `takt db upgrade` first"
+        )
+
+
+def timescaledb_installed(conn: psycopg.Connection[object]) -> bool:
+    row = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
+    return row is not None

@@ -1,0 +1,224 @@
+"""Idempotent event storage, shared by the MQTT collector and HTTP ingestion.
+
+Functions here run inside the caller's transaction, so a collector commits a
+batch's events, dead letters and sequence audit together, and only then
+acknowledges. ``event_id`` (with ``ts``) is the key: writing an event twice
+stores it once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import psycopg
+
+from takt.contract import Event, seq_ranges
+
+EVENT_COLUMNS = (
+    "event_id",
+    "ts",
+    "worker_id",
+    "station_id",
+    "event_type",
+    "confidence",
+    "count",
+    "duration_s",
+    "effective_duration_s",
+    "model_version",
+    "camera_id",
+    "site_id",
+    "gateway_id",
+    "seq",
+    "config_version",
+    "shadow",
+)
+_COLUMN_TYPES = (
+    "uuid",
+    "timestamptz",
+    "text",
+    "text",
+    "text",
+    "real",
+    "integer",
+    "double precision",
+    "double precision",
+    "text",
+    "text",
+    "text",
+    "text",
+    "bigint",
+    "text",
+    "boolean",
+)
+_COLUMNS_SQL = ", ".join(EVENT_COLUMNS)
+
+
+class WriteMethod(StrEnum):
+    # COPY into a staging table, then one INSERT ... ON CONFLICT: the fastest.
+    COPY = "copy"
+    # One INSERT ... SELECT FROM unnest(arrays): for engines without COPY
+    # (the PGlite TimescaleDB build used to test the Timescale SQL).
+    UNNEST = "unnest"
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    inserted: int
+    duplicates: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    source: str
+    reason: str
+    payload: bytes
+    topic: str | None = None
+    gateway_id: str | None = None
+    event_index: int | None = None
+    seq: int | None = None
+
+
+def _row(event: Event) -> tuple[Any, ...]:
+    return (
+        event.event_id,
+        event.timestamp,
+        event.worker_id,
+        event.station_id,
+        event.event_type.value,
+        event.confidence,
+        event.count,
+        event.duration_s,
+        event.duration_s if event.is_state else None,
+        event.model_version,
+        event.camera_id,
+        event.site_id,
+        event.gateway_id,
+        event.seq,
+        event.config_version,
+        event.shadow,
+    )
+
+
+# Inserted rows feed three things in the same statement: the invalidation log
+# (derived durations and rollups), and auto-registration of unknown workers
+# and stations (kept, flagged registered=false, never rejected).
+_MERGE_TAIL = """
+    ON CONFLICT DO NOTHING
+    RETURNING worker_id, station_id, ts
+), invalidated AS (
+    INSERT INTO event_invalidations (worker_id, station_id, min_ts, max_ts)
+    SELECT worker_id, station_id, min(ts), max(ts) FROM inserted GROUP BY worker_id, station_id
+), new_workers AS (
+    INSERT INTO workers (worker_id, name, registered)
+    SELECT DISTINCT worker_id, worker_id, false FROM inserted ON CONFLICT DO NOTHING
+), new_stations AS (
+    INSERT INTO workstations (station_id, name, registered)
+    SELECT DISTINCT station_id, station_id, false FROM inserted ON CONFLICT DO NOTHING
+)
+SELECT count(*) FROM inserted
+"""
+
+
+def insert_events(
+    conn: psycopg.Connection[Any], events: Sequence[Event], method: WriteMethod = WriteMethod.COPY
+) -> WriteResult:
+    """Store events that are not stored yet; returns how many were new."""
+    if not events:
+        return WriteResult(0, 0)
+    if method is WriteMethod.COPY:
+        conn.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS staging_events AS SELECT {_COLUMNS_SQL} FROM events "
+            "WITH NO DATA"
+        )
+        conn.execute("TRUNCATE staging_events")
+        with conn.cursor() as cur:
+            with cur.copy(f"COPY staging_events ({_COLUMNS_SQL}) FROM STDIN") as copy:
+                for event in events:
+                    copy.write_row(_row(event))
+            row = cur.execute(
+                f"WITH inserted AS (INSERT INTO events ({_COLUMNS_SQL}) "
+                f"SELECT {_COLUMNS_SQL} FROM staging_events {_MERGE_TAIL}"
+            ).fetchone()
+    else:
+        columns = list(zip(*(_row(e) for e in events), strict=True))
+        arrays = ", ".join(f"%s::{t}[]" for t in _COLUMN_TYPES)
+        row = conn.execute(
+            f"WITH inserted AS (INSERT INTO events ({_COLUMNS_SQL}) "
+            f"SELECT * FROM unnest({arrays}) {_MERGE_TAIL}",
+            [list(c) for c in columns],
+        ).fetchone()
+    inserted = int(row[0]) if row else 0
+    return WriteResult(inserted=inserted, duplicates=len(events) - inserted)
+
+
+def insert_dead_letters(conn: psycopg.Connection[Any], letters: Iterable[DeadLetter]) -> int:
+    rows = [(d.source, d.topic, d.gateway_id, d.event_index, d.seq, d.reason, d.payload) for d in letters]
+    if rows:
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO dead_letters (source, topic, gateway_id, event_index, seq, reason, payload) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                rows,
+            )
+    return len(rows)
+
+
+def record_seqs(conn: psycopg.Connection[Any], gateway_id: str, seqs: Iterable[int]) -> None:
+    """Merge received sequence numbers into the gateway's audit ranges."""
+    new = seq_ranges(seqs)
+    if not new:
+        return
+    lo, hi = new[0][0], new[-1][1]
+    # Lock the gateway's ranges: two collectors may handle the same gateway.
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (gateway_id,))
+    overlapping = conn.execute(
+        "DELETE FROM gateway_seq_ranges WHERE gateway_id = %s AND last_seq >= %s - 1 "
+        "AND first_seq <= %s + 1 RETURNING first_seq, last_seq",
+        (gateway_id, lo, hi),
+    ).fetchall()
+    merged: list[tuple[int, int]] = []
+    for first, last in sorted([*new, *((int(a), int(b)) for a, b in overlapping)]):
+        if merged and first <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], last))
+        else:
+            merged.append((first, last))
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO gateway_seq_ranges (gateway_id, first_seq, last_seq) VALUES (%s, %s, %s)",
+            [(gateway_id, first, last) for first, last in merged],
+        )
+
+
+def seq_gaps(conn: psycopg.Connection[Any], gateway_id: str) -> list[tuple[int, int]]:
+    """Inclusive ranges of sequence numbers not (yet) received below the highest one.
+
+    Gateways number their events from 1 (docs/contract.md).
+    """
+    rows = conn.execute(
+        "SELECT first_seq, last_seq FROM gateway_seq_ranges WHERE gateway_id = %s ORDER BY first_seq",
+        (gateway_id,),
+    ).fetchall()
+    gaps: list[tuple[int, int]] = []
+    expected = 1
+    for first, last in rows:
+        if first > expected:
+            gaps.append((expected, int(first) - 1))
+        expected = int(last) + 1
+    return gaps
+
+
+def write_events(
+    conn: psycopg.Connection[Any], events: Sequence[Event], method: WriteMethod = WriteMethod.COPY
+) -> WriteResult:
+    """Insert in a transaction of its own (HTTP ingestion, scripts)."""
+    with conn.transaction():
+        return insert_events(conn, events, method)
+
+
+def latest_event_time(conn: psycopg.Connection[Any]) -> datetime | None:
+    row = conn.execute("SELECT max(ts) FROM events").fetchone()
+    return row[0] if row else None
