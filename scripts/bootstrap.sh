@@ -10,8 +10,9 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_os+=(
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_os+=(postgresql)
 command -v python3 >/dev/null 2>&1 || need_os+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_os+=(python3-venv)
-for extra in ${TAKT_EXTRA_OS_PACKAGES:-}; do
-  dpkg -s "$extra" >/dev/null 2>&1 || need_os+=("$extra")
+# Further needs as COMMAND:PACKAGE pairs, e.g. "node:nodejs npm:npm" (scripts/test.sh).
+for pair in ${TAKT_EXTRA_OS_PACKAGES:-}; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || need_os+=("${pair##*:}")
 done
 if [ ${#need_os[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -19,6 +19,7 @@ import pytest
 from broker.passwords import generate_password
 from takt.devstack import MosquittoServer, PostgresServer
 from takt.devstack.system import ensure_services_installed, free_port
+from takt.devstack.timescale_lite import TimescaleLite
 
 SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -86,3 +87,13 @@ def shared_footage() -> Path:
     if not clip.exists():
         pytest.skip(f"sample footage not present at {clip}")
     return clip
+
+
+@pytest.fixture(scope="session")
+def timescale_server(services_root: Path) -> Iterator[TimescaleLite]:
+    """A real TimescaleDB 2.23 engine (PGlite build): one connection at a time, no COPY."""
+    cache = Path(__file__).resolve().parents[1] / ".takt" / "timescale-lite"
+    server = TimescaleLite(cache, free_port())
+    server.start()
+    yield server
+    server.stop()
