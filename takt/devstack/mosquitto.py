@@ -86,26 +86,32 @@ class MosquittoServer:
             os.kill(pid, signal.SIGHUP)
             time.sleep(0.2)
 
-    def start(self, timeout_s: float = 15) -> None:
+    def start(self, timeout_s: float = 15, *, detach: bool = False) -> None:
+        """Start the broker; ``detach`` leaves it running after this process exits."""
         if self.running():
             return
         binary = find_mosquitto()
         if binary is None:
             raise DevStackError("mosquitto not found; run `takt dev up` to install it")
         self.write_config()
-        with self.log_file.open("ab") as log:
-            process = subprocess.Popen(
-                [str(binary), "-c", str(self.conf_file)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self._process = process
-        self.pid_file.write_text(str(process.pid))
+        if detach:
+            # Mosquitto's own daemon mode writes pid_file; it logs to log_file.
+            with self.conf_file.open("a") as conf:
+                conf.write(f"pid_file {self.pid_file}\nlog_dest file {self.log_file}\n")
+            subprocess.run([str(binary), "-c", str(self.conf_file), "-d"], check=True)
+        else:
+            with self.log_file.open("ab") as log:
+                self._process = subprocess.Popen(
+                    [str(binary), "-c", str(self.conf_file)],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            self.pid_file.write_text(str(self._process.pid))
         try:
             wait_for_port(self.host, self.port, timeout_s, "Mosquitto")
         except DevStackError:
-            process.kill()
+            self.kill()
             raise DevStackError(f"Mosquitto did not start: {self.log_file.read_text()[-2000:]}") from None
         logger.info("Mosquitto listening on %s:%d", self.host, self.port)
 

@@ -68,11 +68,23 @@ class PostgresServer:
         return bindir is not None and any((bindir.parent / "lib").glob("timescaledb*.so"))
 
     # -- lifecycle ---------------------------------------------------------------
+    def _check_traversable(self) -> None:
+        """As root the server runs as 'postgres', which must reach ``root_dir``."""
+        if not is_root():
+            return
+        for parent in self.root_dir.parents:
+            if not parent.stat().st_mode & 0o001:
+                raise DevStackError(
+                    f"{parent} is not searchable by other users, so the '{_SERVICE_USER}' account "
+                    f"cannot reach {self.root_dir}; use a state folder elsewhere or `chmod o+x {parent}`"
+                )
+
     def init(self) -> None:
         if self.initialized:
             return
         self.root_dir.mkdir(parents=True, exist_ok=True)
         self.root_dir.chmod(0o755)
+        self._check_traversable()
         if not self.password_file.exists():
             self.password_file.write_text(secrets.token_urlsafe(18) + "\n")
             self.password_file.chmod(0o600)

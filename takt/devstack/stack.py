@@ -69,14 +69,16 @@ class DevStack:
         """Register a gateway on the local broker (idempotent) and return its URL."""
         return self.mosquitto.add_gateway(site_id, gateway_id, self.secret(f"mqtt:{gateway_id}"))
 
-    def up(self) -> StackStatus:
+    def up(self, *, detach: bool = True) -> StackStatus:
+        """Start both servers; with ``detach`` they outlive this process (``takt dev up``)."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir.chmod(0o755)  # secrets inside stay 600
         ensure_services_installed()
         self.postgres.start()
         self.postgres.create_database(DATABASE_NAME)
         self.mosquitto.write_config()
         self.mosquitto.add_collector(COLLECTOR_USER, self.secret(f"mqtt:{COLLECTOR_USER}"))
-        self.mosquitto.start()
+        self.mosquitto.start(detach=detach)
         self.env_file.write_text(
             f"TAKT_MQTT_URL={self.collector_mqtt_url}\nTAKT_DATABASE_URL={self.database_url}\n"
         )
