@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import math
 from collections import defaultdict
 
@@ -15,7 +16,7 @@ from edge_agent.activity import (
 )
 from takt.contract import EventType
 
-W, I, A = EventType.WORKING, EventType.IDLE, EventType.ABSENT
+W, IDLE, A = EventType.WORKING, EventType.IDLE, EventType.ABSENT
 T0 = 1_790_000_000.0 - 1_790_000_000.0 % 60  # a minute boundary
 TH = Thresholds(
     absent_after_s=5, idle_after_s=3, working_after_s=1, activity_window_s=0.01, segment_period_s=10
@@ -58,7 +59,12 @@ def changes(events: list[StationEvent]) -> list[EventType]:
     ("name", "obs", "expected_changes", "expected_totals"),
     [
         ("steady work", [(30, "W")], [W], {W: 30}),
-        ("work then idle then leave", [(20, "W"), (10, "I"), (10, "A")], [W, I, A], {W: 20, I: 10, A: 10}),
+        (
+            "work then idle then leave",
+            [(20, "W"), (10, "I"), (10, "A")],
+            [W, IDLE, A],
+            {W: 20, IDLE: 10, A: 10},
+        ),
         # Occlusion: the person vanishes for 2 s (< absent_after_s): still working, no absent.
         ("short occlusion", [(10, "W"), (2, "A"), (10, "W")], [W], {W: 22}),
         # A still moment shorter than idle_after_s is not idle.
@@ -91,7 +97,7 @@ def test_segments_never_cross_a_minute_and_tile_the_timeline() -> None:
         assert math.floor(seg.start_s / 60) == math.floor((seg.end_s - 1e-6) / 60)
         assert 0 <= seg.confidence <= 1
     # Contiguous, no overlaps, no holes.
-    for a, b in zip(segments, segments[1:], strict=False):
+    for a, b in itertools.pairwise(segments):
         assert b.start_s == pytest.approx(a.end_s)
     assert segments[0].start_s == T0
     assert segments[-1].end_s == pytest.approx(T0 + 165, abs=0.01)
