@@ -67,6 +67,8 @@ class MotionConfig(_Model):
     object_min_area: float = Field(default=60.0, ge=0)
     object_label: str = "product"
     warmup_frames: int = Field(default=1, ge=0)
+    # Learn the background everywhere except under people, so still workers stay visible.
+    freeze_people: bool = True
 
 
 class DetectorConfig(_Model):
@@ -98,7 +100,7 @@ class StationConfig(_Model):
     idle_after_s: float = Field(default=3.0, ge=0)
     working_after_s: float = Field(default=1.0, ge=0)
     activity_threshold: float = Field(default=0.02, ge=0, le=1)
-    activity_window_s: float = Field(default=1.0, gt=0)
+    activity_window_s: float = Field(default=0.5, gt=0)
 
     def thresholds(self, segment_period_s: float) -> Thresholds:
         return Thresholds(
