@@ -86,8 +86,7 @@ def _in_zone(zone: list[tuple[int, int]], x: float, y: float) -> bool:
 
 def _background(rng: np.random.Generator) -> Image:
     floor = rng.normal(70, 6, (HEIGHT, WIDTH)).clip(0, 255).astype(np.uint8)
-    floor = cv2.GaussianBlur(floor, (7, 7), 0)
-    img = cv2.cvtColor(floor, cv2.COLOR_GRAY2BGR)
+    img = np.asarray(cv2.cvtColor(cv2.GaussianBlur(floor, (7, 7), 0), cv2.COLOR_GRAY2BGR), dtype=np.uint8)
     for zone in ZONES.values():
         (x1, y1), (x2, y2) = zone[0], zone[2]
         cv2.rectangle(img, (x1 + 10, y1 + 70), (x2 - 10, y2 - 10), (105, 110, 115), -1)  # bench

@@ -31,7 +31,7 @@ class MotionDetector:
 
     def detect(self, frame: Image, timestamp_s: float) -> list[Detection]:
         gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame
-        gray = cv2.GaussianBlur(gray, (5, 5), 0)
+        gray = np.asarray(cv2.GaussianBlur(gray, (5, 5), 0), dtype=np.uint8)
         # Warm-up frames *are* the background; afterwards learn slowly so a
         # worker standing still stays foreground instead of fading into the scene.
         warming = self._frames < self.config.warmup_frames
