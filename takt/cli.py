@@ -21,6 +21,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "dev": "takt.devstack.cli:dev",
     "broker": "broker.cli:broker",
     "demo": "takt.demo:demo",
+    "edge": "edge_agent.cli:edge",
 }
 
 
