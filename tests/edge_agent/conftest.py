@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -42,3 +43,11 @@ def acker_factory(collector_mqtt_url: str) -> Iterator[Callable[..., StandInAcke
     yield make
     for acker in made:
         acker.close()
+
+
+@pytest.fixture(scope="session")
+def demo_footage(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A 90 s synthetic clip and its ground truth, rendered once per session."""
+    from edge_agent.synthetic import render
+
+    return render(tmp_path_factory.mktemp("footage"), seed=7, duration_s=90)
