@@ -5,7 +5,7 @@ import math
 import threading
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,6 @@ import orjson
 import pytest
 
 from edge_agent.agent import Agent
-from edge_agent.buffer import EventBuffer
 from edge_agent.config import parse_config
 from edge_agent.sources import Frame, Outage, VideoSource
 from edge_agent.synthetic import demo_config
