@@ -20,7 +20,7 @@ from edge_agent.config import EdgeConfig
 from edge_agent.counting import Crossing, LineCounter
 from edge_agent.detect.base import Detection, Detector, Image
 from edge_agent.detect.tracker import CentroidTracker
-from edge_agent.energy import MotionEnergy
+from edge_agent.energy import Keypoints, MotionEnergy, keypoint_activity
 from edge_agent.identity import IdentityResolver, RosterEntry
 from edge_agent.publisher import Publisher, PublisherSettings
 from edge_agent.sources import Frame, Outage, VideoSource
@@ -140,6 +140,7 @@ class Agent:
         self.events_made = 0
         self.last_detections: list[Detection] = []
         self._last_s: float | None = None
+        self._poses: dict[int, Keypoints] = {}
         self._latency_ms = 0.0
         self._fps = 0.0
         self._last_wall: float | None = None
@@ -192,7 +193,7 @@ class Agent:
                 for d in detections
                 if d.label == person and zone.contains(d.center if anchor == "center" else d.bottom)
             ]
-            activity = max((self.energy.energy(d.box) for d in people), default=0.0)
+            activity = max((self._activity(d) for d in people), default=0.0)
             confidence = max((d.confidence for d in people), default=1.0)
             out.extend(
                 machine.observe(
@@ -205,6 +206,7 @@ class Agent:
             )
         for counter in self.counters:
             out.extend(counter.update(detections, t))
+        self._poses = {d.track_id: d.keypoints for d in detections if d.keypoints and d.track_id is not None}
         self._last_s = t
         self.frames += 1
         self.camera_state = "ok"
@@ -213,6 +215,12 @@ class Agent:
             self._fps = 0.9 * self._fps + 0.1 / (now - self._last_wall)
         self._last_wall = now
         return self._commit(out)
+
+    def _activity(self, person: Detection) -> float:
+        previous = self._poses.get(person.track_id) if person.track_id is not None else None
+        if person.keypoints and previous:
+            return keypoint_activity(previous, person.keypoints, person.box)
+        return self.energy.energy(person.box)
 
     def camera_lost(self, outage: Outage) -> list[Event]:
         self.camera_state = "reconnecting"

@@ -36,3 +36,21 @@ class MotionEnergy:
         if x2 <= x1 or y2 <= y1:
             return 0.0
         return float(self._changed[y1:y2, x1:x2].mean())
+
+
+Keypoints = tuple[tuple[float, float, float], ...]
+
+
+def keypoint_activity(previous: Keypoints, current: Keypoints, box: Box, min_conf: float = 0.5) -> float:
+    """Largest movement of a confidently seen pose keypoint (hands, elbows...), as a share of body height.
+
+    Pose models see hands move even when little changes in pixel terms (gloves
+    against a grey machine), so when keypoints are given they decide activity.
+    """
+    height = max(1.0, box[3] - box[1])
+    moves = [
+        ((cx - px) ** 2 + (cy - py) ** 2) ** 0.5
+        for (px, py, pc), (cx, cy, cc) in zip(previous, current, strict=False)
+        if pc >= min_conf and cc >= min_conf
+    ]
+    return float(max(moves, default=0.0) / height)

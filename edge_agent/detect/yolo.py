@@ -177,14 +177,21 @@ class UltralyticsDetector:
         conf = boxes.conf.cpu().numpy()
         cls = boxes.cls.cpu().numpy().astype(int)
         ids = boxes.id.cpu().numpy().astype(int) if boxes.id is not None else [None] * len(cls)
+        poses: list[Any] = [None] * len(cls)
+        if getattr(result, "keypoints", None) is not None and result.keypoints.data is not None:
+            poses = [
+                tuple((float(x), float(y), float(c)) for x, y, c in kp)
+                for kp in result.keypoints.data.cpu().numpy()
+            ]
         return [
             Detection(
                 self.manifest.classes[c],
                 float(p),
                 (float(b[0]), float(b[1]), float(b[2]), float(b[3])),
                 None if i is None else int(i),
+                kp,
             )
-            for b, p, c, i in zip(xyxy, conf, cls, ids, strict=True)
+            for b, p, c, i, kp in zip(xyxy, conf, cls, ids, poses, strict=True)
         ]
 
     def close(self) -> None:
