@@ -129,6 +129,7 @@ class Publisher:
         self._client: mqtt.Client | None = None
         self._connack: int | None = None
         self._pending_acks: list[bytes] = []
+        self._denied: str | None = None
         self._inflight: dict[int, _Batch] = {}
         self._live_cursor = 0
         self._backlog_cursor = 0
@@ -180,8 +181,13 @@ class Publisher:
     # -- the thread ---------------------------------------------------------------------
     def _run(self) -> None:
         attempt = 0
+        last_limits = time.monotonic()
         try:
             while not self._stop.is_set():
+                if time.monotonic() - last_limits >= self.settings.heartbeat_s:
+                    # Also while offline: that is when the buffer fills up.
+                    self.buffer.enforce_limits()
+                    last_limits = time.monotonic()
                 if not self.connected.is_set():
                     if self._connect_once():
                         attempt = 0
@@ -211,6 +217,7 @@ class Publisher:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_publish = self._on_publish
+        client.on_subscribe = self._on_subscribe
         # We limit in-flight batches ourselves; paho's queue must never drop or block.
         client.max_inflight_messages_set(max(20, self.settings.max_inflight_batches + 5))
         return client
@@ -305,11 +312,18 @@ class Publisher:
             logger.warning("disconnected from broker: %s", reason)
         self.connected.clear()
 
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
+        if any(getattr(r, "value", 0) in _AUTH_CODES for r in reasons):
+            self._denied = f"broker refused to let gateway {self.gateway_id!r} subscribe to {self.ack_topic}"
+
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         if message.topic == self.ack_topic:
             self._pending_acks.append(bytes(message.payload))
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
+        if getattr(reason, "value", 0) in _AUTH_CODES:
+            # Re-sending would be refused forever: the ACL does not match this gateway's topics.
+            self._denied = f"broker refused to let gateway {self.gateway_id!r} publish on {self.events_topic}"
         for batch in self._inflight.values():
             if batch.mid == mid:
                 batch.pubacked = True
@@ -320,6 +334,8 @@ class Publisher:
         assert self._client is not None
         busy = self._live_cursor < self.buffer.max_seq() or self.replaying
         rc = self._client.loop(timeout=0.002 if busy else 0.02)
+        if self._denied is not None:
+            raise BrokerAuthError(f"{self._denied}: check the site and gateway ids against the broker's ACL")
         if rc != mqtt.MQTT_ERR_SUCCESS:
             self.connected.clear()
             return
@@ -329,7 +345,6 @@ class Publisher:
         self._send_live(now)
         self._send_backlog(now)
         if now - self._last_heartbeat >= self.settings.heartbeat_s:
-            self.buffer.enforce_limits()
             self._publish_status(GatewayState.ONLINE)
 
     def _apply_acks(self) -> None:

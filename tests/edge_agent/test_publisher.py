@@ -223,3 +223,24 @@ def test_bad_credentials_stop_with_a_clear_error(
     assert not pub._thread.is_alive()
     assert isinstance(pub.fatal, BrokerAuthError)
     assert "refused" in str(pub.fatal)
+
+
+def test_acl_mismatch_stops_with_a_clear_error(
+    tmp_path: Path,
+    site_id: str,
+    gateway_url: Callable[[str, str], str],
+    events: Callable[[int], list[Event]],
+    started: list[Publisher],
+) -> None:
+    url = gateway_url(site_id, "gw-1")  # registered for this site ...
+    buf = EventBuffer(tmp_path / "b.sqlite")
+    buf.append(events(3))
+    pub = _publisher(buf, url, "another-site", "gw-1")  # ... but configured for another one
+    pub.start()
+    started.append(pub)
+    assert pub._thread is not None
+    pub._thread.join(15)
+    assert not pub._thread.is_alive()
+    assert isinstance(pub.fatal, BrokerAuthError)
+    assert "ACL" in str(pub.fatal)
+    assert buf.stats().backlog == 3  # nothing lost: it stays buffered for a corrected config
