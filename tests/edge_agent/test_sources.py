@@ -12,7 +12,6 @@ from edge_agent.config import CameraConfig
 from edge_agent.sources import CameraError, Frame, Outage, VideoSource, grab_one
 from edge_agent.synthetic import render
 
-
 START = datetime(2026, 11, 23, 8, tzinfo=UTC)
 
 
@@ -35,9 +34,7 @@ def test_file_is_sampled_and_stamped_from_the_video_timeline(tmp_path: Path) -> 
 
 def test_looping_file_continues_the_timeline(tmp_path: Path) -> None:
     clip = _clip(tmp_path / "c.avi", 10)
-    config = CameraConfig(
-        id="c", source=str(clip), sample_fps=10, loop=True, start_time="2026-11-23T08:00:00Z"
-    )  # type: ignore[arg-type]
+    config = CameraConfig(id="c", source=str(clip), sample_fps=10, loop=True, start_time=START)
     stop = threading.Event()
     stamps = []
     for item in VideoSource(config).frames(stop):
