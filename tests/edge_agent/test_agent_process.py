@@ -119,3 +119,31 @@ def test_kill_9_mid_run_then_restart_loses_nothing(
     first_run = [e.seq for e in events if e.timestamp < day2 and e.seq is not None]
     assert second_run and min(second_run) > max(first_run)
     assert decode_status(statuses[-1]).state is GatewayState.OFFLINE  # clean stop says offline too
+
+
+def test_sigterm_stops_cleanly_and_says_offline(
+    demo_footage: tuple[Path, Path],
+    tmp_path: Path,
+    site_id: str,
+    gateway_url: Callable[[str, str], str],
+    collector_mqtt_url: str,
+    acker_factory: Callable[..., StandInAcker],
+) -> None:
+    acker = acker_factory(site_id)
+    watcher, statuses = _watch_status(collector_url=collector_mqtt_url, topic=status_topic(site_id, "gw-1"))
+    try:
+        agent = _agent(_config(demo_footage, tmp_path, site_id, gateway_url(site_id, "gw-1"), loop=True))
+        assert acker.wait_for(lambda: len(acker.seqs()) >= 20, 60)
+        online = [decode_status(s) for s in statuses if decode_status(s).state is GatewayState.ONLINE]
+        assert online and online[-1].model_version == "motion-mog2@1"
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(30) == 0
+        assert wait_until(lambda: decode_status(statuses[-1]).state is GatewayState.OFFLINE, 10)
+    finally:
+        watcher.loop_stop()
+        watcher.disconnect()
+    buffer = EventBuffer(tmp_path / "buffer.sqlite")
+    # Whatever was committed is either acknowledged or still buffered for the next start.
+    acked_or_buffered = set(acker.seqs()) | {seq for seq, _ in buffer.read_after(0, 1_000_000)}
+    assert acked_or_buffered == set(range(1, buffer.max_seq() + 1))
+    buffer.close()

@@ -98,3 +98,35 @@ def test_ultralytics_backend_runs_an_architecture_only_model(tmp_path: Path) -> 
     detector = UltralyticsDetector(manifest, path, frozenset({"person"}))
     detections = detector.detect(np.zeros((240, 320, 3), np.uint8), 0.0)
     assert all(d.label == "person" for d in detections)
+
+
+def test_agent_runs_the_onnx_backend_end_to_end(models_dir: Path, tmp_path: Path) -> None:
+    from edge_agent.agent import Agent
+    from edge_agent.sources import Frame
+    from takt.contract import EventType
+
+    config = parse_config(
+        {
+            "site_id": "s",
+            "gateway_id": "g",
+            "camera": {"id": "c", "source": "x.avi"},
+            "detector": {"backend": "yolo", "model": "tiny-yolo@1", "models_dir": str(models_dir)},
+            # The model always sees a person centred at (320, 240) of a 640x480 frame.
+            "stations": [
+                {"id": "st", "zone": [[200, 100], [440, 100], [440, 400], [200, 400]], "idle_after_s": 1}
+            ],
+            "mqtt": {"url": "mqtt://a:b@localhost:1883"},
+            "buffer": {"path": str(tmp_path / "b.sqlite")},
+        }
+    )
+    agent = Agent(config)
+    frame = np.zeros((480, 640, 3), dtype=np.uint8)
+    events = []
+    for i in range(10):
+        events += agent.process_frame(Frame(frame, 1_800_000_000.0 + i * 0.5, i))
+    events += agent.finish()
+    assert {e.model_version for e in events} == {"tiny-yolo@1"}
+    # A person who never moves: idle for the whole 4.5 s observed.
+    idle = sum(e.duration_s or 0 for e in events if e.event_type is EventType.IDLE)
+    assert idle == pytest.approx(4.5)
+    assert agent.tracker is not None and agent.last_detections[0].track_id is not None
