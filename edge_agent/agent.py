@@ -269,7 +269,7 @@ class Agent:
             event_type=event_type,
             confidence=round(min(1.0, max(0.0, confidence)), 4),
             count=count,
-            duration_s=None if duration_s is None else round(duration_s, 3),
+            duration_s=duration_s,
             model_version=self.model_version,
             camera_id=self.config.camera.id,
             site_id=self.config.site_id,
@@ -281,7 +281,11 @@ class Agent:
         events: list[Event] = []
         for item in items:
             if isinstance(item, Segment):
-                if item.duration_s > 0:
+                # Timestamps carry microseconds: derive the duration from the rounded ends
+                # so start + duration never reaches past the minute boundary it was cut at.
+                start = datetime.fromtimestamp(item.start_s, UTC)
+                duration = (datetime.fromtimestamp(item.end_s, UTC) - start).total_seconds()
+                if duration > 0:
                     events.append(
                         self._event(
                             item.station_id,
@@ -289,7 +293,7 @@ class Agent:
                             item.state,
                             item.start_s,
                             item.confidence,
-                            duration_s=item.duration_s,
+                            duration_s=duration,
                         )
                     )
             elif isinstance(item, StateChange):

@@ -119,7 +119,7 @@ class Publisher:
         self.events_topic = events_topic(site_id, gateway_id)
         self.status_topic = status_topic(site_id, gateway_id)
         self.ack_topic = ack_topic(site_id, gateway_id)
-        self.client_id = client_id or f"takt-edge-{gateway_id}"
+        self.client_id = client_id or f"takt-edge-{site_id}-{gateway_id}"
         self.counters = PublisherCounters()
         self.fatal: BaseException | None = None
         self.connected = threading.Event()

@@ -45,8 +45,13 @@ def assert_segments_sane(events: list[Event]) -> None:
             assert math.floor(start / 60) == math.floor((start + e.duration_s - 1e-6) / 60), e
 
 
-def test_motion_backend_reproduces_ground_truth(demo_footage: tuple[Path, Path], tmp_path: Path) -> None:
-    video, truth_path = demo_footage
+@pytest.mark.parametrize("seed", [7, pytest.param(3, marks=pytest.mark.slow)])
+def test_motion_backend_reproduces_ground_truth(
+    demo_footage: tuple[Path, Path], tmp_path: Path, seed: int
+) -> None:
+    from edge_agent.synthetic import render
+
+    video, truth_path = demo_footage if seed == 7 else render(tmp_path / "clip", seed=seed, duration_s=90)
     truth = json.loads(truth_path.read_text())
     config = parse_config(
         demo_config(video, truth_path, buffer_path=tmp_path / "b.sqlite", mqtt_url="mqtt://x@h")
@@ -138,6 +143,20 @@ def test_camera_outage_adds_no_state_time(tmp_path: Path) -> None:
         events += agent.process_frame(Frame(frame, t0 + i, i))
     events += agent.finish()
     assert sum(totals(events).values()) == pytest.approx(9 + 9 + 4)
+
+
+@pytest.mark.parametrize("start", [59.918186123, 59.9999996, 0.0000004, 12.3456789])
+def test_segment_events_never_reach_past_a_minute_after_rounding(tmp_path: Path, start: float) -> None:
+    from edge_agent.activity import Segment
+
+    agent = Agent(_replay_config(tmp_path, [{"t": 0, "detections": []}]), detector=_NoDetections())
+    base = 1_795_432_560.0  # a minute boundary
+    end = base + 60 if start > 1 else base + 1
+    events = agent._commit([Segment("st", EventType.IDLE, "w", base + start, end, 1.0)])
+    assert_segments_sane(events)
+    for e in events:
+        assert e.duration_s is not None
+        assert (e.timestamp.timestamp() + e.duration_s) <= end + 1e-9
 
 
 class _NoDetections:

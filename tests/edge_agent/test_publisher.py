@@ -143,7 +143,7 @@ def test_replay_is_rate_limited_and_live_events_still_flow(
     buf = EventBuffer(tmp_path / "b.sqlite")
     buf.append(events(600))  # backlog from before the agent (re)started
     settings = PublisherSettings(
-        batch_max_events=50, ack_timeout_s=30, heartbeat_s=0.5, replay_max_events_per_s=200
+        batch_max_events=50, ack_timeout_s=30, heartbeat_s=0.5, replay_max_events_per_s=150
     )
     pub = _publisher(buf, gateway_url(site_id, "gw-1"), site_id, "gw-1", settings)
     pub.start()
@@ -151,7 +151,7 @@ def test_replay_is_rate_limited_and_live_events_still_flow(
     assert pub.wait_connected(10)
     assert pub.replaying
     live = buf.append(events(5))
-    # Live events overtake the backlog: they arrive while it is still replaying.
+    # Live events overtake the backlog (600 at 150/s): they arrive while it is still replaying.
     assert acker.wait_for(lambda: set(live) <= set(acker.seqs()), 10)
     assert pub.replaying
     backlog_seen = [s for s in acker.seqs() if s <= 600]
