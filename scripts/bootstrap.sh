@@ -21,7 +21,8 @@ if [ ${#need_os[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_os[@]}"
 fi
 
-extras="${TAKT_EXTRAS:-edge,dev}"
+# onnx (ONNX Runtime, light) is in the default so the yolo backend is tested for real.
+extras="${TAKT_EXTRAS:-edge,onnx,dev}"
 stamp=".venv/.takt-installed-${extras//,/-}"
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv

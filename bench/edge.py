@@ -1,0 +1,277 @@
+"""Edge agent benchmarks: frames/s per backend, frame-to-event latency, replay drain rate.
+
+Usage (from the repository root, inside .venv):
+    python bench/edge.py all                  # motion, latency, drain (1,000,000 events)
+    python bench/edge.py motion
+    python bench/edge.py yolo --onnx yolo11n-640.onnx --imgsz 640 [--pt yolo11n.pt]
+    python bench/edge.py drain --events 1000000
+Prints one line per figure; docs/benchmarks.md records them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+CONCOURSE = ROOT.parent / "shared" / "footage" / "concourse-720p.avi"
+
+
+def _frames(path: Path, limit: int = 10_000) -> list[np.ndarray]:
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while len(frames) < limit:
+        ok, img = cap.read()
+        if not ok:
+            break
+        frames.append(img)
+    cap.release()
+    return frames
+
+
+def bench_motion() -> None:
+    from edge_agent.config import MotionConfig
+    from edge_agent.detect.motion import MotionDetector
+    from edge_agent.synthetic import render
+
+    with tempfile.TemporaryDirectory() as tmp:
+        video, _ = render(Path(tmp), seed=7, duration_s=60)
+        frames = _frames(video)
+    det = MotionDetector(MotionConfig())
+    start = time.perf_counter()
+    for i, f in enumerate(frames):
+        det.detect(f, i / 10)
+    elapsed = time.perf_counter() - start
+    print(f"motion detector, synthetic 320x240: {len(frames) / elapsed:,.0f} frames/s")
+    if CONCOURSE.exists():
+        import cv2
+
+        raw = _frames(CONCOURSE)
+        for width in (1280, 640, 320):
+            scaled = [cv2.resize(f, (width, width * 9 // 16)) if width != 1280 else f for f in raw]
+            det = MotionDetector(MotionConfig(person_min_area=150 * (width / 320) ** 2))
+            start = time.perf_counter()
+            for i, f in enumerate(scaled):
+                det.detect(f, i / 25)
+            elapsed = time.perf_counter() - start
+            print(f"motion detector, concourse at {width} px wide: {len(scaled) / elapsed:,.0f} frames/s")
+    bench_pipeline()
+
+
+def bench_pipeline() -> None:
+    """Whole agent per frame (decode excluded): detection, tracking, states, events committed to SQLite."""
+    from edge_agent.agent import Agent
+    from edge_agent.config import parse_config
+    from edge_agent.sources import Frame, VideoSource
+    from edge_agent.synthetic import demo_config, render
+
+    with tempfile.TemporaryDirectory() as tmp:
+        video, truth = render(Path(tmp), seed=7, duration_s=90)
+        config = parse_config(
+            demo_config(video, truth, buffer_path=Path(tmp) / "b.sqlite", mqtt_url="mqtt://x@h")
+        )
+        config = config.model_copy(update={"camera": config.camera.model_copy(update={"sample_fps": 10})})
+        agent = Agent(config)
+        items = [f for f in VideoSource(config.camera).frames(threading.Event()) if isinstance(f, Frame)]
+        per_frame, with_events = [], []
+        start = time.perf_counter()
+        for item in items:
+            t0 = time.perf_counter()
+            events = agent.process_frame(item)
+            dt = (time.perf_counter() - t0) * 1000
+            per_frame.append(dt)
+            if events:
+                with_events.append(dt)
+        elapsed = time.perf_counter() - start
+    q = statistics.quantiles(with_events, n=20)
+    print(f"agent pipeline (motion, 320x240, fsync'd buffer): {len(items) / elapsed:,.0f} frames/s")
+    print(
+        "frame-to-event-committed latency (frames that emitted events): "
+        f"p50 {statistics.median(with_events):.2f} ms, "
+        f"p95 {q[18]:.2f} ms, max {max(with_events):.2f} ms"
+    )
+
+
+def bench_yolo(onnx_path: str | None, pt_path: str | None, imgsz: int, frames_n: int = 60) -> None:
+    frames = (
+        _frames(CONCOURSE, frames_n)
+        if CONCOURSE.exists()
+        else [np.zeros((720, 1280, 3), np.uint8)] * frames_n
+    )
+    if onnx_path:
+        from edge_agent.detect.yolo import OnnxYoloDetector
+        from models.registry import ModelManifest, sha256_file
+
+        names = [f"c{i}" for i in range(80)]
+        names[0] = "person"
+        manifest = ModelManifest(
+            name="yolo11n",
+            version="arch",
+            format="onnx",
+            path=Path(onnx_path),
+            sha256=sha256_file(Path(onnx_path)),
+            classes=names,
+            input_size=imgsz,
+            confidence=0.25,
+        )
+        det = OnnxYoloDetector(manifest, Path(onnx_path), frozenset({"person"}))
+        det.detect(frames[0], 0)
+        start = time.perf_counter()
+        for i, f in enumerate(frames):
+            det.detect(f, i)
+        elapsed = time.perf_counter() - start
+        print(
+            f"yolo11n ONNX Runtime CPU at {imgsz}: {len(frames) / elapsed:.1f} frames/s "
+            f"({elapsed / len(frames) * 1000:.0f} ms/frame, pre/post-processing included)"
+        )
+    if pt_path:
+        from ultralytics import YOLO
+
+        model = YOLO(pt_path)
+        model.predict(frames[0], imgsz=imgsz, verbose=False)
+        start = time.perf_counter()
+        for f in frames:
+            model.predict(f, imgsz=imgsz, verbose=False)
+        elapsed = time.perf_counter() - start
+        print(
+            f"yolo11n PyTorch CPU at {imgsz}: {len(frames) / elapsed:.1f} frames/s "
+            f"({elapsed / len(frames) * 1000:.0f} ms/frame)"
+        )
+
+
+def _acker(url: str, site: str, ready: mp.Event, stop: mp.Event) -> None:  # type: ignore[valid-type]
+    """Acks like the collector: subscribe to event batches, publish CommitAck with their seq ranges."""
+    import orjson
+
+    from takt.contract import CommitAck, encode_ack, seq_ranges
+    from takt.mqtt import MqttEndpoint, make_client
+
+    endpoint = MqttEndpoint.from_url(url)
+    client = make_client(endpoint, f"bench-acker-{uuid.uuid4().hex[:6]}")
+
+    def on_message(c, u, m):  # type: ignore[no-untyped-def]
+        doc = orjson.loads(m.payload)
+        ack = CommitAck(
+            gateway_id=doc["gateway_id"],
+            seq_ranges=seq_ranges(e["seq"] for e in doc["events"]),
+            committed_at=datetime.now(UTC),
+        )
+        gw = m.topic.split("/")[3]
+        c.publish(f"takt/v1/{site}/{gw}/ack", encode_ack(ack), qos=1)
+
+    client.on_message = on_message
+    client.on_subscribe = lambda *a: ready.set()
+    client.connect(endpoint.host, endpoint.port)
+    client.subscribe(f"takt/v1/{site}/+/events", qos=1)
+    client.loop_start()
+    stop.wait()
+    client.loop_stop()
+
+
+def bench_drain(n_events: int) -> None:
+    from broker.passwords import generate_password
+    from edge_agent.buffer import EventBuffer
+    from edge_agent.publisher import Publisher, PublisherSettings
+    from takt.contract import Event, EventType
+    from takt.devstack import MosquittoServer
+    from takt.devstack.system import free_port
+    from takt.mqtt import MqttEndpoint
+
+    with tempfile.TemporaryDirectory() as tmp:
+        server = MosquittoServer(Path(tmp) / "mqtt", free_port())
+        server.start()
+        try:
+            site, gw = "bench-site", "gw-bench"
+            gw_url = server.add_gateway(site, gw, generate_password())
+            col_url = server.add_collector("collector", generate_password())
+            buf = EventBuffer(Path(tmp) / "buffer.sqlite", max_bytes=4 << 30)
+            template = Event(
+                event_id=uuid.uuid4(),
+                timestamp=datetime(2026, 11, 23, 8, tzinfo=UTC),
+                worker_id="w-1042",
+                station_id="st-weld-1",
+                event_type=EventType.WORKING,
+                confidence=0.93,
+                duration_s=10.0,
+                model_version="person-yolo11n@2026.11.1",
+                camera_id="cam-line1",
+                site_id=site,
+                gateway_id=gw,
+                config_version="3f5c0a1b2c3d",
+            )
+            start = time.perf_counter()
+            chunk = 20_000
+            for first in range(0, n_events, chunk):
+                buf.append(
+                    [
+                        template.model_copy(update={"event_id": uuid.uuid4()})
+                        for _ in range(min(chunk, n_events - first))
+                    ]
+                )
+            fill = time.perf_counter() - start
+            print(
+                f"buffer fill: {n_events:,} events in {fill:.1f} s "
+                f"({n_events / fill:,.0f} events/s, {chunk:,} per transaction)"
+            )
+            ready, stop = mp.Event(), mp.Event()
+            acker = mp.Process(target=_acker, args=(col_url, site, ready, stop), daemon=True)
+            acker.start()
+            ready.wait(30)
+            settings = PublisherSettings(
+                batch_max_events=2000,
+                ack_timeout_s=60,
+                max_inflight_batches=16,
+                replay_max_events_per_s=1e9,
+                heartbeat_s=5,
+            )
+            pub = Publisher(buf, MqttEndpoint.from_url(gw_url), site, gw, settings)
+            start = time.perf_counter()
+            pub.start()
+            while buf.stats().backlog and time.perf_counter() - start < 600:
+                time.sleep(0.05)
+            elapsed = time.perf_counter() - start
+            left = buf.stats().backlog
+            pub.stop()
+            stop.set()
+            acker.join(10)
+            print(
+                f"replay drain into Mosquitto with commit acks: {n_events - left:,} events "
+                f"in {elapsed:.1f} s "
+                f"= {(n_events - left) / elapsed:,.0f} events/s (batches of 2,000, 16 in flight); "
+                f"re-sent batches {pub.counters.batches_resent}"
+            )
+        finally:
+            server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("what", choices=["all", "motion", "latency", "yolo", "drain"])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--onnx")
+    parser.add_argument("--pt")
+    parser.add_argument("--imgsz", type=int, default=640)
+    args = parser.parse_args()
+    if args.what in ("all", "motion"):
+        bench_motion()
+    if args.what == "latency":
+        bench_pipeline()
+    if args.what == "yolo":
+        bench_yolo(args.onnx, args.pt, args.imgsz)
+    if args.what in ("all", "drain"):
+        bench_drain(args.events)
+
+
+if __name__ == "__main__":
+    main()

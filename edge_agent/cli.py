@@ -1,0 +1,202 @@
+"""``takt edge``: run the agent, check an installation, draw a snapshot, make demo footage."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from edge_agent import EdgeError
+from edge_agent.config import EdgeConfig, load_config
+
+logger = logging.getLogger(__name__)
+CONFIG = click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The gateway's YAML configuration.",
+)
+
+
+def _load(path: Path) -> EdgeConfig:
+    try:
+        return load_config(path)
+    except EdgeError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+
+
+@click.group()
+def edge() -> None:
+    """The edge agent on a camera gateway."""
+
+
+@edge.command()
+@CONFIG
+@click.option("--exit-at-end", is_flag=True, help="Files: exit once the video ended and the buffer drained.")
+@click.option("--drain-timeout", default=60.0, show_default=True, help="Seconds to wait for acks at the end.")
+@click.option("--max-frames", type=int, default=None, help="Stop after this many frames (testing).")
+@click.option("--log-level", default="INFO", show_default=True)
+def run(
+    config_path: Path, exit_at_end: bool, drain_timeout: float, max_frames: int | None, log_level: str
+) -> None:
+    """Run the agent until stopped (SIGTERM/SIGINT)."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = _load(config_path)
+    from edge_agent.agent import Agent
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        agent = Agent(config)
+        agent.run(stop, exit_at_end=exit_at_end, drain_timeout_s=drain_timeout, max_frames=max_frames)
+    except EdgeError as exc:
+        logger.error("%s", exc)
+        sys.exit(1)
+    backlog = agent.buffer.stats().backlog
+    if exit_at_end and backlog:
+        logger.error("%d events still unacknowledged after %.0f s", backlog, drain_timeout)
+        sys.exit(3)
+
+
+def _check_rows(config: EdgeConfig) -> list[tuple[str, bool, str]]:
+    from edge_agent.agent import build_detector
+    from edge_agent.publisher import BrokerAuthError, Publisher
+    from edge_agent.sources import grab_one
+    from takt.mqtt import MqttEndpoint
+
+    rows: list[tuple[str, bool, str]] = [("config", True, f"config_version {config.config_version()}")]
+
+    def step(name: str, action: Callable[[], str]) -> None:
+        try:
+            rows.append((name, True, action()))
+        except Exception as exc:  # every failure becomes a row in the table
+            rows.append((name, False, str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+
+    def camera() -> str:
+        image = grab_one(config.camera)
+        return f"{image.shape[1]}x{image.shape[0]} frame from {config.camera.source}"
+
+    def model() -> str:
+        detector = build_detector(config)
+        detector.close()
+        return f"{detector.model_version} loaded" + (" (sha256 verified)" if config.detector.model else "")
+
+    def broker() -> str:
+        from edge_agent.buffer import EventBuffer
+
+        endpoint = MqttEndpoint.from_url(config.mqtt.resolved_url(), config.mqtt.ca_file)
+        with tempfile.TemporaryDirectory() as tmp:
+            buf = EventBuffer(Path(tmp) / "check.sqlite")
+            pub = Publisher(
+                buf, endpoint, config.site_id, config.gateway_id, client_id=f"takt-check-{config.gateway_id}"
+            )
+            pub.start()
+            deadline = time.monotonic() + config.mqtt.connect_timeout_s
+            while time.monotonic() < deadline and not pub.connected.is_set() and pub.fatal is None:
+                time.sleep(0.05)
+            ok = pub.connected.is_set()
+            pub.stop()
+            buf.close()
+        if isinstance(pub.fatal, BrokerAuthError):
+            raise pub.fatal
+        if not ok:
+            raise EdgeError(
+                f"no connection to {endpoint.host}:{endpoint.port} within {config.mqtt.connect_timeout_s} s"
+            )
+        return f"connected to {endpoint.host}:{endpoint.port} as {endpoint.username}"
+
+    def buffer() -> str:
+        path = config.buffer.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = path.parent / ".takt-write-probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+        return f"{path.parent} is writable"
+
+    step("camera", camera)
+    step("model", model)
+    step("broker", broker)
+    step("buffer", buffer)
+    return rows
+
+
+@edge.command()
+@CONFIG
+def check(config_path: Path) -> None:
+    """Validate config, grab a frame, load and verify the model, connect to the broker."""
+    logging.basicConfig(level=logging.WARNING)
+    config = _load(config_path)
+    rows = _check_rows(config)
+    width = max(len(r[0]) for r in rows)
+    for name, ok, detail in rows:
+        click.echo(f"{name.ljust(width)}  {'PASS' if ok else 'FAIL'}  {detail}")
+    if not all(ok for _, ok, _ in rows):
+        sys.exit(1)
+
+
+@edge.command()
+@CONFIG
+@click.option("-o", "--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--frames", default=15, show_default=True, help="Frames to run the detector over first.")
+def snapshot(config_path: Path, out: Path, frames: int) -> None:
+    """A frame with zones, count lines and current detections drawn, for installers."""
+    import cv2
+
+    from edge_agent.agent import Agent
+    from edge_agent.buffer import EventBuffer
+    from edge_agent.draw import draw_overlay
+    from edge_agent.sources import Frame, VideoSource
+
+    config = _load(config_path)
+    stop = threading.Event()
+    last: Frame | None = None
+    with tempfile.TemporaryDirectory() as tmp:
+        # A throwaway buffer: a snapshot must not queue events for the cloud.
+        agent = Agent(config, buffer=EventBuffer(Path(tmp) / "snap.sqlite"))
+        try:
+            for item in VideoSource(config.camera).frames(stop):
+                if isinstance(item, Frame):
+                    last = item
+                    agent.process_frame(item)
+                    if agent.frames >= frames:
+                        break
+        except EdgeError as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(1)
+        if last is None or agent.geometry is None:
+            click.echo("no frame from the camera", err=True)
+            sys.exit(1)
+        image = draw_overlay(agent.prepare(last.image), agent.geometry, agent.last_detections)
+    if not cv2.imwrite(str(out), image):
+        click.echo(f"cannot write {out}", err=True)
+        sys.exit(1)
+    click.echo(f"wrote {out} ({len(agent.last_detections)} detections)")
+
+
+@edge.command("make-demo-footage")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--seed", default=7, show_default=True)
+@click.option("--duration", default=90.0, show_default=True, help="Seconds of video.")
+@click.option("--mqtt-url", default="${TAKT_MQTT_URL}", show_default=True, help="Written into edge.yaml.")
+def make_demo_footage(out_dir: Path, seed: int, duration: float, mqtt_url: str) -> None:
+    """Render a synthetic factory clip, its ground truth and a matching edge.yaml."""
+    from edge_agent.synthetic import demo_config, render
+
+    video, truth = render(out_dir, seed=seed, duration_s=duration)
+    config: dict[str, Any] = demo_config(
+        video, truth, buffer_path=out_dir / "buffer.sqlite", mqtt_url=mqtt_url
+    )
+    (out_dir / "edge.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    click.echo(f"wrote {video}, {truth} and {out_dir / 'edge.yaml'}")

@@ -1,0 +1,278 @@
+"""The agent's YAML configuration, parsed into pydantic models that reject unknown keys."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from datetime import time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from edge_agent import EdgeError
+from edge_agent.activity import Thresholds
+from edge_agent.counting import Direction
+from takt.contract.topics import TOPIC_ID_PATTERN
+
+TopicId = Annotated[str, Field(pattern=TOPIC_ID_PATTERN)]
+EntityId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")]
+PointList = Annotated[list[tuple[float, float]], Field(min_length=2)]
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class ConfigError(EdgeError):
+    """The configuration file cannot be used; the message lists every problem with its location."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CameraConfig(_Model):
+    id: TopicId
+    # A file path, an rtsp:// / http:// URL, or a V4L2 device number.
+    source: str | int
+    sample_fps: float = Field(default=5.0, gt=0, le=60)
+    loop: bool = False
+    # Files: when the first frame was taken. Default: when the agent opens the file.
+    start_time: AwareDatetime | None = None
+    # Files only: pace frames like a live camera (demos); otherwise as fast as possible.
+    realtime: bool = False
+    reconnect_min_s: float = Field(default=1.0, gt=0)
+    reconnect_max_s: float = Field(default=30.0, gt=0)
+    # A gap between frames longer than this is an outage: open segments close at the last good frame.
+    max_gap_s: float = Field(default=5.0, gt=0)
+    process_width: int | None = Field(default=None, ge=64)
+
+
+class MotionConfig(_Model):
+    algorithm: Literal["mog2", "knn"] = "mog2"
+    # Per processed frame; small so a worker standing still stays foreground for minutes.
+    learning_rate: float = Field(default=0.0005, ge=0, le=1)
+    var_threshold: float = 25.0
+    person_min_area: float = Field(default=800.0, ge=0)
+    object_min_area: float = Field(default=60.0, ge=0)
+    object_label: str = "product"
+    warmup_frames: int = Field(default=1, ge=0)
+    # Learn the background everywhere except under people, so still workers stay visible.
+    freeze_people: bool = True
+
+
+class DetectorConfig(_Model):
+    backend: Literal["motion", "yolo", "replay"] = "motion"
+    model: str | None = Field(default=None, description="name@version in the models/ registry (yolo)")
+    models_dir: Path = Path("models")
+    runtime: Literal["onnxruntime", "ultralytics"] = "onnxruntime"
+    replay_file: Path | None = None
+    person_label: str = "person"
+    product_labels: list[str] = Field(default_factory=lambda: ["product"])
+    confidence: float | None = Field(default=None, ge=0, le=1)
+    motion: MotionConfig = MotionConfig()
+
+    @model_validator(mode="after")
+    def _backend_needs(self) -> DetectorConfig:
+        if self.backend == "yolo" and not self.model:
+            raise ValueError("the yolo backend needs `model: name@version` from the models registry")
+        if self.backend == "replay" and self.replay_file is None:
+            raise ValueError("the replay backend needs `replay_file`")
+        return self
+
+
+class StationConfig(_Model):
+    id: EntityId
+    zone: Annotated[list[tuple[float, float]], Field(min_length=3)]
+    normalized: bool = False
+    anchor: Literal["center", "bottom"] = "center"
+    absent_after_s: float = Field(default=5.0, ge=0)
+    idle_after_s: float = Field(default=3.0, ge=0)
+    working_after_s: float = Field(default=1.0, ge=0)
+    activity_threshold: float = Field(default=0.02, ge=0, le=1)
+    activity_window_s: float = Field(default=0.5, gt=0)
+
+    def thresholds(self, segment_period_s: float) -> Thresholds:
+        return Thresholds(
+            absent_after_s=self.absent_after_s,
+            idle_after_s=self.idle_after_s,
+            working_after_s=self.working_after_s,
+            activity_threshold=self.activity_threshold,
+            activity_window_s=self.activity_window_s,
+            segment_period_s=segment_period_s,
+        )
+
+
+class CountLineConfig(_Model):
+    id: EntityId
+    station_id: EntityId
+    points: Annotated[list[tuple[float, float]], Field(min_length=2, max_length=2)]
+    normalized: bool = False
+    labels: list[str] = Field(default_factory=lambda: ["product"])
+    direction: Direction = Direction.ANY
+    dead_band_px: float = Field(default=4.0, ge=0)
+
+
+class RosterConfig(_Model):
+    station_id: EntityId
+    worker_id: EntityId
+    start: time
+    end: time
+    weekdays: list[int] = Field(default_factory=lambda: list(range(7)))
+
+
+class BadgeConfig(_Model):
+    enabled: bool = False
+    dictionary: str = "DICT_4X4_50"
+    markers: dict[int, EntityId] = Field(default_factory=dict)
+    hold_s: float = Field(default=30.0, ge=0)
+    every_n_frames: int = Field(default=5, ge=1)
+
+
+class MqttConfig(_Model):
+    url: str | None = Field(default=None, description="mqtt://user:pass@host:port; may be ${ENV_VAR}")
+    url_env: str | None = Field(default=None, description="name of an environment variable holding the URL")
+    ca_file: str | None = None
+    batch_max_events: int = Field(default=500, ge=1, le=2000)
+    ack_timeout_s: float = Field(default=30.0, gt=0)
+    max_inflight_batches: int = Field(default=10, ge=1)
+    replay_max_events_per_s: float = Field(default=5000.0, gt=0)
+    heartbeat_s: float = Field(default=30.0, gt=0)
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    reconnect_min_s: float = Field(default=0.5, gt=0)
+    reconnect_max_s: float = Field(default=30.0, gt=0)
+    keepalive_s: int = Field(default=30, ge=5)
+
+    @model_validator(mode="after")
+    def _one_url(self) -> MqttConfig:
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError("set exactly one of `url` and `url_env`")
+        return self
+
+    def resolved_url(self) -> str:
+        if self.url_env is not None:
+            value = os.environ.get(self.url_env)
+            if not value:
+                raise ConfigError(f"mqtt.url_env: environment variable {self.url_env} is not set")
+            return value
+        assert self.url is not None
+
+        def substitute(match: re.Match[str]) -> str:
+            value = os.environ.get(match.group(1))
+            if value is None:
+                raise ConfigError(f"mqtt.url: environment variable {match.group(1)} is not set")
+            return value
+
+        return _ENV_REF.sub(substitute, self.url)
+
+
+class BufferConfig(_Model):
+    path: Path = Path("/var/lib/takt-edge/buffer.sqlite")
+    max_mb: float = Field(default=512.0, gt=0)
+    max_age_h: float | None = Field(default=24.0 * 14, gt=0)
+    # FULL: a commit survives power loss; NORMAL in WAL mode may lose the last commits on power loss.
+    synchronous: Literal["FULL", "NORMAL"] = "FULL"
+
+
+class EdgeConfig(_Model):
+    site_id: TopicId
+    gateway_id: TopicId
+    timezone: str = "UTC"
+    camera: CameraConfig
+    detector: DetectorConfig = DetectorConfig()
+    stations: list[StationConfig] = Field(min_length=1)
+    count_lines: list[CountLineConfig] = Field(default_factory=list)
+    roster: list[RosterConfig] = Field(default_factory=list)
+    badges: BadgeConfig = BadgeConfig()
+    mqtt: MqttConfig
+    buffer: BufferConfig = BufferConfig()
+    segment_period_s: float = Field(default=10.0, gt=0, le=60)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_tz(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _references(self) -> EdgeConfig:
+        ids = [s.id for s in self.stations]
+        if len(set(ids)) != len(ids):
+            raise ValueError("station ids must be unique")
+        for line in self.count_lines:
+            if line.station_id not in ids:
+                raise ValueError(f"count line {line.id!r} names unknown station {line.station_id!r}")
+        for entry in self.roster:
+            if entry.station_id not in ids:
+                raise ValueError(f"roster entry for {entry.worker_id!r} names unknown station")
+        return self
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def config_version(self) -> str:
+        """Short hash of what changes how frames become events (zones, lines, thresholds, detector)."""
+        relevant: dict[str, Any] = {
+            "stations": [s.model_dump(mode="json") for s in self.stations],
+            "count_lines": [c.model_dump(mode="json") for c in self.count_lines],
+            "segment_period_s": self.segment_period_s,
+            "sample_fps": self.camera.sample_fps,
+            "detector": self.detector.model_dump(mode="json", exclude={"models_dir", "replay_file"}),
+        }
+        digest = hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
+        return digest[:12]
+
+
+def format_validation_error(error: ValidationError, source: str) -> str:
+    lines = [f"{source}: {error.error_count()} problem(s)"]
+    for item in error.errors(include_url=False):
+        loc = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        lines.append(f"  {loc}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def parse_config(data: Any, source: str = "config") -> EdgeConfig:
+    try:
+        return EdgeConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+
+
+def load_config(path: Path) -> EdgeConfig:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    config = parse_config(data, str(path))
+    # Relative paths in the file are relative to the file, not to the working directory.
+    base = path.resolve().parent
+    updates: dict[str, Any] = {}
+    if not config.buffer.path.is_absolute():
+        updates["buffer"] = config.buffer.model_copy(update={"path": base / config.buffer.path})
+    det_updates: dict[str, Any] = {}
+    if not config.detector.models_dir.is_absolute():
+        det_updates["models_dir"] = base / config.detector.models_dir
+    if config.detector.replay_file is not None and not config.detector.replay_file.is_absolute():
+        det_updates["replay_file"] = base / config.detector.replay_file
+    if det_updates:
+        updates["detector"] = config.detector.model_copy(update=det_updates)
+    source = config.camera.source
+    if isinstance(source, str) and "://" not in source and not Path(source).is_absolute():
+        updates["camera"] = config.camera.model_copy(update={"source": str(base / source)})
+    return config.model_copy(update=updates) if updates else config
