@@ -28,6 +28,9 @@ SCHEMA_VERSION: Literal[1] = 1
 MAX_PAYLOAD_BYTES = 1_048_576
 MAX_EVENTS_PER_BATCH = 2_000
 MAX_DURATION_S = 86_400.0
+# Bounds that also keep values inside the database columns (integer, bigint).
+MAX_COUNT = 1_000_000
+MAX_SEQ = 2**63 - 1
 
 # Worker and station ids come from rosters and badge markers; they are not
 # topic levels, so ':' and '@' are allowed as well.
@@ -89,7 +92,9 @@ class Event(BaseModel):
     )
     event_type: EventType
     confidence: float = Field(ge=0.0, le=1.0, strict=True, allow_inf_nan=False)
-    count: int = Field(default=0, ge=0, strict=True, description="Units, for product_count events.")
+    count: int = Field(
+        default=0, ge=0, le=MAX_COUNT, strict=True, description="Units, for product_count events."
+    )
     duration_s: float | None = Field(
         default=None,
         ge=0.0,
@@ -105,6 +110,7 @@ class Event(BaseModel):
     seq: int | None = Field(
         default=None,
         ge=0,
+        le=MAX_SEQ,
         strict=True,
         description="Per-gateway, monotonically increasing; lets the cloud prove nothing is missing.",
     )

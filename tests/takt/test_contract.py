@@ -83,6 +83,8 @@ class TestEvent:
             ("count", -1),
             ("count", "5"),
             ("count", 1.5),
+            ("count", 2**31),
+            ("seq", 2**63),
             ("duration_s", -1.0),
             ("seq", -1),
             ("worker_id", ""),
