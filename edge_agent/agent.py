@@ -6,17 +6,20 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+import yaml
+from pydantic import ValidationError
 
 from edge_agent.activity import Segment, StateChange, StationEvent, StationStateMachine
 from edge_agent.buffer import EventBuffer
-from edge_agent.config import EdgeConfig
+from edge_agent.config import ConfigError, DetectorConfig, EdgeConfig, MotionConfig
 from edge_agent.counting import Crossing, LineCounter
 from edge_agent.detect.base import Detection, Detector, Image
 from edge_agent.detect.tracker import CentroidTracker
@@ -32,23 +35,51 @@ logger = logging.getLogger(__name__)
 
 
 def build_detector(config: EdgeConfig) -> Detector:
-    det = config.detector
+    return build_detector_for(config.detector)
+
+
+def build_detector_for(det: DetectorConfig) -> Detector:
+    """The backend for ``det``; every file it reads comes through the registry's hash check."""
+    from models.registry import ModelRegistryError, resolve
+
+    manifest = path = None
+    if det.model is not None:
+        manifest, path = resolve(det.models_dir, det.model)
+        expected = {"yolo": ("onnx", "pt"), "motion": ("motion",), "replay": ("replay",)}[det.backend]
+        if manifest.format not in expected:
+            raise ModelRegistryError(
+                f"{det.model} is a {manifest.format} model; the {det.backend} backend needs "
+                f"format {' or '.join(expected)}"
+            )
     if det.backend == "motion":
         from edge_agent.detect.motion import MotionDetector
 
-        return MotionDetector(det.motion, det.person_label)
+        if manifest is None or path is None:
+            return MotionDetector(det.motion, det.person_label)
+        return MotionDetector(
+            load_motion_params(path, det.motion), det.person_label, model_version=manifest.model_version
+        )
     if det.backend == "replay":
         from edge_agent.detect.replay import ReplayDetector
 
-        assert det.replay_file is not None
-        return ReplayDetector(det.replay_file)
+        if manifest is None or path is None:
+            assert det.replay_file is not None
+            return ReplayDetector(det.replay_file)
+        return ReplayDetector(path, model_version=manifest.model_version)
     from edge_agent.detect.yolo import build_yolo
-    from models.registry import resolve
 
-    assert det.model is not None
-    manifest, path = resolve(det.models_dir, det.model)
+    assert manifest is not None and path is not None
     wanted = frozenset({det.person_label, *det.product_labels})
     return build_yolo(manifest, path, wanted, det.runtime, det.confidence)
+
+
+def load_motion_params(path: Path, base: MotionConfig) -> MotionConfig:
+    """A registered motion 'model': YAML of MotionConfig fields over the config's own."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+        return MotionConfig.model_validate({**base.model_dump(), **data})
+    except (yaml.YAMLError, ValidationError, TypeError) as exc:
+        raise ConfigError(f"motion parameters {path}: {exc}") from None
 
 
 def make_buffer(config: EdgeConfig) -> EventBuffer:
@@ -107,14 +138,21 @@ class Agent:
         *,
         detector: Detector | None = None,
         buffer: EventBuffer | None = None,
+        shadow_detector: Detector | None = None,
+        shadow: bool = False,
+        identity: IdentityResolver | None = None,
     ) -> None:
         self.config = config
+        # A shadow agent runs a candidate model on the production agent's frames:
+        # its own tracker and station state, the same buffer (so the same seq
+        # sequence) and the same worker identities, events tagged shadow.
+        self.shadow = shadow
         self.config_version = config.config_version()
         self.detector = detector if detector is not None else build_detector(config)
         self.model_version = self.detector.model_version
         self.tracker = None if self.detector.tracks else CentroidTracker()
         self.energy = MotionEnergy()
-        self.identity = IdentityResolver(
+        self.identity = identity or IdentityResolver(
             [
                 RosterEntry(r.station_id, r.worker_id, r.start, r.end, frozenset(r.weekdays))
                 for r in config.roster
@@ -124,6 +162,18 @@ class Agent:
             badge_hold_s=config.badges.hold_s,
         )
         self.buffer = buffer if buffer is not None else make_buffer(config)
+        self.shadow_agent: Agent | None = None
+        self.shadow_error: str | None = None
+        candidate = config.detector.shadow
+        if candidate is not None and not shadow:
+            self.shadow_agent = Agent(
+                config.model_copy(update={"detector": candidate}),
+                detector=shadow_detector if shadow_detector is not None else build_detector_for(candidate),
+                buffer=self.buffer,
+                shadow=True,
+                identity=self.identity,
+            )
+            logger.info("shadow mode: %s beside %s", self.shadow_agent.model_version, self.model_version)
         self.machines = {
             s.id: StationStateMachine(s.id, s.thresholds(config.segment_period_s)) for s in config.stations
         }
@@ -132,7 +182,7 @@ class Agent:
         self.counters: list[LineCounter] = []
         self._line_station = {c.id: c.station_id for c in config.count_lines}
         self._aruco: Any = None
-        if config.badges.enabled:
+        if config.badges.enabled and not shadow:
             dictionary = cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, config.badges.dictionary))
             self._aruco = cv2.aruco.ArucoDetector(dictionary, cv2.aruco.DetectorParameters())
         self.camera_state = "starting"
@@ -214,7 +264,20 @@ class Agent:
         if self._last_wall is not None and now > self._last_wall:
             self._fps = 0.9 * self._fps + 0.1 / (now - self._last_wall)
         self._last_wall = now
-        return self._commit(out)
+        return self._commit(out) + self._in_shadow(lambda a: a.process_frame(frame))
+
+    def _in_shadow(self, step: Callable[[Agent], list[Event]]) -> list[Event]:
+        """Run ``step`` on the shadow agent; a failing candidate is switched off, production goes on."""
+        if self.shadow_agent is None:
+            return []
+        try:
+            return step(self.shadow_agent)
+        except Exception as exc:  # whatever the candidate does, production events must keep flowing
+            logger.exception("shadow model %s failed; shadow mode off", self.shadow_agent.model_version)
+            self.shadow_error = f"{type(exc).__name__}: {exc}"
+            self.shadow_agent.detector.close()
+            self.shadow_agent = None
+            return []
 
     def _activity(self, person: Detection) -> float:
         previous = self._poses.get(person.track_id) if person.track_id is not None else None
@@ -226,11 +289,11 @@ class Agent:
         self.camera_state = "reconnecting"
         logger.warning("camera %s: %s", self.config.camera.id, outage.reason)
         last = outage.last_good_s if outage.last_good_s is not None else self._last_s
-        return self._commit(self._close_all(last))
+        return self._commit(self._close_all(last)) + self._in_shadow(lambda a: a.camera_lost(outage))
 
     def finish(self) -> list[Event]:
         """Close every open segment at the last good frame (end of file, agent stopping)."""
-        return self._commit(self._close_all(self._last_s))
+        return self._commit(self._close_all(self._last_s)) + self._in_shadow(lambda a: a.finish())
 
     def _close_all(self, at_s: float | None) -> list[StationEvent]:
         out: list[StationEvent] = []
@@ -275,6 +338,7 @@ class Agent:
             site_id=self.config.site_id,
             gateway_id=self.config.gateway_id,
             config_version=self.config_version,
+            shadow=self.shadow,
         )
 
     def _commit(self, items: Sequence[StationEvent | Crossing]) -> list[Event]:
@@ -327,7 +391,7 @@ class Agent:
         return events
 
     def status_fields(self) -> dict[str, Any]:
-        return {
+        fields: dict[str, Any] = {
             "model_version": self.model_version,
             "camera_state": self.camera_state,
             "fps": round(self._fps, 2),
@@ -336,6 +400,12 @@ class Agent:
             "config_version": self.config_version,
             "frames": self.frames,
         }
+        if self.shadow_agent is not None:
+            fields["shadow_model_version"] = self.shadow_agent.model_version
+            fields["shadow_detector_latency_ms"] = round(self.shadow_agent._latency_ms, 2)
+        if self.shadow_error is not None:
+            fields["shadow_error"] = self.shadow_error
+        return fields
 
     # -- the loop -----------------------------------------------------------------------
     def run(
@@ -388,3 +458,5 @@ class Agent:
             if publisher is not None:
                 publisher.stop()
             self.detector.close()
+            if self.shadow_agent is not None:
+                self.shadow_agent.detector.close()

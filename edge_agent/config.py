@@ -73,7 +73,11 @@ class MotionConfig(_Model):
 
 class DetectorConfig(_Model):
     backend: Literal["motion", "yolo", "replay"] = "motion"
-    model: str | None = Field(default=None, description="name@version in the models/ registry (yolo)")
+    model: str | None = Field(
+        default=None,
+        description="name@version in the models/ registry: required for yolo; for motion and replay "
+        "it names a registered parameter or detections file, so their events carry a real version",
+    )
     models_dir: Path = Path("models")
     runtime: Literal["onnxruntime", "ultralytics"] = "onnxruntime"
     replay_file: Path | None = None
@@ -81,14 +85,30 @@ class DetectorConfig(_Model):
     product_labels: list[str] = Field(default_factory=lambda: ["product"])
     confidence: float | None = Field(default=None, ge=0, le=1)
     motion: MotionConfig = MotionConfig()
+    # A candidate model run on the same frames; its events are tagged shadow and
+    # kept out of production metrics until it is promoted.
+    shadow: DetectorConfig | None = None
 
     @model_validator(mode="after")
     def _backend_needs(self) -> DetectorConfig:
         if self.backend == "yolo" and not self.model:
             raise ValueError("the yolo backend needs `model: name@version` from the models registry")
-        if self.backend == "replay" and self.replay_file is None:
-            raise ValueError("the replay backend needs `replay_file`")
+        if self.backend == "replay" and self.replay_file is None and not self.model:
+            raise ValueError("the replay backend needs `replay_file` or a registered `model`")
+        if self.shadow is not None and self.shadow.shadow is not None:
+            raise ValueError("a shadow detector cannot have a shadow of its own")
         return self
+
+    def resolve_paths(self, base: Path) -> DetectorConfig:
+        """Relative paths in the file are relative to the file, not to the working directory."""
+        updates: dict[str, Any] = {}
+        if not self.models_dir.is_absolute():
+            updates["models_dir"] = base / self.models_dir
+        if self.replay_file is not None and not self.replay_file.is_absolute():
+            updates["replay_file"] = base / self.replay_file
+        if self.shadow is not None:
+            updates["shadow"] = self.shadow.resolve_paths(base)
+        return self.model_copy(update=updates) if updates else self
 
 
 class StationConfig(_Model):
@@ -231,7 +251,10 @@ class EdgeConfig(_Model):
             "count_lines": [c.model_dump(mode="json") for c in self.count_lines],
             "segment_period_s": self.segment_period_s,
             "sample_fps": self.camera.sample_fps,
-            "detector": self.detector.model_dump(mode="json", exclude={"models_dir", "replay_file"}),
+            # A shadow candidate does not change how production events are made.
+            "detector": self.detector.model_dump(
+                mode="json", exclude={"models_dir", "replay_file", "shadow"}
+            ),
         }
         digest = hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
         return digest[:12]
@@ -265,13 +288,9 @@ def load_config(path: Path) -> EdgeConfig:
     updates: dict[str, Any] = {}
     if not config.buffer.path.is_absolute():
         updates["buffer"] = config.buffer.model_copy(update={"path": base / config.buffer.path})
-    det_updates: dict[str, Any] = {}
-    if not config.detector.models_dir.is_absolute():
-        det_updates["models_dir"] = base / config.detector.models_dir
-    if config.detector.replay_file is not None and not config.detector.replay_file.is_absolute():
-        det_updates["replay_file"] = base / config.detector.replay_file
-    if det_updates:
-        updates["detector"] = config.detector.model_copy(update=det_updates)
+    detector = config.detector.resolve_paths(base)
+    if detector is not config.detector:
+        updates["detector"] = detector
     source = config.camera.source
     if isinstance(source, str) and "://" not in source and not Path(source).is_absolute():
         updates["camera"] = config.camera.model_copy(update={"source": str(base / source)})

@@ -4,7 +4,8 @@ A manifest (JSON or YAML) names one model file and what it is::
 
     name: person-yolo11n
     version: 2026.11.1
-    format: onnx            # onnx | pt
+    format: onnx            # onnx | pt | motion | replay
+    framework: ultralytics 8.3 / onnx opset 17
     task: detect
     path: person-yolo11n-2026.11.1.onnx   # relative to the manifest
     sha256: 3f5c...
@@ -12,6 +13,12 @@ A manifest (JSON or YAML) names one model file and what it is::
     input_size: 640
     confidence: 0.35
     iou: 0.5
+    training_data: "line 1-4 footage 2026-10, 12k frames, labelled by ..."
+    created: 2026-11-20
+
+``motion`` and ``replay`` "models" carry no weights: their file is a YAML of
+motion-backend parameters or a JSONL of recorded detections. Registering them
+like weights gives them a version, a hash and a place in every comparison.
 
 Weights are never fetched: a file that is missing or whose hash differs from
 the manifest is refused.
@@ -21,13 +28,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import shutil
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+logger = logging.getLogger(__name__)
+
 _MANIFEST_SUFFIXES = (".json", ".yaml", ".yml")
+ModelFormat = Literal["onnx", "pt", "motion", "replay"]
 
 
 class ModelRegistryError(Exception):
@@ -39,7 +52,8 @@ class ModelManifest(BaseModel):
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
     version: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")]
-    format: Literal["onnx", "pt"]
+    format: ModelFormat
+    framework: str = ""
     task: Literal["detect", "pose"] = "detect"
     path: Path
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
@@ -48,6 +62,8 @@ class ModelManifest(BaseModel):
     confidence: float = Field(default=0.35, ge=0, le=1)
     iou: float = Field(default=0.5, ge=0, le=1)
     description: str = ""
+    training_data: str = ""
+    created: date | None = None
     # Where the manifest was read from; file paths are relative to it.
     manifest_dir: Path = Field(default=Path(), exclude=True)
 
@@ -122,3 +138,81 @@ def verify(manifest: ModelManifest) -> Path:
 def resolve(models_dir: Path, ref: str) -> tuple[ModelManifest, Path]:
     manifest = load_manifest(models_dir, ref)
     return manifest, verify(manifest)
+
+
+def manifest_path(models_dir: Path, name: str, version: str) -> Path:
+    return models_dir / f"{name}-{version}.yaml"
+
+
+def register(
+    models_dir: Path,
+    source: Path,
+    *,
+    name: str,
+    version: str,
+    format: ModelFormat,
+    copy: bool = True,
+    **fields: Any,
+) -> tuple[ModelManifest, bool]:
+    """Write the manifest for ``source`` as ``name@version``; returns it and whether it is new.
+
+    Registering the same file again is a no-op; a different file under an
+    existing name@version is refused, because events already stamped with that
+    version would then describe two different models.
+    """
+    if not source.is_file():
+        raise ModelRegistryError(f"{source} is not a file")
+    digest = sha256_file(source)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    existing = [m for m in list_manifests(models_dir) if m.name == name and m.version == version]
+    if existing:
+        if existing[0].sha256 != digest:
+            raise ModelRegistryError(
+                f"{name}@{version} is already registered with sha256 {existing[0].sha256}; "
+                f"{source} has {digest}: give the new file a new version"
+            )
+        return existing[0], False
+    if copy:
+        target = models_dir / f"{name}-{version}{source.suffix if format in ('onnx', 'pt') else '.' + format}"
+        if target.resolve() != source.resolve():
+            if target.exists() and sha256_file(target) != digest:
+                raise ModelRegistryError(f"{target} exists with other content; not overwriting it")
+            shutil.copyfile(source, target)
+        path = Path(target.name)
+    else:
+        path = source.resolve()
+    try:
+        manifest = ModelManifest.model_validate(
+            {
+                "name": name,
+                "version": version,
+                "format": format,
+                "path": path,
+                "sha256": digest,
+                "created": date.today(),
+                **{k: v for k, v in fields.items() if v is not None},
+                "manifest_dir": models_dir,
+            }
+        )
+    except ValidationError as exc:
+        raise ModelRegistryError(f"invalid manifest for {name}@{version}: {exc}") from None
+    target_manifest = manifest_path(models_dir, name, version)
+    if target_manifest.exists():
+        raise ModelRegistryError(f"{target_manifest} exists but does not describe {name}@{version}")
+    doc = manifest.model_dump(mode="json", exclude_defaults=False)
+    target_manifest.write_text(yaml.safe_dump(doc, sort_keys=False))
+    logger.info("registered %s as %s", source, manifest.model_version)
+    return manifest, True
+
+
+def verify_all(models_dir: Path) -> list[tuple[ModelManifest, str | None]]:
+    """Every manifest with ``None`` when its file is present and intact, else the problem."""
+    results: list[tuple[ModelManifest, str | None]] = []
+    for manifest in list_manifests(models_dir):
+        try:
+            verify(manifest)
+        except ModelRegistryError as exc:
+            results.append((manifest, str(exc)))
+        else:
+            results.append((manifest, None))
+    return results

@@ -16,10 +16,12 @@ MOTION_MODEL_VERSION = "motion-mog2@1"
 class MotionDetector:
     tracks = False
 
-    def __init__(self, config: MotionConfig, person_label: str = "person") -> None:
+    def __init__(
+        self, config: MotionConfig, person_label: str = "person", model_version: str | None = None
+    ) -> None:
         self.config = config
         self.person_label = person_label
-        self.model_version = f"motion-{config.algorithm}@1"
+        self.model_version = model_version or f"motion-{config.algorithm}@1"
         self._subtractor: Any = (
             cv2.createBackgroundSubtractorMOG2(varThreshold=config.var_threshold, detectShadows=False)
             if config.algorithm == "mog2"
