@@ -81,7 +81,7 @@ class Collector:
         self._writer = threading.Thread(target=self._run_writer, name="collector-writer", daemon=True)
         self._retrying = Retrying(
             retry=retry_if_exception_type(psycopg.OperationalError),
-            wait=wait_exponential_jitter(initial=0.2, max=settings.collector_db_retry_max_s),
+            wait=wait_exponential_jitter(multiplier=0.2, jitter=0.5, max=settings.collector_db_retry_max_s),
             stop=stop_when_event_set(self._stop),
             sleep=self._sleep,
             before_sleep=self._on_db_retry,
@@ -168,6 +168,8 @@ class Collector:
         failed = [str(rc) for rc in reason_codes if rc.is_failure]
         if failed:
             self._fail(f"broker refused the collector's subscriptions: {', '.join(failed)}")
+        else:
+            logger.info("subscriptions granted")
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
