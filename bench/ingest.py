@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -200,13 +201,14 @@ def main() -> None:
         print(f"  raw COPY: {copy_rate:,.0f} rows/s", flush=True)
 
         names = [f"gw{i}" for i in range(args.gateways)]
+        metrics_port = free_port()
         messages, unique = build_messages(names, args.events, args.batch, args.duplicates)
         env = {
             **os.environ,
             "TAKT_MQTT_URL": mosquitto.add_collector("collector", generate_password()),
             "TAKT_DATABASE_URL": dsn,
             "TAKT_COLLECTOR_CLIENT_ID": "bench-collector",
-            "TAKT_COLLECTOR_METRICS_PORT": "0",
+            "TAKT_COLLECTOR_METRICS_PORT": str(metrics_port),
             "TAKT_COLLECTOR_BATCH_MAX_MESSAGES": str(args.collector_batch),
             "TAKT_LOG_LEVEL": "WARNING",
         }
@@ -251,6 +253,12 @@ def main() -> None:
             f"  rows stored {rows:,}, distinct {distinct:,}, unique sent {unique:,}, "
             f"duplicate rows {rows - distinct}"
         )
+        scrape = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics").read().decode()
+        for line in scrape.splitlines():
+            if line.startswith(
+                ("takt_collector_batch_plan_seconds_", "takt_collector_batch_commit_seconds_")
+            ) and ("_sum" in line or "_count" in line):
+                print("  collector", line)
         if rows != unique or distinct != unique:
             raise SystemExit("MISMATCH: stored rows differ from unique events sent")
     finally:

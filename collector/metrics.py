@@ -31,6 +31,12 @@ class CollectorMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.plan_seconds = Histogram(
+            "takt_collector_batch_plan_seconds",
+            "Time to decode and validate one batch",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         self.batch_messages = Histogram(
             "takt_collector_batch_messages",
             "MQTT messages per committed batch",

@@ -117,17 +117,17 @@ class Plan:
 
 
 def _event_problem(event: Event, now: datetime, limits: Limits) -> str | None:
-    problem = timestamp_problem(event.timestamp, now, max_future=limits.max_future, max_age=limits.max_age)
-    if problem:
-        return problem
+    ts = event.timestamp
+    if not now - limits.max_age <= ts <= now + limits.max_future:
+        return timestamp_problem(ts, now, max_future=limits.max_future, max_age=limits.max_age)
     if event.count > MAX_COUNT:
         return f"count {event.count} exceeds {MAX_COUNT}"
     if event.seq is not None and event.seq > MAX_SEQ:
         return f"seq {event.seq} exceeds {MAX_SEQ}"
-    for name in ("model_version", "config_version"):
-        value = getattr(event, name)
-        if value is not None and "\x00" in value:
-            return f"{name} contains a NUL character"
+    if (event.model_version is not None and "\x00" in event.model_version) or (
+        event.config_version is not None and "\x00" in event.config_version
+    ):
+        return "model_version or config_version contains a NUL character"
     return None
 
 

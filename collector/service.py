@@ -78,6 +78,9 @@ class Collector:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
+        # Planned batches waiting for the writer; small, to keep the unacked window short.
+        self._plans: queue.Queue[Plan] = queue.Queue(maxsize=2)
+        self._planner = threading.Thread(target=self._run_planner, name="collector-planner", daemon=True)
         self._writer = threading.Thread(target=self._run_writer, name="collector-writer", daemon=True)
         self._retrying = Retrying(
             retry=retry_if_exception_type(psycopg.OperationalError),
@@ -99,6 +102,7 @@ class Collector:
             self._endpoint.host, self._endpoint.port, keepalive=30, clean_start=False, properties=props
         )
         self._client.loop_start()
+        self._planner.start()
         self._writer.start()
         logger.info(
             "collector %s started: broker %s:%d, share group %s",
@@ -111,8 +115,9 @@ class Collector:
     def stop(self) -> None:
         """Finish the batch in hand, then disconnect; queued messages stay with the broker."""
         self._stop.set()
-        if self._writer.is_alive():
-            self._writer.join(timeout=60)
+        for thread in (self._planner, self._writer):
+            if thread.is_alive():
+                thread.join(timeout=60)
         self._client.disconnect()
         self._client.loop_stop()
         if self._conn is not None:
@@ -183,13 +188,33 @@ class Collector:
         self.metrics.queue_depth.set(self._queue.qsize())
 
     # -- writer thread -----------------------------------------------------------
-    def _run_writer(self) -> None:
+    def _run_planner(self) -> None:
+        """Decode while the writer waits on the database: the two overlap (psycopg releases the GIL)."""
         try:
             while not self._stop.is_set():
                 batch = self._drain()
                 if not batch:
                     continue
+                started = time.perf_counter()
                 plan = plan_batch(batch, datetime.now(UTC), self._limits)
+                self.metrics.plan_seconds.observe(time.perf_counter() - started)
+                while not self._stop.is_set():
+                    try:
+                        self._plans.put(plan, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+        except Exception:
+            logger.exception("collector planner failed")
+            self._fail("collector planner failed; see the log")
+
+    def _run_writer(self) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    plan = self._plans.get(timeout=0.2)
+                except queue.Empty:
+                    continue
                 committed = self._commit(plan)
                 if committed is None:
                     return  # stopping before the database came back: nothing acked

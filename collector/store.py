@@ -103,6 +103,40 @@ def _row(event: Event) -> tuple[Any, ...]:
     )
 
 
+# COPY text format: these characters in free-text fields must be escaped.
+# Ids are restricted by the contract's patterns and never contain them.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _text(value: str | None) -> str:
+    return "\\N" if value is None else value.translate(_COPY_ESCAPES)
+
+
+def _copy_line(event: Event) -> str:
+    """One COPY text line, the same values as :func:`_row` (about 3x faster than ``write_row``)."""
+    duration = "\\N" if event.duration_s is None else repr(event.duration_s)
+    return "\t".join(
+        (
+            str(event.event_id),
+            event.timestamp.isoformat(),
+            event.worker_id,
+            event.station_id,
+            event.event_type.value,
+            repr(event.confidence),
+            str(event.count),
+            duration,
+            duration if event.is_state else "\\N",
+            _text(event.model_version),
+            _text(event.camera_id),
+            _text(event.site_id),
+            _text(event.gateway_id),
+            "\\N" if event.seq is None else str(event.seq),
+            _text(event.config_version),
+            "t" if event.shadow else "f",
+        )
+    )
+
+
 # Inserted rows feed three things in the same statement: the invalidation log
 # (derived durations and rollups), and auto-registration of unknown workers
 # and stations (kept, flagged registered=false, never rejected).
@@ -137,8 +171,7 @@ def insert_events(
         conn.execute("TRUNCATE staging_events")
         with conn.cursor() as cur:
             with cur.copy(f"COPY staging_events ({_COLUMNS_SQL}) FROM STDIN") as copy:
-                for event in events:
-                    copy.write_row(_row(event))
+                copy.write("".join(_copy_line(e) + "\n" for e in events).encode())
             row = cur.execute(
                 f"WITH inserted AS (INSERT INTO events ({_COLUMNS_SQL}) "
                 f"SELECT {_COLUMNS_SQL} FROM staging_events {_MERGE_TAIL}"
