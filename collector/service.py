@@ -18,6 +18,7 @@ import contextlib
 import logging
 import queue
 import signal
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -93,6 +94,10 @@ class Collector:
 
     # -- lifecycle ---------------------------------------------------------------
     def start(self) -> None:
+        # The writer waits on the database many times a batch; with CPython's
+        # default 5 ms switch interval each wake-up can wait that long for the
+        # GIL behind the decoding thread.
+        sys.setswitchinterval(0.0005)
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.settings.collector_session_expiry_s
         props.ReceiveMaximum = self.settings.collector_receive_maximum

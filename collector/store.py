@@ -8,7 +8,7 @@ stores it once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -164,11 +164,11 @@ def insert_events(
     if not events:
         return WriteResult(0, 0)
     if method is WriteMethod.COPY:
+        # One round trip for both statements: each costs a GIL hand-off in a busy collector.
         conn.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS staging_events AS SELECT {_COLUMNS_SQL} FROM events "
-            "WITH NO DATA"
+            "WITH NO DATA; TRUNCATE staging_events"
         )
-        conn.execute("TRUNCATE staging_events")
         with conn.cursor() as cur:
             with cur.copy(f"COPY staging_events ({_COLUMNS_SQL}) FROM STDIN") as copy:
                 copy.write("".join(_copy_line(e) + "\n" for e in events).encode())
@@ -224,6 +224,42 @@ def record_seqs(conn: psycopg.Connection[Any], gateway_id: str, seqs: Iterable[i
             "INSERT INTO gateway_seq_ranges (gateway_id, first_seq, last_seq) VALUES (%s, %s, %s)",
             [(gateway_id, first, last) for first, last in merged],
         )
+
+
+def record_seqs_many(conn: psycopg.Connection[Any], seqs_by_gateway: Mapping[str, Iterable[int]]) -> None:
+    """:func:`record_seqs` for several gateways in three statements instead of three each."""
+    new = {g: seq_ranges(seqs) for g, seqs in seqs_by_gateway.items()}
+    gateways = sorted(g for g, ranges in new.items() if ranges)
+    if not gateways:
+        return
+    # Same locks as record_seqs, taken in a fixed order so collectors never deadlock.
+    conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtext(g)) FROM (SELECT unnest(%s::text[]) AS g ORDER BY 1) s",
+        (gateways,),
+    )
+    overlapping = conn.execute(
+        "DELETE FROM gateway_seq_ranges r "
+        "USING unnest(%s::text[], %s::bigint[], %s::bigint[]) AS n(g, lo, hi) "
+        "WHERE r.gateway_id = n.g AND r.last_seq >= n.lo - 1 AND r.first_seq <= n.hi + 1 "
+        "RETURNING r.gateway_id, r.first_seq, r.last_seq",
+        (gateways, [new[g][0][0] for g in gateways], [new[g][-1][1] for g in gateways]),
+    ).fetchall()
+    for gateway_id, first, last in overlapping:
+        new[gateway_id].append((int(first), int(last)))
+    rows: list[tuple[str, int, int]] = []
+    for gateway_id in gateways:
+        merged: list[tuple[int, int]] = []
+        for first, last in sorted(new[gateway_id]):
+            if merged and first <= merged[-1][1] + 1:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], last))
+            else:
+                merged.append((first, last))
+        rows += [(gateway_id, first, last) for first, last in merged]
+    conn.execute(
+        "INSERT INTO gateway_seq_ranges (gateway_id, first_seq, last_seq) "
+        "SELECT * FROM unnest(%s::text[], %s::bigint[], %s::bigint[])",
+        ([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]),
+    )
 
 
 def seq_gaps(conn: psycopg.Connection[Any], gateway_id: str) -> list[tuple[int, int]]:

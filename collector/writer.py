@@ -8,7 +8,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from collector.pipeline import Plan
-from collector.store import WriteMethod, WriteResult, insert_dead_letters, insert_events, record_seqs
+from collector.store import WriteMethod, WriteResult, insert_dead_letters, insert_events, record_seqs_many
 
 # Later status wins unless it is older than the one stored (a retained
 # message redelivered after a newer heartbeat).
@@ -32,10 +32,9 @@ def write_plan(
 ) -> WriteResult:
     """Events, dead letters, seq audit and gateway registry of one batch; caller commits."""
     result = insert_events(conn, plan.events, method)
-    insert_dead_letters(conn, plan.dead_letters)
-    # Sorted, so two collectors taking the same gateways' locks never deadlock.
-    for gateway_id in sorted(plan.seqs):
-        record_seqs(conn, gateway_id, plan.seqs[gateway_id])
+    if plan.dead_letters:
+        insert_dead_letters(conn, plan.dead_letters)
+    record_seqs_many(conn, plan.seqs)
     if plan.seen:
         gateways = sorted(plan.seen)
         conn.execute(_TOUCH_GATEWAYS, (gateways, [plan.seen[g] for g in gateways]))

@@ -257,3 +257,15 @@ def test_event_type_states_are_stored_with_their_values(
     with psycopg.connect(database) as conn:
         row = conn.execute("SELECT event_type, count, seq, gateway_id, site_id FROM events").fetchone()
     assert row == ("product_count", 4, 1, "gw-values", gw.site_id)
+
+
+def test_unnest_write_method_for_engines_without_copy(
+    start_collector: Callable[..., Collector], gateways: Callable[..., GatewaySim], database: str
+) -> None:
+    start_collector(collector_write_method="unnest")
+    gw = gateways("gw-unnest")
+    events = gw.make_events(300)
+    gw.send(events)
+    gw.send(events[:100])
+    assert gw.wait_acked()
+    assert event_counts(database) == (300, 300)
