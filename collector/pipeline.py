@@ -103,6 +103,9 @@ class Plan:
     newest: dict[str, datetime] = field(default_factory=dict)
     _acks: dict[tuple[str, str], _AckBuilder] = field(default_factory=dict)
     _ids: set[uuid.UUID] = field(default_factory=set)
+    # COPY text of ``events``, built by the planner thread so the writer's
+    # critical path is mostly waiting on the database.
+    copy_data: bytes | None = None
 
     def acks(self, committed_at: datetime) -> list[tuple[str, str, CommitAck]]:
         """(site, gateway, ack) for every gateway that published events in this batch."""

@@ -38,7 +38,7 @@ from collector.audit import open_gaps
 from collector.metrics import CollectorMetrics, serve
 from collector.pipeline import Limits, Message, Plan, dead_letter_plan, plan_batch
 from collector.settings import CollectorSettings
-from collector.store import WriteResult
+from collector.store import WriteMethod, WriteResult, copy_data
 from collector.writer import write_plan
 from takt.contract import ack_topic, encode_ack, shared_subscription
 from takt.contract.topics import TOPIC_ROOT
@@ -202,6 +202,8 @@ class Collector:
                     continue
                 started = time.perf_counter()
                 plan = plan_batch(batch, datetime.now(UTC), self._limits)
+                if self.settings.collector_write_method is WriteMethod.COPY:
+                    plan.copy_data = copy_data(plan.events)
                 self.metrics.plan_seconds.observe(time.perf_counter() - started)
                 while not self._stop.is_set():
                     try:

@@ -157,10 +157,22 @@ SELECT count(*) FROM inserted
 """
 
 
+def copy_data(events: Iterable[Event]) -> bytes:
+    """The COPY text of ``events``; a caller may prepare it on another thread."""
+    return "".join(_copy_line(e) + "\n" for e in events).encode()
+
+
 def insert_events(
-    conn: psycopg.Connection[Any], events: Sequence[Event], method: WriteMethod = WriteMethod.COPY
+    conn: psycopg.Connection[Any],
+    events: Sequence[Event],
+    method: WriteMethod = WriteMethod.COPY,
+    *,
+    prepared: bytes | None = None,
 ) -> WriteResult:
-    """Store events that are not stored yet; returns how many were new."""
+    """Store events that are not stored yet; returns how many were new.
+
+    ``prepared`` is ``copy_data(events)`` computed beforehand (COPY only).
+    """
     if not events:
         return WriteResult(0, 0)
     if method is WriteMethod.COPY:
@@ -171,7 +183,7 @@ def insert_events(
         )
         with conn.cursor() as cur:
             with cur.copy(f"COPY staging_events ({_COLUMNS_SQL}) FROM STDIN") as copy:
-                copy.write("".join(_copy_line(e) + "\n" for e in events).encode())
+                copy.write(prepared if prepared is not None else copy_data(events))
             row = cur.execute(
                 f"WITH inserted AS (INSERT INTO events ({_COLUMNS_SQL}) "
                 f"SELECT {_COLUMNS_SQL} FROM staging_events {_MERGE_TAIL}"

@@ -31,7 +31,8 @@ def write_plan(
     conn: psycopg.Connection[Any], plan: Plan, method: WriteMethod = WriteMethod.COPY
 ) -> WriteResult:
     """Events, dead letters, seq audit and gateway registry of one batch; caller commits."""
-    result = insert_events(conn, plan.events, method)
+    prepared = plan.copy_data if method is WriteMethod.COPY else None
+    result = insert_events(conn, plan.events, method, prepared=prepared)
     if plan.dead_letters:
         insert_dead_letters(conn, plan.dead_letters)
     record_seqs_many(conn, plan.seqs)
