@@ -296,6 +296,11 @@ class Collector:
         self.metrics.db_retries.inc()
         exc = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0.0
+        if isinstance(exc, psycopg.Error) and (exc.sqlstate or "").startswith("40"):
+            # Class 40 (deadlock, serialization): two collectors storing re-sends of
+            # the same events at once; the database aborted one; nothing is down.
+            logger.info("transaction conflict with another writer (%s); retrying", str(exc).strip())
+            return
         if self._db_down_since is None:
             self._db_down_since = time.monotonic()
             self.metrics.db_unavailable.set(1)

@@ -42,7 +42,7 @@ class CollectorSettings(CommonSettings):
         description="MQTT v5 Receive Maximum: unacknowledged messages the broker may send at once.",
     )
     collector_batch_max_messages: int = Field(
-        default=100, ge=1, description="MQTT messages committed together in one transaction."
+        default=20, ge=1, description="MQTT messages committed together in one transaction."
     )
     collector_batch_max_wait_ms: int = Field(
         default=20, ge=0, description="How long a partial batch waits for more messages."
