@@ -135,9 +135,9 @@ class Collector:
         if self._fatal:
             raise CollectorError(self._fatal)
 
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
+    def request_stop(self) -> None:
+        """Ask the threads to stop (safe from a signal handler); :meth:`stop` then joins them."""
+        self._stop.set()
 
     def _fail(self, reason: str) -> None:
         logger.error("%s", reason)
@@ -399,7 +399,7 @@ def run(settings: CollectorSettings) -> None:
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         logger.info("signal %d: stopping", signum)
-        collector._stop.set()
+        collector.request_stop()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)

@@ -178,3 +178,5 @@ def test_duplicate_flood_through_a_collector_process(
         sim.send(events)
     assert_exact(database, [sim])
     assert event_counts(database) == (3000, 3000)
+    assert collector.terminate() == 0  # SIGTERM: a clean stop
+    assert "stopped" in collector.log_file.read_text()
