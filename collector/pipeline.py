@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from collector.store import DeadLetter
+from collector.store import DeadLetter, copy_data
 from takt.contract import (
     CommitAck,
     EnvelopeError,
@@ -106,6 +106,8 @@ class Plan:
     # COPY text of ``events``, built by the planner thread so the writer's
     # critical path is mostly waiting on the database.
     copy_data: bytes | None = None
+    # len(events) when ``copy_data`` stands in for them
+    event_rows: int = 0
 
     def acks(self, committed_at: datetime) -> list[tuple[str, str, CommitAck]]:
         """(site, gateway, ack) for every gateway that published events in this batch."""
@@ -292,4 +294,24 @@ def dead_letter_plan(messages: Iterable[Message], reason: str) -> Plan:
         if address is not None and address.kind is TopicKind.EVENTS:
             for raw in _raw_events(message.payload):
                 _reject(plan, address.site_id, address.gateway_id, raw, reason)
+    return plan
+
+
+def prepare_copy(plan: Plan) -> Plan:
+    """Turn the plan's events into COPY text (the writer then needs only the text)."""
+    plan.copy_data = copy_data(plan.events)
+    plan.event_rows = len(plan.events)
+    return plan
+
+
+def plan_for_copy(raw: list[tuple[str, bytes]], now: datetime, limits: Limits) -> Plan:
+    """Entry point for a decoding process: a plan small to send back.
+
+    Events travel as COPY text only (pickling thousands of models would cost
+    more than decoding them); the caller puts its own messages back.
+    """
+    plan = prepare_copy(plan_batch([Message(topic, payload) for topic, payload in raw], now, limits))
+    plan.events = []
+    plan._ids = set()
+    plan.messages = []
     return plan

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
+import os
 import queue
 import signal
 import sys
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
@@ -36,9 +39,17 @@ from tenacity.wait import wait_exponential_jitter
 
 from collector.audit import open_gaps
 from collector.metrics import CollectorMetrics, serve
-from collector.pipeline import Limits, Message, Plan, dead_letter_plan, plan_batch
+from collector.pipeline import (
+    Limits,
+    Message,
+    Plan,
+    dead_letter_plan,
+    plan_batch,
+    plan_for_copy,
+    prepare_copy,
+)
 from collector.settings import CollectorSettings
-from collector.store import WriteMethod, WriteResult, copy_data
+from collector.store import WriteMethod, WriteResult
 from collector.writer import write_plan
 from takt.contract import ack_topic, encode_ack, shared_subscription
 from takt.contract.topics import TOPIC_ROOT
@@ -79,8 +90,21 @@ class Collector:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
-        # Planned batches waiting for the writer; small, to keep the unacked window short.
-        self._plans: queue.Queue[Plan] = queue.Queue(maxsize=2)
+        # Batches being planned or planned, in arrival order; small, to keep the unacked window short.
+        self._plans: queue.Queue[tuple[list[Message], Plan | Future[Plan]]] = queue.Queue(
+            maxsize=2 + settings.collector_decode_processes
+        )
+        # Decoding is most of the CPU and holds the GIL; in processes of its
+        # own it no longer slows the MQTT and database threads. COPY only:
+        # events come back as COPY text.
+        self._pool: ProcessPoolExecutor | None = None
+        if settings.collector_decode_processes and settings.collector_write_method is WriteMethod.COPY:
+            self._pool = ProcessPoolExecutor(
+                settings.collector_decode_processes,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_exit_with_parent,
+                initargs=(os.getpid(),),
+            )
         self._planner = threading.Thread(target=self._run_planner, name="collector-planner", daemon=True)
         self._writer = threading.Thread(target=self._run_writer, name="collector-writer", daemon=True)
         self._retrying = Retrying(
@@ -125,6 +149,8 @@ class Collector:
                 thread.join(timeout=60)
         self._client.disconnect()
         self._client.loop_stop()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
         if self._conn is not None:
             self._conn.close()
         logger.info("collector %s stopped", self.settings.collector_client_id)
@@ -201,13 +227,18 @@ class Collector:
                 if not batch:
                     continue
                 started = time.perf_counter()
-                plan = plan_batch(batch, datetime.now(UTC), self._limits)
-                if self.settings.collector_write_method is WriteMethod.COPY:
-                    plan.copy_data = copy_data(plan.events)
-                self.metrics.plan_seconds.observe(time.perf_counter() - started)
+                pending: Plan | Future[Plan]
+                if self._pool is not None:
+                    raw = [(m.topic, m.payload) for m in batch]
+                    pending = self._pool.submit(plan_for_copy, raw, datetime.now(UTC), self._limits)
+                else:
+                    pending = plan_batch(batch, datetime.now(UTC), self._limits)
+                    if self.settings.collector_write_method is WriteMethod.COPY:
+                        prepare_copy(pending)
+                    self.metrics.plan_seconds.observe(time.perf_counter() - started)
                 while not self._stop.is_set():
                     try:
-                        self._plans.put(plan, timeout=0.2)
+                        self._plans.put((batch, pending), timeout=0.2)
                         break
                     except queue.Full:
                         continue
@@ -219,9 +250,11 @@ class Collector:
         try:
             while not self._stop.is_set():
                 try:
-                    plan = self._plans.get(timeout=0.2)
+                    batch, pending = self._plans.get(timeout=0.2)
                 except queue.Empty:
                     continue
+                plan = pending.result() if isinstance(pending, Future) else pending
+                plan.messages = batch
                 committed = self._commit(plan)
                 if committed is None:
                     return  # stopping before the database came back: nothing acked
@@ -389,6 +422,17 @@ class Collector:
             if labels[0] not in gaps:
                 self.metrics.open_gap_ranges.labels(*labels).set(0)
                 self.metrics.open_gap_events.labels(*labels).set(0)
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Decoding processes must not outlive a collector killed with SIGKILL."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def run(settings: CollectorSettings) -> None:

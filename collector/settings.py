@@ -47,6 +47,12 @@ class CollectorSettings(CommonSettings):
     collector_batch_max_wait_ms: int = Field(
         default=20, ge=0, description="How long a partial batch waits for more messages."
     )
+    collector_decode_processes: int = Field(
+        default=1,
+        ge=0,
+        le=16,
+        description="Processes that decode batches beside the writer (0: a thread of the collector itself).",
+    )
     collector_write_method: WriteMethod = Field(
         default=WriteMethod.COPY, description="copy (PostgreSQL) or unnest (engines without COPY)."
     )

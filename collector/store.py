@@ -162,40 +162,43 @@ def copy_data(events: Iterable[Event]) -> bytes:
     return "".join(_copy_line(e) + "\n" for e in events).encode()
 
 
-def insert_events(
-    conn: psycopg.Connection[Any],
-    events: Sequence[Event],
-    method: WriteMethod = WriteMethod.COPY,
-    *,
-    prepared: bytes | None = None,
-) -> WriteResult:
-    """Store events that are not stored yet; returns how many were new.
+def insert_copy_data(conn: psycopg.Connection[Any], data: bytes, rows: int) -> WriteResult:
+    """:func:`insert_events` for events already turned into COPY text by :func:`copy_data`.
 
-    ``prepared`` is ``copy_data(events)`` computed beforehand (COPY only).
+    Lets a collector prepare the text elsewhere (another thread or process).
     """
+    if not rows:
+        return WriteResult(0, 0)
+    # One round trip for both statements: each costs a GIL hand-off in a busy collector.
+    conn.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS staging_events AS SELECT {_COLUMNS_SQL} FROM events "
+        "WITH NO DATA; TRUNCATE staging_events"
+    )
+    with conn.cursor() as cur:
+        with cur.copy(f"COPY staging_events ({_COLUMNS_SQL}) FROM STDIN") as copy:
+            copy.write(data)
+        row = cur.execute(
+            f"WITH inserted AS (INSERT INTO events ({_COLUMNS_SQL}) "
+            f"SELECT {_COLUMNS_SQL} FROM staging_events {_MERGE_TAIL}"
+        ).fetchone()
+    inserted = int(row[0]) if row else 0
+    return WriteResult(inserted=inserted, duplicates=rows - inserted)
+
+
+def insert_events(
+    conn: psycopg.Connection[Any], events: Sequence[Event], method: WriteMethod = WriteMethod.COPY
+) -> WriteResult:
+    """Store events that are not stored yet; returns how many were new."""
     if not events:
         return WriteResult(0, 0)
     if method is WriteMethod.COPY:
-        # One round trip for both statements: each costs a GIL hand-off in a busy collector.
-        conn.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS staging_events AS SELECT {_COLUMNS_SQL} FROM events "
-            "WITH NO DATA; TRUNCATE staging_events"
-        )
-        with conn.cursor() as cur:
-            with cur.copy(f"COPY staging_events ({_COLUMNS_SQL}) FROM STDIN") as copy:
-                copy.write(prepared if prepared is not None else copy_data(events))
-            row = cur.execute(
-                f"WITH inserted AS (INSERT INTO events ({_COLUMNS_SQL}) "
-                f"SELECT {_COLUMNS_SQL} FROM staging_events {_MERGE_TAIL}"
-            ).fetchone()
-    else:
-        columns = list(zip(*(_row(e) for e in events), strict=True))
-        arrays = ", ".join(f"%s::{t}[]" for t in _COLUMN_TYPES)
-        row = conn.execute(
-            f"WITH inserted AS (INSERT INTO events ({_COLUMNS_SQL}) "
-            f"SELECT * FROM unnest({arrays}) {_MERGE_TAIL}",
-            [list(c) for c in columns],
-        ).fetchone()
+        return insert_copy_data(conn, copy_data(events), len(events))
+    columns = list(zip(*(_row(e) for e in events), strict=True))
+    arrays = ", ".join(f"%s::{t}[]" for t in _COLUMN_TYPES)
+    row = conn.execute(
+        f"WITH inserted AS (INSERT INTO events ({_COLUMNS_SQL}) SELECT * FROM unnest({arrays}) {_MERGE_TAIL}",
+        [list(c) for c in columns],
+    ).fetchone()
     inserted = int(row[0]) if row else 0
     return WriteResult(inserted=inserted, duplicates=len(events) - inserted)
 

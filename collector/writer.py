@@ -8,7 +8,14 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from collector.pipeline import Plan
-from collector.store import WriteMethod, WriteResult, insert_dead_letters, insert_events, record_seqs_many
+from collector.store import (
+    WriteMethod,
+    WriteResult,
+    insert_copy_data,
+    insert_dead_letters,
+    insert_events,
+    record_seqs_many,
+)
 
 # Later status wins unless it is older than the one stored (a retained
 # message redelivered after a newer heartbeat).
@@ -31,8 +38,10 @@ def write_plan(
     conn: psycopg.Connection[Any], plan: Plan, method: WriteMethod = WriteMethod.COPY
 ) -> WriteResult:
     """Events, dead letters, seq audit and gateway registry of one batch; caller commits."""
-    prepared = plan.copy_data if method is WriteMethod.COPY else None
-    result = insert_events(conn, plan.events, method, prepared=prepared)
+    if plan.copy_data is not None and method is WriteMethod.COPY:
+        result = insert_copy_data(conn, plan.copy_data, plan.event_rows)
+    else:
+        result = insert_events(conn, plan.events, method)
     if plan.dead_letters:
         insert_dead_letters(conn, plan.dead_letters)
     record_seqs_many(conn, plan.seqs)

@@ -168,3 +168,17 @@ def event_counts(dsn: str) -> tuple[int, int]:
 def stored_ids(dsn: str) -> set[uuid.UUID]:
     with psycopg.connect(dsn) as conn:
         return {r[0] for r in conn.execute("SELECT event_id FROM events").fetchall()}
+
+
+def processes_with_env(name: str, value: str) -> list[int]:
+    """Pids of processes whose environment has ``name=value`` (a collector and its children)."""
+    needle = f"{name}={value}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if needle in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found

@@ -16,7 +16,7 @@ import pytest
 
 from collector.audit import open_gaps
 from takt.devstack import MosquittoServer, PostgresServer
-from tests.collector.conftest import CollectorProcess, event_counts, stored_ids
+from tests.collector.conftest import CollectorProcess, event_counts, processes_with_env, stored_ids
 from tests.collector.gateway_sim import GatewaySim
 
 pytestmark = pytest.mark.slow
@@ -74,8 +74,14 @@ def test_kill_9_and_restart_loses_nothing_even_without_resends(
     sims = [gateways(f"gw-{i}", resend_after_s=3600) for i in range(2)]
     with streaming(sims, per_gateway=3000):
         at_fault = wait_until_stored(database, 500)
+        client_id = collector.env["TAKT_COLLECTOR_CLIENT_ID"]
+        assert len(processes_with_env("TAKT_COLLECTOR_CLIENT_ID", client_id)) >= 2  # with a decoder
         collector.kill()
-        time.sleep(1)
+        # Its decoding processes follow it rather than linger as orphans.
+        deadline = time.monotonic() + 10
+        while processes_with_env("TAKT_COLLECTOR_CLIENT_ID", client_id) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert processes_with_env("TAKT_COLLECTOR_CLIENT_ID", client_id) == []
         collector.start()
     assert at_fault < 6000  # the kill really was mid-stream
     sent = set().union(*(sim.sent_ids for sim in sims))
