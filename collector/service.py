@@ -1,10 +1,11 @@
 """The collector process: MQTT in, one writer thread, commit, then acknowledge.
 
 paho runs ``on_message`` on its network thread, which must stay free for
-keep-alives, so it only enqueues. The writer thread drains up to
+keep-alives, so it only enqueues. The planner thread drains up to
 ``collector_batch_max_messages`` messages (or what arrives within
-``collector_batch_max_wait_ms``), writes them in one transaction and only
-after the commit acknowledges them to the broker (``manual_ack``) and
+``collector_batch_max_wait_ms``) and has them decoded (in a decoding process
+or itself); the writer thread takes the plans in arrival order, writes each
+in one transaction and only after the commit acknowledges them to the broker (``manual_ack``) and
 publishes a :class:`~takt.contract.CommitAck` per gateway. A process that dies
 with messages queued has acknowledged none of them: the broker redelivers them
 from the persistent session, and gateways re-send whatever was never
