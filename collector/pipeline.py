@@ -32,13 +32,9 @@ from takt.contract import (
     seq_ranges,
     timestamp_problem,
 )
-from takt.contract.events import RejectedItem
+from takt.contract.events import MAX_SEQ, RejectedItem
 
 SOURCE = "mqtt"
-# Column limits of the events table: a value beyond them would fail the whole
-# transaction, so it is dead-lettered here instead.
-MAX_COUNT = 2**31 - 1
-MAX_SEQ = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,14 +121,6 @@ def _event_problem(event: Event, now: datetime, limits: Limits) -> str | None:
     ts = event.timestamp
     if not now - limits.max_age <= ts <= now + limits.max_future:
         return timestamp_problem(ts, now, max_future=limits.max_future, max_age=limits.max_age)
-    if event.count > MAX_COUNT:
-        return f"count {event.count} exceeds {MAX_COUNT}"
-    if event.seq is not None and event.seq > MAX_SEQ:
-        return f"seq {event.seq} exceeds {MAX_SEQ}"
-    if (event.model_version is not None and "\x00" in event.model_version) or (
-        event.config_version is not None and "\x00" in event.config_version
-    ):
-        return "model_version or config_version contains a NUL character"
     return None
 
 
@@ -220,7 +208,7 @@ def _plan_events(  # noqa: PLR0917
                     topic=message.topic,
                     gateway_id=gateway_id,
                     event_index=index,
-                    seq=event.seq if event.seq is not None and event.seq <= MAX_SEQ else None,
+                    seq=event.seq,
                 )
             )
             _reject(plan, site_id, gateway_id, raw, problem)

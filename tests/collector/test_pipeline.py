@@ -66,8 +66,8 @@ def test_duplicates_within_a_batch_are_written_once_and_acknowledged() -> None:
         ({"timestamp": (NOW - timedelta(days=31)).isoformat()}, "older"),
         ({"timestamp": "2026-11-23T08:00:00"}, "timestamp"),
         ({"gateway_id": "gw2"}, "published by"),
-        ({"event_type": "product_count", "count": 2**31}, "exceeds"),
-        ({"model_version": "a\x00b"}, "NUL"),
+        ({"event_type": "product_count", "count": 2**31}, "count"),
+        ({"model_version": "a\x00b"}, "model_version"),
     ],
 )
 def test_bad_event_is_dead_lettered_and_neighbours_kept(bad: dict[str, Any], reason: str) -> None:
