@@ -37,3 +37,32 @@ def status() -> None:
     click.echo(f"current: {current or 'none'}\nrequired: {head}")
     if current != head:
         raise SystemExit(1)
+
+
+@click.command()
+def collector() -> None:
+    """Run the collector: MQTT event batches -> database, then commit acks to gateways.
+
+    Reads TAKT_* settings (`takt config show`). Refuses to start on an outdated
+    database schema (run `takt db upgrade`).
+    """
+    import psycopg
+    import sqlalchemy.exc
+
+    from collector.db import SchemaError, require_current_schema
+    from collector.service import CollectorError, run
+    from collector.settings import CollectorSettings
+    from takt.logs import configure_logging
+
+    settings = CollectorSettings()
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        require_current_schema(settings.database_url)
+    except SchemaError as exc:
+        raise click.ClickException(str(exc)) from None
+    except (psycopg.OperationalError, sqlalchemy.exc.OperationalError) as exc:
+        raise click.ClickException(f"cannot reach the database to check its schema: {exc}") from None
+    try:
+        run(settings)
+    except CollectorError as exc:
+        raise click.ClickException(str(exc)) from None

@@ -8,7 +8,7 @@ stores it once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -103,6 +103,40 @@ def _row(event: Event) -> tuple[Any, ...]:
     )
 
 
+# COPY text format: these characters in free-text fields must be escaped.
+# Ids are restricted by the contract's patterns and never contain them.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _text(value: str | None) -> str:
+    return "\\N" if value is None else value.translate(_COPY_ESCAPES)
+
+
+def _copy_line(event: Event) -> str:
+    """One COPY text line, the same values as :func:`_row` (about 3x faster than ``write_row``)."""
+    duration = "\\N" if event.duration_s is None else repr(event.duration_s)
+    return "\t".join(
+        (
+            str(event.event_id),
+            event.timestamp.isoformat(),
+            event.worker_id,
+            event.station_id,
+            event.event_type.value,
+            repr(event.confidence),
+            str(event.count),
+            duration,
+            duration if event.is_state else "\\N",
+            _text(event.model_version),
+            _text(event.camera_id),
+            _text(event.site_id),
+            _text(event.gateway_id),
+            "\\N" if event.seq is None else str(event.seq),
+            _text(event.config_version),
+            "t" if event.shadow else "f",
+        )
+    )
+
+
 # Inserted rows feed three things in the same statement: the invalidation log
 # (derived durations and rollups), and auto-registration of unknown workers
 # and stations (kept, flagged registered=false, never rejected).
@@ -123,6 +157,34 @@ SELECT count(*) FROM inserted
 """
 
 
+def copy_data(events: Iterable[Event]) -> bytes:
+    """The COPY text of ``events``; a caller may prepare it on another thread."""
+    return "".join(_copy_line(e) + "\n" for e in events).encode()
+
+
+def insert_copy_data(conn: psycopg.Connection[Any], data: bytes, rows: int) -> WriteResult:
+    """:func:`insert_events` for events already turned into COPY text by :func:`copy_data`.
+
+    Lets a collector prepare the text elsewhere (another thread or process).
+    """
+    if not rows:
+        return WriteResult(0, 0)
+    # One round trip for both statements: each costs a GIL hand-off in a busy collector.
+    conn.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS staging_events AS SELECT {_COLUMNS_SQL} FROM events "
+        "WITH NO DATA; TRUNCATE staging_events"
+    )
+    with conn.cursor() as cur:
+        with cur.copy(f"COPY staging_events ({_COLUMNS_SQL}) FROM STDIN") as copy:
+            copy.write(data)
+        row = cur.execute(
+            f"WITH inserted AS (INSERT INTO events ({_COLUMNS_SQL}) "
+            f"SELECT {_COLUMNS_SQL} FROM staging_events {_MERGE_TAIL}"
+        ).fetchone()
+    inserted = int(row[0]) if row else 0
+    return WriteResult(inserted=inserted, duplicates=rows - inserted)
+
+
 def insert_events(
     conn: psycopg.Connection[Any], events: Sequence[Event], method: WriteMethod = WriteMethod.COPY
 ) -> WriteResult:
@@ -130,27 +192,13 @@ def insert_events(
     if not events:
         return WriteResult(0, 0)
     if method is WriteMethod.COPY:
-        conn.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS staging_events AS SELECT {_COLUMNS_SQL} FROM events "
-            "WITH NO DATA"
-        )
-        conn.execute("TRUNCATE staging_events")
-        with conn.cursor() as cur:
-            with cur.copy(f"COPY staging_events ({_COLUMNS_SQL}) FROM STDIN") as copy:
-                for event in events:
-                    copy.write_row(_row(event))
-            row = cur.execute(
-                f"WITH inserted AS (INSERT INTO events ({_COLUMNS_SQL}) "
-                f"SELECT {_COLUMNS_SQL} FROM staging_events {_MERGE_TAIL}"
-            ).fetchone()
-    else:
-        columns = list(zip(*(_row(e) for e in events), strict=True))
-        arrays = ", ".join(f"%s::{t}[]" for t in _COLUMN_TYPES)
-        row = conn.execute(
-            f"WITH inserted AS (INSERT INTO events ({_COLUMNS_SQL}) "
-            f"SELECT * FROM unnest({arrays}) {_MERGE_TAIL}",
-            [list(c) for c in columns],
-        ).fetchone()
+        return insert_copy_data(conn, copy_data(events), len(events))
+    columns = list(zip(*(_row(e) for e in events), strict=True))
+    arrays = ", ".join(f"%s::{t}[]" for t in _COLUMN_TYPES)
+    row = conn.execute(
+        f"WITH inserted AS (INSERT INTO events ({_COLUMNS_SQL}) SELECT * FROM unnest({arrays}) {_MERGE_TAIL}",
+        [list(c) for c in columns],
+    ).fetchone()
     inserted = int(row[0]) if row else 0
     return WriteResult(inserted=inserted, duplicates=len(events) - inserted)
 
@@ -191,6 +239,42 @@ def record_seqs(conn: psycopg.Connection[Any], gateway_id: str, seqs: Iterable[i
             "INSERT INTO gateway_seq_ranges (gateway_id, first_seq, last_seq) VALUES (%s, %s, %s)",
             [(gateway_id, first, last) for first, last in merged],
         )
+
+
+def record_seqs_many(conn: psycopg.Connection[Any], seqs_by_gateway: Mapping[str, Iterable[int]]) -> None:
+    """:func:`record_seqs` for several gateways in three statements instead of three each."""
+    new = {g: seq_ranges(seqs) for g, seqs in seqs_by_gateway.items()}
+    gateways = sorted(g for g, ranges in new.items() if ranges)
+    if not gateways:
+        return
+    # Same locks as record_seqs, taken in a fixed order so collectors never deadlock.
+    conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtext(g)) FROM (SELECT unnest(%s::text[]) AS g ORDER BY 1) s",
+        (gateways,),
+    )
+    overlapping = conn.execute(
+        "DELETE FROM gateway_seq_ranges r "
+        "USING unnest(%s::text[], %s::bigint[], %s::bigint[]) AS n(g, lo, hi) "
+        "WHERE r.gateway_id = n.g AND r.last_seq >= n.lo - 1 AND r.first_seq <= n.hi + 1 "
+        "RETURNING r.gateway_id, r.first_seq, r.last_seq",
+        (gateways, [new[g][0][0] for g in gateways], [new[g][-1][1] for g in gateways]),
+    ).fetchall()
+    for gateway_id, first, last in overlapping:
+        new[gateway_id].append((int(first), int(last)))
+    rows: list[tuple[str, int, int]] = []
+    for gateway_id in gateways:
+        merged: list[tuple[int, int]] = []
+        for first, last in sorted(new[gateway_id]):
+            if merged and first <= merged[-1][1] + 1:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], last))
+            else:
+                merged.append((first, last))
+        rows += [(gateway_id, first, last) for first, last in merged]
+    conn.execute(
+        "INSERT INTO gateway_seq_ranges (gateway_id, first_seq, last_seq) "
+        "SELECT * FROM unnest(%s::text[], %s::bigint[], %s::bigint[])",
+        ([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]),
+    )
 
 
 def seq_gaps(conn: psycopg.Connection[Any], gateway_id: str) -> list[tuple[int, int]]:

@@ -23,6 +23,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "demo": "takt.demo:demo",
     "db": "collector.cli:db",
     "edge": "edge_agent.cli:edge",
+    "collector": "collector.cli:collector",
     "models": "models.cli:models",
 }
 

@@ -38,7 +38,8 @@ EntityId = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")
 ]
 TopicId = Annotated[str, StringConstraints(pattern=TOPIC_ID_PATTERN)]
-Label = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+# No control characters: PostgreSQL text cannot hold NUL, and labels are shown in UIs.
+Label = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 # Events produced without an id (HTTP clients of the seed API) get one derived
 # from their content, so a retried request maps to the same row.

@@ -92,6 +92,7 @@ class TestEvent:
             ("gateway_id", "gw/1"),
             ("site_id", "+"),
             ("shadow", "yes"),
+            ("model_version", "v\x001"),
         ],
     )
     def test_invalid_values_are_rejected(self, field: str, value: Any) -> None:

@@ -1,0 +1,305 @@
+"""From MQTT messages to what one transaction writes and what it acknowledges.
+
+Pure: no broker, no database. The writer thread calls :func:`plan_batch` on the
+messages it drained, writes the :class:`Plan` in one transaction and, once
+committed, acknowledges every message in it to the broker and publishes the
+plan's :class:`CommitAck` per gateway. Every message ends in exactly one of:
+events (new or duplicate), dead letters, or a gateway status. Nothing is
+dropped silently, so nothing can loop either.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+
+from collector.store import DeadLetter, copy_data
+from takt.contract import (
+    CommitAck,
+    EnvelopeError,
+    Event,
+    GatewayStatus,
+    TopicError,
+    TopicKind,
+    decode_event_batch,
+    decode_status,
+    parse_topic,
+    seq_ranges,
+    timestamp_problem,
+)
+from takt.contract.events import MAX_SEQ, RejectedItem
+
+SOURCE = "mqtt"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One MQTT message as received; ``mid``/``qos`` are what the broker needs acknowledged."""
+
+    topic: str
+    payload: bytes
+    mid: int = 0
+    qos: int = 1
+    generation: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_future: timedelta
+    max_age: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class StatusUpdate:
+    site_id: str
+    gateway_id: str
+    status: GatewayStatus
+
+
+@dataclass(slots=True)
+class _AckBuilder:
+    site_id: str
+    gateway_id: str
+    seqs: list[int] = field(default_factory=list)
+    event_ids: list[uuid.UUID] = field(default_factory=list)
+    rejected: list[RejectedItem] = field(default_factory=list)
+
+    def build(self, committed_at: datetime) -> CommitAck:
+        return CommitAck(
+            gateway_id=self.gateway_id,
+            seq_ranges=seq_ranges(self.seqs),
+            event_ids=self.event_ids,
+            rejected=self.rejected,
+            committed_at=committed_at,
+        )
+
+
+@dataclass(slots=True)
+class Plan:
+    """What one transaction writes, and what it acknowledges once committed."""
+
+    messages: list[Message] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    statuses: list[StatusUpdate] = field(default_factory=list)
+    # gateway -> seq numbers received (stored, duplicate or dead-lettered)
+    seqs: dict[str, list[int]] = field(default_factory=dict)
+    # gateway -> site, for gateways heard from in this batch
+    seen: dict[str, str] = field(default_factory=dict)
+    events_received: int = 0
+    received_by_gateway: dict[str, int] = field(default_factory=dict)
+    # duplicates of each other inside this batch (not sent to the database)
+    duplicates_in_batch: int = 0
+    # newest event time per gateway, for the ingest-lag metric
+    newest: dict[str, datetime] = field(default_factory=dict)
+    _acks: dict[tuple[str, str], _AckBuilder] = field(default_factory=dict)
+    _ids: set[uuid.UUID] = field(default_factory=set)
+    # COPY text of ``events``, built by the planner thread so the writer's
+    # critical path is mostly waiting on the database.
+    copy_data: bytes | None = None
+    # len(events) when ``copy_data`` stands in for them
+    event_rows: int = 0
+
+    def acks(self, committed_at: datetime) -> list[tuple[str, str, CommitAck]]:
+        """(site, gateway, ack) for every gateway that published events in this batch."""
+        return [(b.site_id, b.gateway_id, b.build(committed_at)) for b in self._acks.values()]
+
+    def _ack(self, site_id: str, gateway_id: str) -> _AckBuilder:
+        key = (site_id, gateway_id)
+        builder = self._acks.get(key)
+        if builder is None:
+            builder = self._acks[key] = _AckBuilder(site_id, gateway_id)
+        return builder
+
+
+def _event_problem(event: Event, now: datetime, limits: Limits) -> str | None:
+    ts = event.timestamp
+    if not now - limits.max_age <= ts <= now + limits.max_future:
+        return timestamp_problem(ts, now, max_future=limits.max_future, max_age=limits.max_age)
+    return None
+
+
+def _raw_seq(raw: Any) -> int | None:
+    seq = raw.get("seq") if isinstance(raw, dict) else None
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) and 0 <= seq <= MAX_SEQ else None
+
+
+def _raw_event_id(raw: Any) -> uuid.UUID | None:
+    value = raw.get("event_id") if isinstance(raw, dict) else None
+    if isinstance(value, str):
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _raw_events(payload: bytes) -> list[Any]:
+    """The events of an envelope that failed as a whole, where they can still be read."""
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return []
+    events = doc.get("events") if isinstance(doc, dict) else None
+    return events if isinstance(events, list) else []
+
+
+def _reject(plan: Plan, site_id: str, gateway_id: str, raw: Any, reason: str) -> None:
+    """Acknowledge an event as handled-by-dead-letter so its gateway stops re-sending it."""
+    seq, event_id = _raw_seq(raw), _raw_event_id(raw)
+    if seq is None and event_id is None:
+        return
+    ack = plan._ack(site_id, gateway_id)
+    ack.rejected.append(RejectedItem(seq=seq, event_id=event_id, reason=reason[:500]))
+    if seq is not None:
+        ack.seqs.append(seq)
+        plan.seqs.setdefault(gateway_id, []).append(seq)
+
+
+def _plan_events(  # noqa: PLR0917
+    plan: Plan, message: Message, site_id: str, gateway_id: str, now: datetime, limits: Limits
+) -> None:
+    plan.seen[gateway_id] = site_id
+    try:
+        decoded = decode_event_batch(message.payload, site_id=site_id, gateway_id=gateway_id)
+    except EnvelopeError as exc:
+        reason = f"envelope: {exc}"
+        plan.dead_letters.append(
+            DeadLetter(SOURCE, reason, message.payload, topic=message.topic, gateway_id=gateway_id)
+        )
+        for raw in _raw_events(message.payload):
+            _reject(plan, site_id, gateway_id, raw, reason)
+        return
+
+    ack = plan._ack(site_id, gateway_id)
+    seqs = plan.seqs.setdefault(gateway_id, [])
+    received = len(decoded.events) + len(decoded.rejected)
+    plan.events_received += received
+    plan.received_by_gateway[gateway_id] = plan.received_by_gateway.get(gateway_id, 0) + received
+    for rejected in decoded.rejected:
+        plan.dead_letters.append(
+            DeadLetter(
+                SOURCE,
+                rejected.reason,
+                orjson.dumps(rejected.raw, default=str),
+                topic=message.topic,
+                gateway_id=gateway_id,
+                event_index=rejected.index,
+                seq=_raw_seq(rejected.raw),
+            )
+        )
+        _reject(plan, site_id, gateway_id, rejected.raw, rejected.reason)
+    stored = plan._ids
+    newest = plan.newest.get(gateway_id)
+    for index, event in enumerate(decoded.events):
+        problem = _event_problem(event, now, limits)
+        if problem is not None:
+            raw = event.model_dump(mode="json")
+            plan.dead_letters.append(
+                DeadLetter(
+                    SOURCE,
+                    problem,
+                    orjson.dumps(raw),
+                    topic=message.topic,
+                    gateway_id=gateway_id,
+                    event_index=index,
+                    seq=event.seq,
+                )
+            )
+            _reject(plan, site_id, gateway_id, raw, problem)
+            continue
+        if event.event_id in stored:
+            plan.duplicates_in_batch += 1
+        else:
+            stored.add(event.event_id)
+            plan.events.append(event)
+        if event.seq is None:
+            ack.event_ids.append(event.event_id)
+        else:
+            ack.seqs.append(event.seq)
+            seqs.append(event.seq)
+        if newest is None or event.timestamp > newest:
+            newest = event.timestamp
+    if newest is not None:
+        plan.newest[gateway_id] = newest
+
+
+def _plan_status(plan: Plan, message: Message, site_id: str, gateway_id: str) -> None:
+    if not message.payload:
+        return  # a cleared retained message: nothing to record
+    try:
+        status = decode_status(message.payload)
+        if status.gateway_id != gateway_id:
+            raise ValueError(f"status names gateway {status.gateway_id!r}, topic {gateway_id!r}")
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        plan.dead_letters.append(
+            DeadLetter(SOURCE, f"status: {exc}", message.payload, topic=message.topic, gateway_id=gateway_id)
+        )
+        return
+    plan.statuses.append(StatusUpdate(site_id, gateway_id, status))
+
+
+def plan_batch(messages: Sequence[Message], now: datetime, limits: Limits) -> Plan:
+    """Decode and validate ``messages`` into one plan; never raises on bad input."""
+    plan = Plan(messages=list(messages))
+    for message in messages:
+        try:
+            address = parse_topic(message.topic)
+        except TopicError as exc:
+            plan.dead_letters.append(
+                DeadLetter(SOURCE, f"topic: {exc}", message.payload, topic=message.topic)
+            )
+            continue
+        if address.kind is TopicKind.EVENTS:
+            _plan_events(plan, message, address.site_id, address.gateway_id, now, limits)
+        elif address.kind is TopicKind.STATUS:
+            _plan_status(plan, message, address.site_id, address.gateway_id)
+        else:
+            plan.dead_letters.append(
+                DeadLetter(SOURCE, "topic: not a collector topic", message.payload, topic=message.topic)
+            )
+    return plan
+
+
+def dead_letter_plan(messages: Iterable[Message], reason: str) -> Plan:
+    """A plan that dead-letters whole messages, for a payload the database itself refused."""
+    plan = Plan(messages=list(messages))
+    for message in plan.messages:
+        gateway_id: str | None = None
+        try:
+            address = parse_topic(message.topic)
+            gateway_id = address.gateway_id
+        except TopicError:
+            address = None
+        plan.dead_letters.append(
+            DeadLetter(SOURCE, reason, message.payload, topic=message.topic, gateway_id=gateway_id)
+        )
+        if address is not None and address.kind is TopicKind.EVENTS:
+            for raw in _raw_events(message.payload):
+                _reject(plan, address.site_id, address.gateway_id, raw, reason)
+    return plan
+
+
+def prepare_copy(plan: Plan) -> Plan:
+    """Turn the plan's events into COPY text (the writer then needs only the text)."""
+    plan.copy_data = copy_data(plan.events)
+    plan.event_rows = len(plan.events)
+    return plan
+
+
+def plan_for_copy(raw: list[tuple[str, bytes]], now: datetime, limits: Limits) -> Plan:
+    """Entry point for a decoding process: a plan small to send back.
+
+    Events travel as COPY text only (pickling thousands of models would cost
+    more than decoding them); the caller puts its own messages back.
+    """
+    plan = prepare_copy(plan_batch([Message(topic, payload) for topic, payload in raw], now, limits))
+    plan.events = []
+    plan._ids = set()
+    plan.messages = []
+    return plan

@@ -1,0 +1,96 @@
+"""The collector's ``TAKT_*`` settings."""
+
+from __future__ import annotations
+
+import socket
+from datetime import timedelta
+
+from pydantic import Field, field_validator
+
+from collector.store import WriteMethod
+from takt.contract.topics import check_topic_id
+from takt.settings import CommonSettings, register_settings
+
+
+def _default_client_id() -> str:
+    # Stable across restarts of the same host, so the broker hands a restarted
+    # collector the session (and the messages) its predecessor left.
+    host = "".join(c if c.isalnum() or c in "_.-" else "-" for c in socket.gethostname())
+    return f"takt-collector-{host or 'local'}"[:64]
+
+
+@register_settings
+class CollectorSettings(CommonSettings):
+    """Settings of ``takt collector``."""
+
+    collector_client_id: str = Field(
+        default_factory=_default_client_id,
+        description="MQTT client id; must be stable across restarts and unique per collector process.",
+    )
+    collector_share_group: str = Field(
+        default="takt-collectors",
+        description="MQTT v5 shared-subscription group; collectors in it split the load.",
+    )
+    collector_sites: str = Field(default="+", description="Site id to subscribe to, or '+' for every site.")
+    collector_session_expiry_s: int = Field(
+        default=7 * 86_400, ge=1, description="How long the broker keeps this collector's session and queue."
+    )
+    collector_receive_maximum: int = Field(
+        default=200,
+        ge=1,
+        le=65_535,
+        description="MQTT v5 Receive Maximum: unacknowledged messages the broker may send at once.",
+    )
+    collector_batch_max_messages: int = Field(
+        default=20, ge=1, description="MQTT messages committed together in one transaction."
+    )
+    collector_batch_max_wait_ms: int = Field(
+        default=20, ge=0, description="How long a partial batch waits for more messages."
+    )
+    collector_decode_processes: int = Field(
+        default=1,
+        ge=0,
+        le=16,
+        description="Processes that decode batches beside the writer (0: a thread of the collector itself).",
+    )
+    collector_write_method: WriteMethod = Field(
+        default=WriteMethod.COPY, description="copy (PostgreSQL) or unnest (engines without COPY)."
+    )
+    collector_metrics_port: int = Field(
+        default=9464, ge=0, le=65_535, description="Prometheus metrics port; 0 turns the endpoint off."
+    )
+    collector_metrics_host: str = Field(default="0.0.0.0", description="Address the metrics endpoint binds.")  # noqa: S104
+    collector_db_retry_max_s: float = Field(
+        default=30.0, gt=0, description="Longest wait between reconnection attempts to the database."
+    )
+    collector_audit_interval_s: float = Field(
+        default=30.0, gt=0, description="How often open sequence gaps are re-counted for the metrics."
+    )
+    max_clock_skew_s: float = Field(
+        default=300.0, ge=0, description="Events further than this in the future are dead-lettered."
+    )
+    max_event_age_days: float = Field(
+        default=30.0, gt=0, description="Events older than this are dead-lettered."
+    )
+
+    @field_validator("collector_client_id", "collector_share_group")
+    @classmethod
+    def _check_ids(cls, value: str) -> str:
+        return check_topic_id(value, "collector id")
+
+    @field_validator("collector_sites")
+    @classmethod
+    def _check_sites(cls, value: str) -> str:
+        return value if value == "+" else check_topic_id(value, "site id")
+
+    @property
+    def max_future(self) -> timedelta:
+        return timedelta(seconds=self.max_clock_skew_s)
+
+    @property
+    def max_age(self) -> timedelta:
+        return timedelta(days=self.max_event_age_days)
+
+
+def get_settings() -> CollectorSettings:
+    return CollectorSettings()

@@ -1,0 +1,45 @@
+"""Open sequence gaps per gateway, as the API will read them."""
+
+from __future__ import annotations
+
+import psycopg
+
+from collector.audit import open_gaps
+from collector.store import record_seqs, record_seqs_many, seq_gaps
+
+
+def test_open_gaps_match_seq_gaps_per_gateway(database: str) -> None:
+    with psycopg.connect(database) as conn:
+        record_seqs(conn, "gw-a", [*range(1, 11), *range(15, 21), 30])
+        record_seqs(conn, "gw-b", range(3, 6))
+        record_seqs(conn, "gw-c", range(1, 100))
+        gaps = open_gaps(conn)
+        assert gaps == {"gw-a": [(11, 14), (21, 29)], "gw-b": [(1, 2)]}
+        for gateway in ("gw-a", "gw-b", "gw-c"):
+            assert gaps.get(gateway, []) == seq_gaps(conn, gateway)
+        record_seqs(conn, "gw-a", range(11, 30))
+        record_seqs(conn, "gw-b", [1, 2])
+        assert open_gaps(conn) == {}
+
+
+def test_record_seqs_many_merges_like_record_seqs(database: str) -> None:
+    import random
+
+    rng = random.Random(3)
+    batches = [
+        {f"gw-{g}": rng.sample(range(1, 200), rng.randint(0, 40)) for g in range(4)} for _ in range(15)
+    ]
+    with psycopg.connect(database) as conn:
+        for batch in batches:
+            for gateway, seqs in batch.items():
+                record_seqs(conn, gateway, seqs)
+        one_by_one = conn.execute(
+            "SELECT gateway_id, first_seq, last_seq FROM gateway_seq_ranges ORDER BY 1, 2"
+        ).fetchall()
+        conn.execute("DELETE FROM gateway_seq_ranges")
+        for batch in batches:
+            record_seqs_many(conn, batch)
+        together = conn.execute(
+            "SELECT gateway_id, first_seq, last_seq FROM gateway_seq_ranges ORDER BY 1, 2"
+        ).fetchall()
+    assert together == one_by_one and len(together) > 4
