@@ -137,12 +137,26 @@ def _copy_line(event: Event) -> str:
     )
 
 
-# Inserted rows feed three things in the same statement: the invalidation log
-# (derived durations and rollups), and auto-registration of unknown workers
-# and stations (kept, flagged registered=false, never rejected).
+# Inserted rows feed four things in the same statement: the invalidation log
+# (derived durations and rollups), auto-registration of unknown workers and
+# stations (kept, flagged registered=false, never rejected), and the mirror of
+# deployed model versions (cv_models: which version, since when, on which
+# gateways). The model inserts are DO NOTHING, so a known version costs one
+# index probe and takes no row lock that concurrent collectors could wait on;
+# sorted so two collectors meeting two new versions insert them in one order.
 _MERGE_TAIL = """
     ON CONFLICT DO NOTHING
-    RETURNING worker_id, station_id, ts
+    RETURNING worker_id, station_id, ts, model_version, gateway_id, site_id, shadow
+), seen_models AS (
+    INSERT INTO cv_models (model_version, first_seen)
+    SELECT model_version, min(ts) FROM inserted WHERE model_version IS NOT NULL
+    GROUP BY model_version ORDER BY model_version
+    ON CONFLICT DO NOTHING
+), seen_model_gateways AS (
+    INSERT INTO cv_model_gateways (model_version, gateway_id, shadow, site_id, first_seen)
+    SELECT model_version, coalesce(gateway_id, ''), shadow, min(site_id), min(ts) FROM inserted
+    WHERE model_version IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    ON CONFLICT DO NOTHING
 ), invalidated AS (
     INSERT INTO event_invalidations (worker_id, station_id, min_ts, max_ts)
     SELECT worker_id, station_id, min(ts), max(ts) FROM inserted GROUP BY worker_id, station_id
