@@ -228,6 +228,9 @@ class GatewayStatus(BaseModel):
     timestamp: AwareDatetime | None = None
     agent_version: str | None = None
     model_version: str | None = None
+    shadow_model_version: str | None = Field(
+        default=None, description="The candidate model running in shadow mode beside model_version, if any."
+    )
     camera_state: str | None = Field(default=None, description="e.g. ok, reconnecting, failed")
     fps: float | None = None
     detector_latency_ms: float | None = None
