@@ -60,7 +60,7 @@ def config_show(as_json: bool) -> None:
     """Print every TAKT_* setting in effect, with secrets masked."""
     from takt.settings import ENV_PREFIX, SETTINGS_CLASSES
 
-    _import_role_settings()
+    import_role_settings()
     shown: dict[str, object] = {}
     for cls in SETTINGS_CLASSES:
         for name, value in cls().masked().items():
@@ -72,7 +72,7 @@ def config_show(as_json: bool) -> None:
             click.echo(f"{name}={shown[name]}")
 
 
-def _import_role_settings() -> None:
+def import_role_settings() -> None:
     """Import each role's settings module so it registers its TAKT_* variables."""
     for module in ("collector.settings", "api.settings"):
         try:
