@@ -116,7 +116,11 @@ def metrics(events: list[Raw], lo: datetime, hi: datetime, gap: float) -> dict[s
         }
     active_total = sum(w["working"] for w in workers.values())
     units_total = sum(int(w["units"]) for w in workers.values())
-    utils = [v["utilization_percentage"] for k, v in worker_out.items() if workers[k]["working"] + workers[k]["idle"]]
+    utils = [
+        v["utilization_percentage"]
+        for k, v in worker_out.items()
+        if workers[k]["working"] + workers[k]["idle"]
+    ]
     factory = {
         "total_productive_time_hours": active_total / 3600,
         "total_production_count": units_total,

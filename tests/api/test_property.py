@@ -52,8 +52,17 @@ def _as_json(d: dict[str, Any]) -> dict[str, Any]:
 
 def _raw(body: dict[str, Any]) -> Raw:
     e = Event.model_validate(body)
-    return Raw(e.event_id, e.timestamp, e.worker_id, e.station_id, e.event_type.value, e.count,
-               e.duration_s, e.shadow, e.model_version)
+    return Raw(
+        e.event_id,
+        e.timestamp,
+        e.worker_id,
+        e.station_id,
+        e.event_type.value,
+        e.count,
+        e.duration_s,
+        e.shadow,
+        e.model_version,
+    )
 
 
 def _close(a: float, b: float) -> bool:
@@ -78,8 +87,13 @@ def _reset(dsn: str) -> None:
     aligned=st.booleans(),
 )
 def test_api_equals_raw_computation(
-    client: TestClient, settings: ApiSettings, events: list[dict[str, Any]], dup_seed: int, chunks: int,
-    window: tuple[int, int], aligned: bool,
+    client: TestClient,
+    settings: ApiSettings,
+    events: list[dict[str, Any]],
+    dup_seed: int,
+    chunks: int,
+    window: tuple[int, int],
+    aligned: bool,
 ) -> None:
     _reset(settings.database_url)
     rng = random.Random(dup_seed)
