@@ -41,7 +41,8 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 TOKEN = "bench-admin"
 
 GENERATE = """
-INSERT INTO events (event_id, ts, worker_id, station_id, event_type, confidence, count, model_version, site_id)
+INSERT INTO events (event_id, ts, worker_id, station_id, event_type, confidence, count,
+                    model_version, site_id)
 SELECT md5(i::text)::uuid,
        %(start)s + ((i / %(workers)s) * %(step)s + (hashint4(i) %% 20)) * interval '1 second',
        'W' || (i %% %(workers)s),
@@ -61,7 +62,7 @@ def timed(fn: Callable[[], object], n: int) -> tuple[float, float]:
         fn()
         samples.append((time.perf_counter() - t0) * 1000)
     samples.sort()
-    return statistics.median(samples), samples[max(0, int(round(0.95 * len(samples))) - 1)]
+    return statistics.median(samples), samples[max(0, round(0.95 * len(samples)) - 1)]
 
 
 def main() -> None:
@@ -101,7 +102,8 @@ def main() -> None:
                 )
             conn.execute("INSERT INTO workers SELECT DISTINCT worker_id, worker_id FROM events")
             conn.execute(
-                "INSERT INTO workstations (station_id, name) SELECT DISTINCT station_id, station_id FROM events"
+                "INSERT INTO workstations (station_id, name) "
+                "SELECT DISTINCT station_id, station_id FROM events"
             )
             conn.execute("VACUUM ANALYZE events")
             t1 = time.perf_counter()

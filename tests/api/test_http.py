@@ -52,13 +52,13 @@ def test_ingest_is_idempotent_and_reports_bad_items(client: TestClient, settings
 def test_errors_have_the_common_format(client: TestClient) -> None:
     r = client.post("/api/events", json={**EVENT, "event_type": "dancing"})
     assert r.status_code == 422
-    assert ERROR_KEYS <= set(r.json()) and r.json()["details"][0]["loc"][-1] == "event_type"
+    assert set(r.json()) >= ERROR_KEYS and r.json()["details"][0]["loc"][-1] == "event_type"
     r = client.get("/api/metrics/workstations/NOPE")
     assert r.status_code == 404 and r.json()["path"] == "/api/metrics/workstations/NOPE"
     r = client.get(
         "/api/metrics/factory", params={"from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00Z"}
     )
-    assert r.status_code == 422 and ERROR_KEYS <= set(r.json())
+    assert r.status_code == 422 and set(r.json()) >= ERROR_KEYS
     r = client.post(
         "/api/events/batch",
         content=b"[" + b" " * 3_000_000 + b"]",
