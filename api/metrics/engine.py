@@ -82,7 +82,8 @@ def _arrays(windows: Sequence[Labelled]) -> dict[str, Any]:
 
 
 _W = "unnest(%(labels)s::int[], %(starts)s::timestamptz[], %(ends)s::timestamptz[]) AS w(label, a, b)"
-# Per window (LATERAL) so each one is an index range scan.
+# Per window (LATERAL ... OFFSET 0, a planner fence) so each window is one index
+# range scan; flattened, the planner hash-joins a sequential scan of events.
 _EDGE = "e.ts < w.b AND e.ts >= w.a - %(lookback)s * interval '1 second'"
 _EFF_END = "e.ts + coalesce(e.effective_duration_s, 0) * interval '1 second'"
 _CLIPPED = f"greatest(0, extract(epoch FROM least({_EFF_END}, w.b) - greatest(e.ts, w.a)))::double precision"
@@ -122,7 +123,7 @@ def worker_totals(
             f"SELECT w.label, r.worker_id, sum(working_s), sum(idle_s), sum(absent_s), sum(units), "
             f"sum(events) "
             f"FROM {_W} CROSS JOIN LATERAL (SELECT * FROM rollup_worker_hour r "
-            f"WHERE r.bucket >= w.a AND r.bucket < w.b {where}) r GROUP BY 1, 2",
+            f"WHERE r.bucket >= w.a AND r.bucket < w.b {where} OFFSET 0) r GROUP BY 1, 2",
             params,
         ).fetchall()
         for label, worker, working, idle, absent, units, events in rows:
@@ -143,7 +144,7 @@ def worker_totals(
             f"coalesce(sum(e.count) FILTER (WHERE e.event_type = 'product_count' AND e.ts >= w.a), 0), "
             f"count(*) FILTER (WHERE e.ts >= w.a) "
             f"FROM {_W} CROSS JOIN LATERAL (SELECT * FROM events e WHERE {_EDGE} "
-            f"AND NOT e.shadow {where}) e GROUP BY 1, 2",
+            f"AND NOT e.shadow {where} OFFSET 0) e GROUP BY 1, 2",
             params,
         ).fetchall()
         for label, worker, working, idle, absent, units, events in rows:
@@ -172,7 +173,7 @@ def station_totals(
         rows = conn.execute(
             f"SELECT w.label, r.station_id, sum(occupied_s), sum(working_s), sum(observed_s), sum(units), "
             f"sum(events) FROM {_W} CROSS JOIN LATERAL (SELECT * FROM rollup_station_hour r "
-            f"WHERE r.bucket >= w.a AND r.bucket < w.b {where}) r GROUP BY 1, 2",
+            f"WHERE r.bucket >= w.a AND r.bucket < w.b {where} OFFSET 0) r GROUP BY 1, 2",
             params,
         ).fetchall()
         for label, station, occupied, working, observed, units, events in rows:
@@ -189,7 +190,7 @@ def station_totals(
             f"SELECT w.label, e.station_id, e.event_type, greatest(e.ts, w.a), least({_EFF_END}, w.b), "
             f"CASE WHEN e.ts >= w.a THEN e.count ELSE 0 END, e.ts >= w.a, w.a "
             f"FROM {_W} CROSS JOIN LATERAL (SELECT * FROM events e WHERE {_EDGE} "
-            f"AND NOT e.shadow {where}) e",
+            f"AND NOT e.shadow {where} OFFSET 0) e",
             params,
         ).fetchall()
         # Unions are taken per edge window: edges never overlap each other or
@@ -234,7 +235,7 @@ def model_totals(
             f"coalesce(sum(seconds) FILTER (WHERE event_type = 'absent'), 0), "
             f"sum(units), sum(events), sum(conf_sum) "
             f"FROM {_W} CROSS JOIN LATERAL (SELECT * FROM rollup_hour r "
-            f"WHERE r.bucket >= w.a AND r.bucket < w.b {where}) r GROUP BY 1, 2, 3",
+            f"WHERE r.bucket >= w.a AND r.bucket < w.b {where} OFFSET 0) r GROUP BY 1, 2, 3",
             params,
         ).fetchall()
     if parts.edges:
@@ -248,7 +249,7 @@ def model_totals(
             f"coalesce(sum(e.count) FILTER (WHERE e.event_type = 'product_count' AND e.ts >= w.a), 0), "
             f"count(*) FILTER (WHERE e.ts >= w.a), "
             f"coalesce(sum(e.confidence) FILTER (WHERE e.ts >= w.a), 0) "
-            f"FROM {_W} CROSS JOIN LATERAL (SELECT * FROM events e WHERE {_EDGE} {where}) e "
+            f"FROM {_W} CROSS JOIN LATERAL (SELECT * FROM events e WHERE {_EDGE} {where} OFFSET 0) e "
             f"GROUP BY 1, 2, 3",
             params,
         ).fetchall()
@@ -280,7 +281,7 @@ def cycle_times(
         f"         OVER (PARTITION BY w.label, w.a ORDER BY e.ts, e.event_id))"
         f"         ::double precision AS gap "
         f"  FROM {_W} CROSS JOIN LATERAL (SELECT * FROM events e WHERE e.ts >= w.a AND e.ts < w.b "
-        f"  AND NOT e.shadow AND e.event_type = 'product_count' AND e.count > 0 {where}) e) g",
+        f"  AND NOT e.shadow AND e.event_type = 'product_count' AND e.count > 0 {where} OFFSET 0) e) g",
         params,
     ).fetchone()
     if not row or not row[0]:
