@@ -29,6 +29,9 @@ logger = logging.getLogger(__name__)
 # Arbitrary constant shared by every refresher process.
 ADVISORY_LOCK_KEY = 0x74616B74  # "takt"
 HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+ROLLUP_HOUR_TABLES = ("rollup_hour", "rollup_worker_hour", "rollup_station_hour")
+ROLLUP_TABLES = (*ROLLUP_HOUR_TABLES, "rollup_worker_day", "rollup_station_day")
 ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
 
 # A piece of a state interval per hour it overlaps, for events in [lo - lookback, hi).
@@ -206,15 +209,43 @@ def _lookback(conn: psycopg.Connection[Any]) -> float:
     return float(row[0]) if row else 0.0
 
 
+def floor_day(ts: datetime) -> datetime:
+    return ORIGIN + ((ts - ORIGIN) // DAY) * DAY
+
+
+def ceil_day(ts: datetime) -> datetime:
+    floored = floor_day(ts)
+    return floored if floored == ts else floored + DAY
+
+
 def rebuild_hours(conn: psycopg.Connection[Any], lo: datetime, hi: datetime) -> int:
     """Recompute every rollup row with a bucket in [lo, hi) (hour-aligned) from events."""
     params = {"lo": lo, "hi": hi, "origin": ORIGIN, "lookback": _lookback(conn)}
-    for table in ("rollup_hour", "rollup_worker_hour", "rollup_station_hour"):
+    for table in ROLLUP_HOUR_TABLES:
         conn.execute(f"DELETE FROM {table} WHERE bucket >= %(lo)s AND bucket < %(hi)s", params)
     conn.execute(_ROLLUP_HOUR, params)
     conn.execute(_ROLLUP_WORKER_HOUR, params)
     conn.execute(_ROLLUP_STATION_HOUR, params)
     conn.execute(_STATION_COUNTS, params)
+    # Days containing a rebuilt hour are re-summed from their (complete) hours.
+    days = {"lo": floor_day(lo), "hi": ceil_day(hi), "origin": ORIGIN}
+    for day_table, hour_table, columns in (
+        ("rollup_worker_day", "rollup_worker_hour", "worker_id, working_s, idle_s, absent_s, units, events"),
+        (
+            "rollup_station_day",
+            "rollup_station_hour",
+            "station_id, occupied_s, working_s, observed_s, units, events",
+        ),
+    ):
+        key, *values = [c.strip() for c in columns.split(",")]
+        conn.execute(f"DELETE FROM {day_table} WHERE bucket >= %(lo)s AND bucket < %(hi)s", days)
+        conn.execute(
+            f"INSERT INTO {day_table} (bucket, site_id, {columns}) "
+            f"SELECT date_bin('1 day', bucket, %(origin)s), site_id, {key}, "
+            f"{', '.join(f'sum({v})' for v in values)} FROM {hour_table} "
+            f"WHERE bucket >= %(lo)s AND bucket < %(hi)s GROUP BY 1, 2, 3",
+            days,
+        )
     return (hi - lo) // HOUR
 
 
@@ -318,10 +349,10 @@ def rebuild(conn: psycopg.Connection[Any], *, max_gap_s: float, chunk: timedelta
             "UPDATE rollup_meta SET max_duration_s = %s, refreshed_at = now()", (row[2] if row else 0,)
         )
         conn.execute("DELETE FROM event_invalidations")
-        for table in ("rollup_hour", "rollup_worker_hour", "rollup_station_hour"):
+        for table in ROLLUP_TABLES:
             conn.execute(f"TRUNCATE {table}")
         if row and row[0] is not None:
-            lo, end = floor_hour(row[0]), ceil_hour(row[1]) + HOUR
+            lo, end = floor_day(row[0]), ceil_hour(row[1]) + HOUR
             while lo < end:
                 hi = min(lo + chunk, end)
                 rebuild_hours(conn, lo, hi)
@@ -342,6 +373,8 @@ def apply_timescale_policies(
         ("rollup_hour", "worker_id"),
         ("rollup_worker_hour", "worker_id"),
         ("rollup_station_hour", "station_id"),
+        ("rollup_worker_day", "worker_id"),
+        ("rollup_station_day", "station_id"),
     ):
         if compress_after is not None:
             conn.execute(

@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 
 from api.metrics.intervals import union_seconds
-from collector.rollups import HOUR, ceil_hour, floor_hour
+from collector.rollups import HOUR, ceil_day, ceil_hour, floor_day, floor_hour
 
 Labelled = tuple[int, datetime, datetime]
 
@@ -55,17 +55,23 @@ class ModelTotals:
 class Split:
     cores: list[Labelled] = field(default_factory=list)
     edges: list[Labelled] = field(default_factory=list)
+    days: list[Labelled] = field(default_factory=list)
 
 
-def split(windows: Sequence[Labelled]) -> Split:
-    """Whole hours of each window (for rollups) and the partial hours at its edges."""
+def split(windows: Sequence[Labelled], *, use_days: bool = False) -> Split:
+    """Whole days (optional), whole hours (for rollups) and the partial hours at each window's edges."""
     out = Split()
     for label, lo, hi in windows:
         c0, c1 = ceil_hour(lo), floor_hour(hi)
         if c0 >= c1:
             out.edges.append((label, lo, hi))
             continue
-        out.cores.append((label, c0, c1))
+        d0, d1 = ceil_day(c0), floor_day(c1)
+        if use_days and d0 < d1:
+            out.days.append((label, d0, d1))
+            out.cores += [(label, a, b) for a, b in ((c0, d0), (d1, c1)) if a < b]
+        else:
+            out.cores.append((label, c0, c1))
         if lo < c0:
             out.edges.append((label, lo, c0))
         if c1 < hi:
@@ -114,15 +120,17 @@ def worker_totals(
     worker_id: str | None = None,
     raw: bool = False,
 ) -> dict[tuple[int, str], WorkerTotals]:
-    parts = Split(edges=list(windows)) if raw else split(windows)
+    parts = Split(edges=list(windows)) if raw else split(windows, use_days=True)
     out: dict[tuple[int, str], WorkerTotals] = defaultdict(WorkerTotals)
-    if parts.cores:
-        params = _arrays(parts.cores)
+    for table, cores in (("rollup_worker_day", parts.days), ("rollup_worker_hour", parts.cores)):
+        if not cores:
+            continue
+        params = _arrays(cores)
         where = _filters(params, "r", site_id=site_id, worker_id=worker_id)
         rows = conn.execute(
             f"SELECT w.label, r.worker_id, sum(working_s), sum(idle_s), sum(absent_s), sum(units), "
             f"sum(events) "
-            f"FROM {_W} CROSS JOIN LATERAL (SELECT * FROM rollup_worker_hour r "
+            f"FROM {_W} CROSS JOIN LATERAL (SELECT * FROM {table} r "
             f"WHERE r.bucket >= w.a AND r.bucket < w.b {where} OFFSET 0) r GROUP BY 1, 2",
             params,
         ).fetchall()
@@ -165,14 +173,16 @@ def station_totals(
     station_id: str | None = None,
     raw: bool = False,
 ) -> dict[tuple[int, str], StationTotals]:
-    parts = Split(edges=list(windows)) if raw else split(windows)
+    parts = Split(edges=list(windows)) if raw else split(windows, use_days=True)
     out: dict[tuple[int, str], StationTotals] = defaultdict(StationTotals)
-    if parts.cores:
-        params = _arrays(parts.cores)
+    for table, cores in (("rollup_station_day", parts.days), ("rollup_station_hour", parts.cores)):
+        if not cores:
+            continue
+        params = _arrays(cores)
         where = _filters(params, "r", site_id=site_id, station_id=station_id)
         rows = conn.execute(
             f"SELECT w.label, r.station_id, sum(occupied_s), sum(working_s), sum(observed_s), sum(units), "
-            f"sum(events) FROM {_W} CROSS JOIN LATERAL (SELECT * FROM rollup_station_hour r "
+            f"sum(events) FROM {_W} CROSS JOIN LATERAL (SELECT * FROM {table} r "
             f"WHERE r.bucket >= w.a AND r.bucket < w.b {where} OFFSET 0) r GROUP BY 1, 2",
             params,
         ).fetchall()

@@ -22,7 +22,7 @@ GAP = 600.0
 
 event_st = st.fixed_dictionaries(
     {
-        "offset": st.integers(0, 4 * 3600 * 2).map(lambda x: x / 2),
+        "offset": st.integers(-9 * 3600 * 2, 4 * 3600 * 2).map(lambda x: x / 2),
         "worker_id": st.sampled_from(["W1", "W2", "W3", "unknown"]),
         "station_id": st.sampled_from(["S1", "S2"]),
         "event_type": st.sampled_from(["working", "working", "idle", "absent", "product_count"]),
@@ -73,6 +73,7 @@ def _reset(dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(
             "TRUNCATE events, workers, workstations, event_invalidations, rollup_hour, rollup_worker_hour, "
+            "rollup_worker_day, rollup_station_day, "
             "rollup_station_hour, dead_letters"
         )
         conn.execute("UPDATE rollup_meta SET max_duration_s = 0")
@@ -83,7 +84,7 @@ def _reset(dsn: str) -> None:
     events=st.lists(event_st, min_size=1, max_size=40),
     dup_seed=st.integers(0, 2**32 - 1),
     chunks=st.integers(1, 4),
-    window=st.tuples(st.integers(-3600, 5 * 3600), st.integers(1, 6 * 3600)),
+    window=st.tuples(st.integers(-10 * 3600, 5 * 3600), st.integers(1, 40 * 3600)),
     aligned=st.booleans(),
 )
 def test_api_equals_raw_computation(

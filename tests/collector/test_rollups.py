@@ -119,7 +119,7 @@ def test_incremental_equals_rebuild(conn: psycopg.Connection[Any]) -> None:
     def snapshot() -> tuple[Any, ...]:
         return tuple(
             conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2, 3").fetchall()
-            for t in ("rollup_worker_hour", "rollup_station_hour")
+            for t in ("rollup_worker_hour", "rollup_station_hour", "rollup_worker_day", "rollup_station_day")
         )
 
     incremental = snapshot()

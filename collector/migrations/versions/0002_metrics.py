@@ -21,7 +21,13 @@ down_revision = "0001_base"
 branch_labels = None
 depends_on = None
 
-ROLLUP_TABLES = ("rollup_hour", "rollup_worker_hour", "rollup_station_hour")
+ROLLUP_TABLES = (
+    "rollup_hour",
+    "rollup_worker_hour",
+    "rollup_station_hour",
+    "rollup_worker_day",
+    "rollup_station_day",
+)
 
 
 def upgrade() -> None:
@@ -80,6 +86,9 @@ def upgrade() -> None:
             events      bigint NOT NULL DEFAULT 0,
             PRIMARY KEY (bucket, site_id, station_id)
         )""")
+    # Whole UTC days of the two tables above, so long windows read few rows.
+    op.execute("CREATE TABLE rollup_worker_day (LIKE rollup_worker_hour INCLUDING ALL)")
+    op.execute("CREATE TABLE rollup_station_day (LIKE rollup_station_hour INCLUDING ALL)")
     # The longest effective duration ever derived: how far back a window
     # edge must look for a state that reaches into it.
     op.execute("""
