@@ -139,7 +139,7 @@ def main() -> None:
                 "/api/metrics/workstations",
                 "/api/metrics/workstations/S7",
                 "/api/metrics/models",
-                "/api/metrics/timeseries?bucket=day",
+                "/api/metrics/timeseries",
                 "/api/metrics/workstations/S7/cycle-time",
             ):
 
