@@ -16,11 +16,18 @@ from tests.api.conftest import ADMIN
 
 
 @pytest.fixture(scope="module")
-def app_client(postgres_server: object) -> Iterator[TestClient]:
+def app_client(postgres_server: object, mosquitto_server: object) -> Iterator[TestClient]:
     dsn = postgres_server.create_database("schemathesis_api")  # type: ignore[attr-defined]
     upgrade(dsn)
+    mqtt = f"mqtt://127.0.0.1:{mosquitto_server.port}"  # type: ignore[attr-defined]
     app = create_app(
-        ApiSettings(database_url=dsn, admin_token=ADMIN, refresh_interval_s=0, rate_limit_per_minute=10**9)
+        ApiSettings(
+            database_url=dsn,
+            admin_token=ADMIN,
+            refresh_interval_s=0,
+            rate_limit_per_minute=10**9,
+            mqtt_url=mqtt,
+        )
     )
     with TestClient(app, headers={"Authorization": f"Bearer {ADMIN}"}) as client:
         client.post("/api/v1/seed")
