@@ -137,3 +137,41 @@ def test_takt_api_serves_over_http(settings: ApiSettings, mosquitto_server: Any)
     finally:
         proc.terminate()
         proc.communicate(timeout=10)
+
+
+def test_nul_bytes_are_a_client_error(client: TestClient) -> None:
+    r = client.get("/api/metrics/workers/W%001")
+    assert r.status_code == 422 and set(r.json()) >= ERROR_KEYS
+
+
+def test_shift_filter_and_planned_breaks(settings: ApiSettings) -> None:
+    calendars = {
+        "site-1": {
+            "timezone": "UTC",
+            "shifts": [
+                {
+                    "name": "day",
+                    "start": "08:00",
+                    "end": "17:00",
+                    "breaks": [{"start": "12:00", "end": "12:30"}],
+                },
+            ],
+        }
+    }
+    s = ApiSettings(**{**settings.model_dump(), "admin_token": "test-admin-token", "calendars": calendars})
+    with TestClient(create_app(s), headers={"Authorization": "Bearer test-admin-token"}) as c:
+        # Working 07:00-13:00 as one explicit 6-hour segment.
+        body = {**EVENT, "timestamp": "2026-01-15T07:00:00Z", "duration_s": 21600.0}
+        assert c.post("/api/events", json=body).status_code == 201
+        with psycopg.connect(s.database_url, autocommit=True) as conn:
+            from collector.rollups import refresh_all
+
+            refresh_all(conn, max_gap_s=600)
+        q = {"from": "2026-01-15T00:00:00Z", "to": "2026-01-16T00:00:00Z"}
+        whole = c.get("/api/metrics/workers/W1", params=q).json()
+        shift = c.get("/api/metrics/workers/W1", params={**q, "shift": "day"}).json()
+        assert c.get("/api/metrics/workers/W1", params={**q, "shift": "night"}).status_code == 404
+    # The break is never counted; the shift starts at 08:00.
+    assert whole["total_active_time_hours"] == pytest.approx(5.5)
+    assert shift["total_active_time_hours"] == pytest.approx(4.5)
+    assert whole["planned_break_hours"] == pytest.approx(0.5) == shift["planned_break_hours"]
