@@ -82,14 +82,18 @@ def ingest_batch(
 def delete_event(event_id: uuid.UUID, conn: Conn, _: Admin) -> Message:
     """Remove an event; the rollups are re-derived around it."""
     with conn.transaction():
+        # The invalidation spans the deleted state's whole interval, so every
+        # hour it reached is rebuilt.
         rows = conn.execute(
-            "DELETE FROM events WHERE event_id = %s RETURNING worker_id, station_id, ts", (event_id,)
+            "DELETE FROM events WHERE event_id = %s RETURNING worker_id, station_id, ts, "
+            "ts + coalesce(effective_duration_s, 0) * interval '1 second'",
+            (event_id,),
         ).fetchall()
-        for worker, station, ts in rows:
+        for worker, station, ts, end in rows:
             conn.execute(
                 "INSERT INTO event_invalidations (worker_id, station_id, min_ts, max_ts) "
                 "VALUES (%s, %s, %s, %s)",
-                (worker, station, ts, ts),
+                (worker, station, ts, end),
             )
     if not rows:
         raise HTTPException(404, f"no event {event_id}")

@@ -175,3 +175,19 @@ def test_shift_filter_and_planned_breaks(settings: ApiSettings) -> None:
     assert whole["total_active_time_hours"] == pytest.approx(5.5)
     assert shift["total_active_time_hours"] == pytest.approx(4.5)
     assert whole["planned_break_hours"] == pytest.approx(0.5) == shift["planned_break_hours"]
+
+
+def test_delete_rebuilds_every_hour_the_state_reached(client: TestClient, settings: ApiSettings) -> None:
+    from collector.rollups import refresh_all
+
+    body = {**EVENT, "timestamp": "2026-01-15T07:30:00Z", "duration_s": 7200.0}
+    assert client.post("/api/events", json=body).status_code == 201
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        refresh_all(conn, max_gap_s=600)
+        (event_id,) = conn.execute("SELECT event_id FROM events").fetchone()  # type: ignore[misc]
+        q = {"from": "2026-01-15T00:00:00Z", "to": "2026-01-16T00:00:00Z"}
+        assert client.get("/api/metrics/factory", params=q).json()["total_productive_time_hours"] == 2.0
+        assert client.delete(f"/api/events/{event_id}").status_code == 200
+        assert client.delete(f"/api/events/{event_id}").status_code == 404
+        refresh_all(conn, max_gap_s=600)
+        assert client.get("/api/metrics/factory", params=q).json()["total_productive_time_hours"] == 0.0
