@@ -24,6 +24,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "db": "collector.cli:db",
     "edge": "edge_agent.cli:edge",
     "collector": "collector.cli:collector",
+    "api": "api.cli:api",
 }
 
 
