@@ -40,9 +40,6 @@ class ApiSettings(CommonSettings):
 
     host: str = Field(default="127.0.0.1", description="Address `takt api` listens on.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `takt api` listens on.")
-    max_state_gap_s: float = Field(
-        default=600.0, gt=0, le=86_400, description="Cap on a state's length when it has no duration_s."
-    )
     admin_token: SecretStr | None = Field(
         default=None, description="Accepted as an admin bearer token on every route, ingestion included."
     )

@@ -125,6 +125,15 @@ def test_broker_outage_mid_run_loses_and_doubles_nothing(
             agent.kill()
             agent.wait()
     assert_exactly_once_in_order(database, tmp_path / "buffer.sqlite")
+    assert wait_for(lambda: rollups_current(database), 30), "the collector did not refresh the rollups"
+
+
+def rollups_current(dsn: str) -> bool:
+    """The collector's own refresher consumed every invalidation and built hourly rollups."""
+    with psycopg.connect(dsn) as conn:
+        pending = conn.execute("SELECT count(*) FROM event_invalidations").fetchone()
+        hours = conn.execute("SELECT count(*) FROM rollup_worker_hour").fetchone()
+    return pending == (0,) and hours is not None and hours[0] > 0
 
 
 def test_agent_kill_9_then_restart_loses_and_doubles_nothing(

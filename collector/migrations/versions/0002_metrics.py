@@ -53,8 +53,8 @@ def upgrade() -> None:
             units          bigint NOT NULL DEFAULT 0,
             events         bigint NOT NULL DEFAULT 0,
             conf_sum       double precision NOT NULL DEFAULT 0,
-            conf_min       real,
-            conf_max       real,
+            conf_min       double precision,
+            conf_max       double precision,
             PRIMARY KEY (bucket, site_id, worker_id, station_id, event_type, model_version, shadow)
         )""")
     # Narrow projections of rollup_hour (production events only) so the
