@@ -22,6 +22,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "broker": "broker.cli:broker",
     "demo": "takt.demo:demo",
     "db": "collector.cli:db",
+    "api": "api.cli:api",
 }
 
 
