@@ -29,6 +29,8 @@ class Segment:
     state: str
     worker_id: str
     station_id: str
+    # The worker's latest state, still going on: not yet counted by the metrics.
+    open: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,13 +93,18 @@ def timeline(
               AND {scope}
         ), spans AS (
             SELECT ts, worker_id, station_id, event_type,
-                   ts + coalesce(
-                       effective_duration_s, duration_s,
-                       least(extract(epoch FROM coalesce(next_ts, now()) - ts), %(gap)s)
-                   ) * interval '1 second' AS ends
+                   next_ts IS NULL AND duration_s IS NULL AS open,
+                   ts + CASE
+                       -- The worker's latest state: still in force (up to the gap cap).
+                       -- The metrics count it only once the next state arrives.
+                       WHEN next_ts IS NULL AND duration_s IS NULL
+                           THEN least(greatest(extract(epoch FROM now() - ts), 0), %(gap)s)
+                       ELSE coalesce(effective_duration_s, duration_s,
+                                     least(extract(epoch FROM next_ts - ts), %(gap)s))
+                   END * interval '1 second' AS ends
             FROM states WHERE {own}
         )
-        SELECT greatest(ts, %(lo)s), least(ends, %(hi)s), event_type, worker_id, station_id
+        SELECT greatest(ts, %(lo)s), least(ends, %(hi)s), event_type, worker_id, station_id, open
         FROM spans WHERE ends > %(lo)s AND ends > ts
         ORDER BY ts
         """,
@@ -111,7 +118,7 @@ def timeline(
         },
     ).fetchall()
     segments: list[Segment] = []
-    for start, end, state, worker, station in rows:
+    for start, end, state, worker, station, is_open in rows:
         if end <= start:
             continue
         last = segments[-1] if segments else None
@@ -122,9 +129,9 @@ def timeline(
             and last.station_id == station
             and start - last.end <= timedelta(seconds=1)
         ):
-            segments[-1] = Segment(last.start, max(last.end, end), state, worker, station)
+            segments[-1] = Segment(last.start, max(last.end, end), state, worker, station, bool(is_open))
         else:
-            segments.append(Segment(start, end, state, worker, station))
+            segments.append(Segment(start, end, state, worker, station, bool(is_open)))
     return segments
 
 

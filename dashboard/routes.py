@@ -1,37 +1,32 @@
 """Serves the dashboard page and the few endpoints it needs beyond the metrics API.
 
-``mount_dashboard(app)`` is the only thing the API's ``create_app`` calls. It
-reads the API's settings from ``app.state.settings`` (``database_url``,
-``admin_token``, ``max_state_gap_s``) when a request comes, so it can be
-mounted before the app's lifespan has built them.
+``mount_dashboard(app)`` is the only thing the API's ``create_app`` calls. The
+endpoints use the API's own dependencies (``api.deps``): the same pooled
+connections, settings and bearer-token roles as every metrics route.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-import psycopg
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
 from starlette.types import Scope
 
+from api.deps import Conn, Settings, Viewer
 from dashboard import queries
-from dashboard.auth import role_checker
 from dashboard.live import LiveHub
 
 logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 VENDOR_FILES = ("uPlot.esm.js", "uPlot.min.css")
-DEFAULT_MAX_GAP_S = 600.0
 MAX_WINDOW = timedelta(days=31)
 
 
@@ -42,40 +37,6 @@ class _RevalidatedStatic(StaticFiles):
         response = await super().get_response(path, scope)
         response.headers.setdefault("Cache-Control", "no-cache")
         return response
-
-
-def _settings(request: Request) -> Any:
-    settings = getattr(request.app.state, "settings", None)
-    if settings is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the API is not configured yet")
-    return settings
-
-
-def _dsn(request: Request) -> str:
-    return str(_settings(request).database_url)
-
-
-def _admin_token(request: Request) -> str | None:
-    secret = getattr(_settings(request), "admin_token", None)
-    if secret is None:
-        return None
-    value = secret.get_secret_value() if hasattr(secret, "get_secret_value") else str(secret)
-    return str(value) or None
-
-
-@contextlib.contextmanager
-def _connect(request: Request) -> Iterator[psycopg.Connection[Any]]:
-    pool = getattr(request.app.state, "pool", None)
-    if pool is not None and hasattr(pool, "connection"):
-        with pool.connection() as conn:
-            yield conn
-        return
-    with psycopg.connect(_dsn(request), autocommit=True) as conn:
-        yield conn
-
-
-require_viewer = role_checker("viewer", _connect, _admin_token)
-Viewer = Annotated[str, Depends(require_viewer)]
 
 
 def _window(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
@@ -99,42 +60,36 @@ router = APIRouter(tags=["dashboard"])
 
 
 @router.get("/api/session")
-def session(request: Request, role: Viewer) -> dict[str, Any]:
+def session(conn: Conn, settings: Settings, role: Viewer) -> dict[str, Any]:
     """The caller's role (the page shows only what it may do) and the filter choices."""
-    settings = _settings(request)
-    calendars: dict[str, Any] = dict(getattr(settings, "calendars", {}) or {})
-    default_site = str(getattr(settings, "site_id", ""))
-    with _connect(request) as conn:
-        rows = conn.execute("SELECT DISTINCT site_id FROM gateways WHERE site_id IS NOT NULL").fetchall()
-    sites = sorted({default_site, *calendars, *(str(r[0]) for r in rows)} - {""})
+    rows = conn.execute("SELECT DISTINCT site_id FROM gateways WHERE site_id IS NOT NULL").fetchall()
+    sites = sorted({settings.site_id, *settings.calendars, *(str(r[0]) for r in rows)} - {""})
     return {
-        "role": str(role),
-        "site_id": default_site,
+        "role": role.value,
+        "site_id": settings.site_id,
         "sites": sites,
         "shifts": {
             site: [
                 {"name": s.name, "start": s.start.isoformat("minutes"), "end": s.end.isoformat("minutes")}
                 for s in cal.shifts
             ]
-            for site, cal in calendars.items()
+            for site, cal in settings.calendars.items()
         },
-        "timezones": {site: cal.timezone for site, cal in calendars.items()},
-        "max_state_gap_s": float(getattr(settings, "max_state_gap_s", DEFAULT_MAX_GAP_S)),
+        "timezones": {site: cal.timezone for site, cal in settings.calendars.items()},
+        "max_state_gap_s": settings.max_state_gap_s,
     }
 
 
 @router.get("/api/now")
-def now(request: Request, _: Viewer, site_id: str | None = None) -> dict[str, Any]:
-    """What is true right now, independent of the date filter: workers working."""
-    max_gap = float(getattr(_settings(request), "max_state_gap_s", DEFAULT_MAX_GAP_S))
-    with _connect(request) as conn:
-        active = queries.active_workers(conn, max_gap_s=max_gap, site_id=site_id)
+def now(conn: Conn, settings: Settings, _: Viewer, site_id: str | None = None) -> dict[str, Any]:
+    """What is true right now, whatever the date filter: how many workers are working."""
+    active = queries.active_workers(conn, max_gap_s=settings.max_state_gap_s, site_id=site_id)
     return {"active_workers": active, "at": _iso(datetime.now(UTC))}
 
 
 @router.get("/api/stations/{station_id}/workers")
 def station_workers(
-    request: Request,
+    conn: Conn,
     _: Viewer,
     station_id: str,
     *,
@@ -144,13 +99,13 @@ def station_workers(
 ) -> list[str]:
     """Ids of the workers seen at a station in the window (the station filter of the worker table)."""
     lo, hi = _window(start, end)
-    with _connect(request) as conn:
-        return queries.workers_at_station(conn, station_id, lo, hi, site_id)
+    return queries.workers_at_station(conn, station_id, lo, hi, site_id)
 
 
 @router.get("/api/timeline")
 def timeline(
-    request: Request,
+    conn: Conn,
+    settings: Settings,
     _: Viewer,
     *,
     worker_id: str | None = None,
@@ -166,9 +121,9 @@ def timeline(
     subject: queries.Subject = "worker" if worker_id is not None else "station"
     subject_id = worker_id if worker_id is not None else station_id
     assert subject_id is not None
-    max_gap = float(getattr(_settings(request), "max_state_gap_s", DEFAULT_MAX_GAP_S))
-    with _connect(request) as conn:
-        segments = queries.timeline(conn, subject, subject_id, lo, hi, max_gap_s=max_gap, site_id=site_id)
+    segments = queries.timeline(
+        conn, subject, subject_id, lo, hi, max_gap_s=settings.max_state_gap_s, site_id=site_id
+    )
     return {
         "subject": subject,
         "id": subject_id,
@@ -180,7 +135,7 @@ def timeline(
 
 @router.get("/api/events/recent")
 def recent_events(
-    request: Request,
+    conn: Conn,
     _: Viewer,
     *,
     worker_id: str | None = None,
@@ -191,10 +146,9 @@ def recent_events(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[dict[str, Any]]:
     """The newest events with their confidence and model_version, newest first."""
-    with _connect(request) as conn:
-        events = queries.recent_events(
-            conn, worker_id=worker_id, station_id=station_id, site_id=site_id, lo=start, hi=end, limit=limit
-        )
+    events = queries.recent_events(
+        conn, worker_id=worker_id, station_id=station_id, site_id=site_id, lo=start, hi=end, limit=limit
+    )
     return [{**asdict(e), "timestamp": _iso(e.timestamp), "received_at": _iso(e.received_at)} for e in events]
 
 

@@ -10,10 +10,10 @@ export function renderTimeline(container, { from, to, segments }) {
     if (b <= a) continue;
     totals[s.state] = (totals[s.state] || 0) + (b - a) / 1000;
     const seg = el("div", {
-      class: `seg ${s.state}`,
+      class: `seg ${s.state}${s.open ? " open" : ""}`,
       "data-state": s.state,
       title: `${s.state} ${new Date(a).toLocaleTimeString()}–${new Date(b).toLocaleTimeString()}` +
-        ` (${duration((b - a) / 1000)}) · worker ${s.worker_id} · station ${s.station_id}`,
+        ` (${duration((b - a) / 1000)}${s.open ? ", ongoing" : ""}) · worker ${s.worker_id} · station ${s.station_id}`,
     });
     seg.style.left = `${((a - lo) / span) * 100}%`;
     // At least a hairline, so a short state stays visible.
