@@ -242,9 +242,7 @@ def test_drill_down_shows_the_days_timeline_charts_and_events(page: Page, dash_s
     expect(page.locator("#timeline .seg.working").first).to_be_attached()
     timeline = api_get(
         dash_server,
-        "/api/timeline?worker_id=W1&from={}T00:00:00Z&to={}T00:00:00Z".format(
-            yesterday.isoformat(), (yesterday + timedelta(days=1)).isoformat()
-        ),
+        f"/api/timeline?worker_id=W1&from={yesterday}T00:00:00Z&to={yesterday + timedelta(days=1)}T00:00:00Z",
     )
     expect(page.locator("#timeline .seg")).to_have_count(len(timeline["segments"]))
     assert {s["state"] for s in timeline["segments"]} >= {"working", "idle"}
@@ -274,7 +272,8 @@ def test_an_event_stored_during_the_test_appears_without_reload(page: Page, dash
     with psycopg.connect(dash_server.dsn, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO gateways (gateway_id, site_id, state, last_seen, status) VALUES "
-            "('gw-line1', 'site-1', 'online', now(), %s), ('gw-line2', 'site-1', 'offline', now() - interval '1 hour', '{}')",
+            "('gw-line1', 'site-1', 'online', now(), %s), "
+            "('gw-line2', 'site-1', 'offline', now() - interval '1 hour', '{}')",
             (
                 json.dumps(
                     {
