@@ -222,14 +222,15 @@ def recent_events(
 def marker_sql(has_rollup_meta: bool) -> str:
     """SQL of one row (events, metrics, gateways) of text markers, each changing with its data.
 
-    Cheap enough to poll every second: an index lookup on the invalidation
-    queue (written in the same transaction as every new event), one row of
+    Cheap enough to poll every second: the invalidation queue's id sequence
+    (advanced in the same transaction as every new event, and unlike the
+    queue's rows never consumed by the refresher), one row of
     rollup_meta (the refresher's progress) and the small gateways table.
     ``rollup_meta`` comes with the API's migration; absent, metrics follow events.
     """
     meta = "(SELECT refreshed_at::text FROM rollup_meta WHERE id = 1)" if has_rollup_meta else "''"
     return (
-        "SELECT (SELECT max(id)::text FROM event_invalidations), "
+        "SELECT (SELECT last_value::text || is_called::text FROM event_invalidations_id_seq), "
         f"{meta}, "
         "(SELECT max(last_seen)::text || ':' || count(*) || ':' "
         "        || coalesce(string_agg(state, ',' ORDER BY gateway_id), '') FROM gateways)"

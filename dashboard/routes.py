@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, status
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
@@ -44,11 +44,11 @@ def _window(start: datetime | None, end: datetime | None) -> tuple[datetime, dat
     lo = start or hi - timedelta(days=1)
     for value in (lo, hi):
         if value.tzinfo is None:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "from/to need a UTC offset")
+            raise HTTPException(422, "from/to need a UTC offset")
     if hi <= lo:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "'to' must be after 'from'")
+        raise HTTPException(422, "'to' must be after 'from'")
     if hi - lo > MAX_WINDOW:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "a window covers at most 31 days")
+        raise HTTPException(422, "a window covers at most 31 days")
     return lo, hi
 
 
@@ -116,7 +116,7 @@ def timeline(
 ) -> dict[str, Any]:
     """State segments (working / idle / absent) of one worker or station, clipped to the window."""
     if (worker_id is None) == (station_id is None):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "give exactly one of worker_id, station_id")
+        raise HTTPException(422, "give exactly one of worker_id, station_id")
     lo, hi = _window(start, end)
     subject: queries.Subject = "worker" if worker_id is not None else "station"
     subject_id = worker_id if worker_id is not None else station_id

@@ -8,7 +8,7 @@ function width(container) {
 }
 
 // One bar-like series over time; `points` are [{t: ms, v: number}].
-export function renderSeries(container, points, { label, color, max }) {
+export function renderSeries(container, points, { label, color, max, bars = true }) {
   charts.get(container)?.destroy();
   const data = [points.map((p) => p.t / 1000), points.map((p) => p.v)];
   const opts = {
@@ -18,7 +18,9 @@ export function renderSeries(container, points, { label, color, max }) {
     scales: { x: { time: true }, y: { range: (_u, lo, hi) => [0, max ?? Math.max(1, hi * 1.1)] } },
     series: [
       {},
-      { label, stroke: color, fill: `${color}33`, width: 2, paths: uPlot.paths.bars({ size: [0.8, 40] }), points: { show: false } },
+      bars
+        ? { label, stroke: color, fill: `${color}33`, width: 2, paths: uPlot.paths.bars({ size: [0.8, 40] }), points: { show: false } }
+        : { label, stroke: color, width: 2, points: { show: true, size: 7 } },
     ],
     axes: [{}, { size: 44 }],
   };

@@ -69,7 +69,7 @@ export class DrillDown {
         hourly.map((p) => ({ t: Date.parse(p.bucket_start), v: p.units })), { label: "units", color: "#1f5fbf" });
       renderSeries(this.dialog.querySelector("#chart-util"),
         daily.map((p) => ({ t: Date.parse(p.bucket_start), v: p.utilization_percentage })),
-        { label: "utilization %", color: "#2e7d32", max: 100 });
+        { label: "utilization %", color: "#2e7d32", max: 100, bars: false });
       this.renderRecent(recent);
     } catch (err) {
       this.onError(err);
