@@ -82,6 +82,8 @@ def _arrays(windows: Sequence[Labelled]) -> dict[str, Any]:
 
 
 _W = "unnest(%(labels)s::int[], %(starts)s::timestamptz[], %(ends)s::timestamptz[]) AS w(label, a, b)"
+# Per window (LATERAL) so each one is an index range scan.
+_EDGE = "e.ts < w.b AND e.ts >= w.a - %(lookback)s * interval '1 second'"
 _EFF_END = "e.ts + coalesce(e.effective_duration_s, 0) * interval '1 second'"
 _CLIPPED = f"greatest(0, extract(epoch FROM least({_EFF_END}, w.b) - greatest(e.ts, w.a)))::double precision"
 
@@ -109,8 +111,9 @@ def worker_totals(
     *,
     site_id: str | None = None,
     worker_id: str | None = None,
+    raw: bool = False,
 ) -> dict[tuple[int, str], WorkerTotals]:
-    parts = split(windows)
+    parts = Split(edges=list(windows)) if raw else split(windows)
     out: dict[tuple[int, str], WorkerTotals] = defaultdict(WorkerTotals)
     if parts.cores:
         params = _arrays(parts.cores)
@@ -118,8 +121,8 @@ def worker_totals(
         rows = conn.execute(
             f"SELECT w.label, r.worker_id, sum(working_s), sum(idle_s), sum(absent_s), sum(units), "
             f"sum(events) "
-            f"FROM rollup_worker_hour r JOIN {_W} ON r.bucket >= w.a AND r.bucket < w.b "
-            f"WHERE true {where} GROUP BY 1, 2",
+            f"FROM {_W} CROSS JOIN LATERAL (SELECT * FROM rollup_worker_hour r "
+            f"WHERE r.bucket >= w.a AND r.bucket < w.b {where}) r GROUP BY 1, 2",
             params,
         ).fetchall()
         for label, worker, working, idle, absent, units, events in rows:
@@ -139,8 +142,8 @@ def worker_totals(
             f"coalesce(sum({_CLIPPED}) FILTER (WHERE e.event_type = 'absent'), 0), "
             f"coalesce(sum(e.count) FILTER (WHERE e.event_type = 'product_count' AND e.ts >= w.a), 0), "
             f"count(*) FILTER (WHERE e.ts >= w.a) "
-            f"FROM events e JOIN {_W} ON e.ts < w.b AND e.ts >= w.a - %(lookback)s * interval '1 second' "
-            f"WHERE NOT e.shadow {where} GROUP BY 1, 2",
+            f"FROM {_W} CROSS JOIN LATERAL (SELECT * FROM events e WHERE {_EDGE} "
+            f"AND NOT e.shadow {where}) e GROUP BY 1, 2",
             params,
         ).fetchall()
         for label, worker, working, idle, absent, units, events in rows:
@@ -159,16 +162,17 @@ def station_totals(
     *,
     site_id: str | None = None,
     station_id: str | None = None,
+    raw: bool = False,
 ) -> dict[tuple[int, str], StationTotals]:
-    parts = split(windows)
+    parts = Split(edges=list(windows)) if raw else split(windows)
     out: dict[tuple[int, str], StationTotals] = defaultdict(StationTotals)
     if parts.cores:
         params = _arrays(parts.cores)
         where = _filters(params, "r", site_id=site_id, station_id=station_id)
         rows = conn.execute(
             f"SELECT w.label, r.station_id, sum(occupied_s), sum(working_s), sum(observed_s), sum(units), "
-            f"sum(events) FROM rollup_station_hour r JOIN {_W} ON r.bucket >= w.a AND r.bucket < w.b "
-            f"WHERE true {where} GROUP BY 1, 2",
+            f"sum(events) FROM {_W} CROSS JOIN LATERAL (SELECT * FROM rollup_station_hour r "
+            f"WHERE r.bucket >= w.a AND r.bucket < w.b {where}) r GROUP BY 1, 2",
             params,
         ).fetchall()
         for label, station, occupied, working, observed, units, events in rows:
@@ -184,8 +188,8 @@ def station_totals(
         rows = conn.execute(
             f"SELECT w.label, e.station_id, e.event_type, greatest(e.ts, w.a), least({_EFF_END}, w.b), "
             f"CASE WHEN e.ts >= w.a THEN e.count ELSE 0 END, e.ts >= w.a, w.a "
-            f"FROM events e JOIN {_W} ON e.ts < w.b AND e.ts >= w.a - %(lookback)s * interval '1 second' "
-            f"WHERE NOT e.shadow {where}",
+            f"FROM {_W} CROSS JOIN LATERAL (SELECT * FROM events e WHERE {_EDGE} "
+            f"AND NOT e.shadow {where}) e",
             params,
         ).fetchall()
         # Unions are taken per edge window: edges never overlap each other or
@@ -229,8 +233,8 @@ def model_totals(
             f"coalesce(sum(seconds) FILTER (WHERE event_type = 'idle'), 0), "
             f"coalesce(sum(seconds) FILTER (WHERE event_type = 'absent'), 0), "
             f"sum(units), sum(events), sum(conf_sum) "
-            f"FROM rollup_hour r JOIN {_W} ON r.bucket >= w.a AND r.bucket < w.b WHERE true {where} "
-            f"GROUP BY 1, 2, 3",
+            f"FROM {_W} CROSS JOIN LATERAL (SELECT * FROM rollup_hour r "
+            f"WHERE r.bucket >= w.a AND r.bucket < w.b {where}) r GROUP BY 1, 2, 3",
             params,
         ).fetchall()
     if parts.edges:
@@ -244,8 +248,8 @@ def model_totals(
             f"coalesce(sum(e.count) FILTER (WHERE e.event_type = 'product_count' AND e.ts >= w.a), 0), "
             f"count(*) FILTER (WHERE e.ts >= w.a), "
             f"coalesce(sum(e.confidence) FILTER (WHERE e.ts >= w.a), 0) "
-            f"FROM events e JOIN {_W} ON e.ts < w.b AND e.ts >= w.a - %(lookback)s * interval '1 second' "
-            f"WHERE true {where} GROUP BY 1, 2, 3",
+            f"FROM {_W} CROSS JOIN LATERAL (SELECT * FROM events e WHERE {_EDGE} {where}) e "
+            f"GROUP BY 1, 2, 3",
             params,
         ).fetchall()
     for label, model, shadow, working, idle, absent, units, events, conf in rows:
@@ -275,8 +279,8 @@ def cycle_times(
         f"  SELECT extract(epoch FROM e.ts - lag(e.ts) "
         f"         OVER (PARTITION BY w.label, w.a ORDER BY e.ts, e.event_id))"
         f"         ::double precision AS gap "
-        f"  FROM events e JOIN {_W} ON e.ts >= w.a AND e.ts < w.b "
-        f"  WHERE NOT e.shadow AND e.event_type = 'product_count' AND e.count > 0 {where}) g",
+        f"  FROM {_W} CROSS JOIN LATERAL (SELECT * FROM events e WHERE e.ts >= w.a AND e.ts < w.b "
+        f"  AND NOT e.shadow AND e.event_type = 'product_count' AND e.count > 0 {where}) e) g",
         params,
     ).fetchone()
     if not row or not row[0]:

@@ -17,6 +17,12 @@ from takt.contract.events import MAX_EVENTS_PER_BATCH
 router = APIRouter(tags=["events"])
 
 
+def storable(event: Event) -> Event:
+    """Confidence rounded to 6 decimals: the column is ``real``, which underflows on values like 1e-125."""
+    rounded = round(event.confidence, 6)
+    return event if rounded == event.confidence else event.model_copy(update={"confidence": rounded})
+
+
 class Message(BaseModel):
     message: str
 
@@ -35,7 +41,7 @@ class BatchResult(BaseModel):
 
 @router.post("/events", status_code=201)
 def ingest_event(event: Event, conn: Conn, _: Ingest) -> Message:
-    write_events(conn, [event])
+    write_events(conn, [storable(event)])
     return Message(message="Event ingested successfully")
 
 
@@ -51,7 +57,7 @@ def ingest_batch(
     letters: list[DeadLetter] = []
     for index, item in enumerate(items):
         try:
-            valid.append(Event.model_validate(item))
+            valid.append(storable(Event.model_validate(item)))
         except ValidationError as exc:
             reason = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc']) or 'event'}: {e['msg']}" for e in exc.errors()

@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-import psycopg
 from fastapi.testclient import TestClient
 
 from api.settings import ApiSettings
-from collector.rollups import refresh_all
 
 
 def test_seed_then_metrics(client: TestClient, settings: ApiSettings) -> None:
