@@ -104,7 +104,8 @@ def test_timeline_segments_follow_the_next_state_rule(dash_server: Server) -> No
         ("absent", "08:20", "08:30"),
     ]
     assert [s["worker_id"] for s in station["segments"]] == ["W2"]
-    assert [(s["start"][11:16], s["end"][11:16]) for s in capped["segments"]][0] == ("08:40", "08:50")
+    first = capped["segments"][0]
+    assert (first["start"][11:16], first["end"][11:16]) == ("08:40", "08:50")
     assert bad.status_code == 422
     assert [e["event_type"] for e in recent] == ["absent", "product_count", "working"]
     assert recent[1]["count"] == 3 and recent[1]["model_version"] == "m@1"
