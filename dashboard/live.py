@@ -39,6 +39,7 @@ class LiveHub:
         self._changed: set[str] = set()
         self._cond: asyncio.Condition | None = None
         self._task: asyncio.Task[None] | None = None
+        self._primed: asyncio.Event | None = None
 
     def _condition(self) -> asyncio.Condition:
         # Created on first use so it binds to the server's running loop.
@@ -78,6 +79,7 @@ class LiveHub:
             return
         previous, self._marker = self._marker, marker
         if previous is None:
+            self._primed_event().set()
             return
         changed = {kind for kind, old, new in zip(KINDS, previous, marker, strict=True) if old != new}
         cond = self._condition()
@@ -85,6 +87,11 @@ class LiveHub:
             self._version += 1
             self._changed = changed
             cond.notify_all()
+
+    def _primed_event(self) -> asyncio.Event:
+        if self._primed is None:
+            self._primed = asyncio.Event()
+        return self._primed
 
     def _start(self) -> None:
         if self._task is None or self._task.done():
@@ -97,6 +104,7 @@ class LiveHub:
                 await self._task
             self._task = None
             self._marker = None
+            self._primed = None
 
     async def _wait_past(self, version: int) -> None:
         cond = self._condition()
@@ -109,6 +117,10 @@ class LiveHub:
         cond = self._condition()
         seen = self._version
         try:
+            # 'hello' means: anything stored from now on will be announced, so
+            # the listener's first fetch after it misses nothing.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._primed_event().wait(), timeout=self.keepalive_s)
             yield "retry: 2000\nevent: hello\ndata: {}\n\n"
             while True:
                 async with cond:
