@@ -136,4 +136,4 @@ def test_takt_api_serves_over_http(settings: ApiSettings, mosquitto_server: Any)
         assert w["utilization_percentage"] == pytest.approx(66.6667)
     finally:
         proc.terminate()
-        proc.wait(10)
+        proc.communicate(timeout=10)
