@@ -17,6 +17,7 @@ from api.security import RateLimiter
 from api.settings import ApiSettings
 from collector.db import require_current_schema
 from collector.rollups import RollupRefresher, apply_timescale_policies
+from dashboard import mount_dashboard
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     for prefix, visible in (("/api/v1", True), ("/api", False)):
         for module in (registry, events, metrics, seed, gateways):
             app.include_router(module.router, prefix=prefix, include_in_schema=visible)
+    mount_dashboard(app)
     return app
 
 
