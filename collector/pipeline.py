@@ -161,7 +161,7 @@ def _reject(plan: Plan, site_id: str, gateway_id: str, raw: Any, reason: str) ->
         plan.seqs.setdefault(gateway_id, []).append(seq)
 
 
-def _plan_events(  # noqa: PLR0917
+def _plan_events(
     plan: Plan, message: Message, site_id: str, gateway_id: str, now: datetime, limits: Limits
 ) -> None:
     plan.seen[gateway_id] = site_id

@@ -49,6 +49,7 @@ from collector.pipeline import (
     plan_for_copy,
     prepare_copy,
 )
+from collector.rollups import RollupRefresher
 from collector.settings import CollectorSettings
 from collector.store import WriteMethod, WriteResult
 from collector.writer import write_plan
@@ -108,6 +109,17 @@ class Collector:
             )
         self._planner = threading.Thread(target=self._run_planner, name="collector-planner", daemon=True)
         self._writer = threading.Thread(target=self._run_writer, name="collector-writer", daemon=True)
+        # Keeps derived durations and rollups current; an API process may run
+        # one too (they take turns on an advisory lock).
+        self._refresher = (
+            RollupRefresher(
+                settings.database_url,
+                max_gap_s=settings.max_state_gap_s,
+                interval_s=settings.collector_refresh_interval_s,
+            )
+            if settings.collector_refresh_interval_s > 0
+            else None
+        )
         self._retrying = Retrying(
             retry=retry_if_exception_type(psycopg.OperationalError),
             wait=wait_exponential_jitter(multiplier=0.2, jitter=0.5, max=settings.collector_db_retry_max_s),
@@ -134,6 +146,8 @@ class Collector:
         self._client.loop_start()
         self._planner.start()
         self._writer.start()
+        if self._refresher is not None:
+            self._refresher.start()
         logger.info(
             "collector %s started: broker %s:%d, share group %s",
             self.settings.collector_client_id,
@@ -148,6 +162,8 @@ class Collector:
         for thread in (self._planner, self._writer):
             if thread.is_alive():
                 thread.join(timeout=60)
+        if self._refresher is not None:
+            self._refresher.stop()
         self._client.disconnect()
         self._client.loop_stop()
         if self._pool is not None:

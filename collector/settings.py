@@ -63,6 +63,9 @@ class CollectorSettings(CommonSettings):
     collector_db_retry_max_s: float = Field(
         default=30.0, gt=0, description="Longest wait between reconnection attempts to the database."
     )
+    collector_refresh_interval_s: float = Field(
+        default=2.0, ge=0, description="Rollup refresher period in the collector process; 0 disables it."
+    )
     collector_audit_interval_s: float = Field(
         default=30.0, gt=0, description="How often open sequence gaps are re-counted for the metrics."
     )

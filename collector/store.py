@@ -42,7 +42,7 @@ _COLUMN_TYPES = (
     "text",
     "text",
     "text",
-    "real",
+    "double precision",
     "integer",
     "double precision",
     "double precision",

@@ -32,3 +32,19 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q -e ".[${extras}]"
   touch "$stamp"
 fi
+
+# The dashboard's browser libraries (no CDN): npm installs the locked
+# versions and their dist files are copied next to the page, which serves
+# them from /dashboard/vendor/. Needs npm (TAKT_EXTRA_OS_PACKAGES="npm:npm").
+vendor="dashboard/static/vendor"
+if [ ! -f "$vendor/.stamp" ] || [ dashboard/package-lock.json -nt "$vendor/.stamp" ]; then
+  if command -v npm >/dev/null 2>&1; then
+    (cd dashboard && npm ci --silent --no-audit --no-fund)
+    mkdir -p "$vendor"
+    cp dashboard/node_modules/uplot/dist/uPlot.esm.js dashboard/node_modules/uplot/dist/uPlot.min.css "$vendor/"
+    cp dashboard/node_modules/uplot/LICENSE "$vendor/uPlot.LICENSE"
+    touch "$vendor/.stamp"
+  else
+    echo "bootstrap: npm not found; the dashboard's charts need it (TAKT_EXTRA_OS_PACKAGES=\"node:nodejs npm:npm\")" >&2
+  fi
+fi

@@ -3,5 +3,6 @@
 # Installs what is missing first (scripts/bootstrap.sh). Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/bootstrap.sh
+# npm vendors the dashboard's chart library (no CDN).
+TAKT_EXTRA_OS_PACKAGES="node:nodejs npm:npm ${TAKT_EXTRA_OS_PACKAGES:-}" ./scripts/bootstrap.sh
 exec .venv/bin/takt demo "$@"

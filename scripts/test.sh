@@ -4,8 +4,9 @@
 # Installs what is missing first (scripts/bootstrap.sh). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Node.js runs the TimescaleDB test engine (takt/devstack/timescale_lite).
-TAKT_EXTRA_OS_PACKAGES="node:nodejs npm:npm ${TAKT_EXTRA_OS_PACKAGES:-}" ./scripts/bootstrap.sh
+# Node.js runs the TimescaleDB test engine (takt/devstack/timescale_lite);
+# npm vendors the dashboard's chart library; Chromium runs its end-to-end tests.
+TAKT_EXTRA_OS_PACKAGES="node:nodejs npm:npm chromium:chromium ${TAKT_EXTRA_OS_PACKAGES:-}" ./scripts/bootstrap.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy

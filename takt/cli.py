@@ -24,6 +24,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "db": "collector.cli:db",
     "edge": "edge_agent.cli:edge",
     "collector": "collector.cli:collector",
+    "api": "api.cli:api",
     "models": "models.cli:models",
 }
 
@@ -61,7 +62,7 @@ def config_show(as_json: bool) -> None:
     """Print every TAKT_* setting in effect, with secrets masked."""
     from takt.settings import ENV_PREFIX, SETTINGS_CLASSES
 
-    _import_role_settings()
+    import_role_settings()
     shown: dict[str, object] = {}
     for cls in SETTINGS_CLASSES:
         for name, value in cls().masked().items():
@@ -73,7 +74,7 @@ def config_show(as_json: bool) -> None:
             click.echo(f"{name}={shown[name]}")
 
 
-def _import_role_settings() -> None:
+def import_role_settings() -> None:
     """Import each role's settings module so it registers its TAKT_* variables."""
     for module in ("collector.settings", "api.settings"):
         try:

@@ -45,6 +45,11 @@ class CommonSettings(BaseSettings):
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
     log_format: Literal["text", "json"] = Field(default="text", description="json for log shippers.")
     state_dir: Path = Field(default=Path(".takt"), description="Local state (dev stack, secrets).")
+    # Part of the metric definitions (docs/metrics.md), so every role that
+    # derives durations (collector and API refreshers) must use the same value.
+    max_state_gap_s: float = Field(
+        default=600.0, gt=0, le=86_400, description="Cap on a state's length when it has no duration_s."
+    )
 
     @field_validator("mqtt_url")
     @classmethod

@@ -64,3 +64,13 @@ def test_methods_store_identical_values(database: str, method: WriteMethod) -> N
         )
         assert conf == pytest.approx(e.confidence, rel=1e-6)
         assert eff == (e.duration_s if e.is_state else None)
+
+
+@pytest.mark.parametrize("method", list(WriteMethod))
+def test_tiny_confidence_is_stored_exactly(database: str, method: WriteMethod) -> None:
+    """Any confidence the contract accepts fits its column (a real would underflow on 1e-125)."""
+    event = _events()[0].model_copy(update={"event_id": uuid.uuid4(), "confidence": 1e-125})
+    with psycopg.connect(database) as conn:
+        assert insert_events(conn, [event], method).inserted == 1
+        row = conn.execute("SELECT confidence FROM events WHERE event_id = %s", (event.event_id,)).fetchone()
+    assert row == (1e-125,)

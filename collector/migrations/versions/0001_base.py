@@ -52,7 +52,7 @@ def upgrade() -> None:
             station_id           text NOT NULL,
             event_type           text NOT NULL
                 CHECK (event_type IN ('working', 'idle', 'absent', 'product_count')),
-            confidence           real NOT NULL CHECK (confidence BETWEEN 0 AND 1),
+            confidence           double precision NOT NULL CHECK (confidence BETWEEN 0 AND 1),
             count                integer NOT NULL DEFAULT 0 CHECK (count >= 0),
             duration_s           double precision CHECK (duration_s >= 0),
             -- duration_s when given, else derived from the worker's next state

@@ -1,0 +1,1 @@
+"""Metric maths (pure) and the queries that feed it."""

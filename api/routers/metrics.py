@@ -1,0 +1,348 @@
+"""Worker, workstation and factory metrics (definitions in docs/metrics.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+import psycopg
+from fastapi import APIRouter, Depends, HTTPException, Query
+from pydantic import BaseModel
+
+from api.deps import Conn, Settings, Viewer
+from api.metrics.calendar import UnknownShiftError, windows
+from api.metrics.engine import (
+    Labelled,
+    bucket_windows,
+    cycle_times,
+    model_totals,
+    station_totals,
+    worker_totals,
+)
+from api.metrics.intervals import intersect
+from collector.rollups import HOUR, ceil_hour, floor_hour
+
+router = APIRouter(prefix="/metrics", tags=["metrics"])
+DIGITS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """The counted windows (after shift and planned-break handling) and filters of a request."""
+
+    lo: datetime
+    hi: datetime
+    counted: list[tuple[datetime, datetime]]
+    breaks: list[tuple[datetime, datetime]]
+    site_id: str | None
+    timezone: str
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def scope(
+    conn: Conn,
+    settings: Settings,
+    from_: Annotated[datetime | None, Query(alias="from", description="ISO 8601, inclusive")] = None,
+    to: Annotated[datetime | None, Query(description="ISO 8601, exclusive")] = None,
+    site_id: Annotated[str | None, Query(max_length=64)] = None,
+    shift: Annotated[str | None, Query(max_length=64, description="A shift of the site's calendar")] = None,
+) -> Scope:
+    lo = _utc(from_) if from_ else None
+    hi = _utc(to) if to else None
+    if lo is None or hi is None:
+        # Defaults: all stored data.
+        row = conn.execute(
+            "SELECT min(ts), max(ts + coalesce(effective_duration_s, 0) * interval '1 second') FROM events"
+        ).fetchone()
+        first, last = (row[0], row[1]) if row and row[0] else (datetime.now(UTC), datetime.now(UTC))
+        lo = lo or floor_hour(first)
+        hi = hi or ceil_hour(last) + HOUR
+    if not lo < hi:
+        raise HTTPException(422, "'from' must be earlier than 'to'")
+    if hi - lo > timedelta(days=3660):
+        raise HTTPException(422, "window longer than ten years")
+    calendar = settings.calendars.get(site_id or settings.site_id)
+    try:
+        counted, breaks = windows(calendar, lo, hi, shift)
+    except UnknownShiftError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    return Scope(lo, hi, counted, breaks, site_id, calendar.timezone if calendar else "UTC")
+
+
+ScopeDep = Annotated[Scope, Depends(scope)]
+
+
+class WorkerMetrics(BaseModel):
+    worker_id: str
+    name: str
+    total_active_time_hours: float
+    total_idle_time_hours: float
+    total_absent_time_hours: float
+    planned_break_hours: float
+    utilization_percentage: float
+    total_units_produced: int
+    units_per_hour: float
+    event_count: int
+
+
+class WorkstationMetrics(BaseModel):
+    station_id: str
+    name: str
+    type: str | None
+    occupancy_time_hours: float
+    utilization_percentage: float
+    total_units_produced: int
+    throughput_rate: float
+    event_count: int
+
+
+class FactoryMetrics(BaseModel):
+    total_productive_time_hours: float
+    total_production_count: int
+    average_production_rate: float
+    average_utilization_percentage: float
+    worker_count: int
+    station_count: int
+    total_events: int
+    planned_break_hours: float
+
+
+class CycleTime(BaseModel):
+    station_id: str
+    cycles: int
+    median_s: float | None
+    p90_s: float | None
+
+
+class ModelBreakdown(BaseModel):
+    model_version: str
+    shadow: bool
+    event_count: int
+    total_units: int
+    working_hours: float
+    idle_hours: float
+    absent_hours: float
+    mean_confidence: float
+
+
+class SeriesPoint(BaseModel):
+    bucket_start: datetime
+    id: str
+    active_hours: float
+    idle_hours: float
+    utilization_percentage: float
+    units: int
+    event_count: int
+
+
+def _r(x: float) -> float:
+    return round(x, DIGITS)
+
+
+def _pct(part: float, whole: float) -> float:
+    return _r(part / whole * 100) if whole > 0 else 0.0
+
+
+def _rate(units: int, seconds: float) -> float:
+    return _r(units / (seconds / 3600)) if seconds > 0 else 0.0
+
+
+def _labelled(s: Scope) -> list[Labelled]:
+    return [(0, a, b) for a, b in s.counted] + [(1, a, b) for a, b in s.breaks]
+
+
+def _names(conn: psycopg.Connection[Any], table: str, key: str, one: str | None) -> list[tuple[Any, ...]]:
+    extra = ", type" if table == "workstations" else ""
+    if one is None:
+        return conn.execute(f"SELECT {key}, name{extra} FROM {table} ORDER BY {key}").fetchall()
+    rows = conn.execute(f"SELECT {key}, name{extra} FROM {table} WHERE {key} = %s", (one,)).fetchall()
+    if not rows:
+        raise HTTPException(404, f"unknown {key} {one!r}")
+    return rows
+
+
+def _worker_metrics(conn: Conn, s: Scope, worker_id: str | None) -> list[WorkerMetrics]:
+    names = _names(conn, "workers", "worker_id", worker_id)
+    totals = worker_totals(conn, _labelled(s), site_id=s.site_id, worker_id=worker_id)
+    out = []
+    for wid, name in names:
+        t = totals.get((0, wid))
+        b = totals.get((1, wid))
+        active, idle = (t.working_s, t.idle_s) if t else (0.0, 0.0)
+        units, events = (t.units, t.events) if t else (0, 0)
+        out.append(
+            WorkerMetrics(
+                worker_id=wid,
+                name=name,
+                total_active_time_hours=_r(active / 3600),
+                total_idle_time_hours=_r(idle / 3600),
+                total_absent_time_hours=_r(t.absent_s / 3600 if t else 0.0),
+                planned_break_hours=_r((b.working_s + b.idle_s + b.absent_s) / 3600 if b else 0.0),
+                utilization_percentage=_pct(active, active + idle),
+                total_units_produced=units,
+                units_per_hour=_rate(units, active),
+                event_count=events,
+            )
+        )
+    return out
+
+
+@router.get("/workers")
+def workers(conn: Conn, s: ScopeDep, _: Viewer) -> list[WorkerMetrics]:
+    return _worker_metrics(conn, s, None)
+
+
+@router.get("/workers/{worker_id}")
+def worker(worker_id: str, conn: Conn, s: ScopeDep, _: Viewer) -> WorkerMetrics:
+    return _worker_metrics(conn, s, worker_id)[0]
+
+
+def _station_metrics(conn: Conn, s: Scope, station_id: str | None) -> list[WorkstationMetrics]:
+    names = _names(conn, "workstations", "station_id", station_id)
+    totals = station_totals(conn, [(0, a, b) for a, b in s.counted], site_id=s.site_id, station_id=station_id)
+    out = []
+    for sid, name, kind in names:
+        t = totals.get((0, sid))
+        occupied = t.occupied_s if t else 0.0
+        units = t.units if t else 0
+        out.append(
+            WorkstationMetrics(
+                station_id=sid,
+                name=name,
+                type=kind,
+                occupancy_time_hours=_r(occupied / 3600),
+                utilization_percentage=_pct(t.working_s, t.observed_s) if t else 0.0,
+                total_units_produced=units,
+                throughput_rate=_rate(units, occupied),
+                event_count=t.events if t else 0,
+            )
+        )
+    return out
+
+
+@router.get("/workstations")
+def workstations(conn: Conn, s: ScopeDep, _: Viewer) -> list[WorkstationMetrics]:
+    return _station_metrics(conn, s, None)
+
+
+@router.get("/workstations/{station_id}")
+def workstation(station_id: str, conn: Conn, s: ScopeDep, _: Viewer) -> WorkstationMetrics:
+    return _station_metrics(conn, s, station_id)[0]
+
+
+@router.get("/workstations/{station_id}/cycle-time")
+def cycle_time(station_id: str, conn: Conn, s: ScopeDep, _: Viewer) -> CycleTime:
+    """Median and p90 seconds between consecutive product_count events (count > 0) at the station."""
+    _names(conn, "workstations", "station_id", station_id)
+    n, median, p90 = cycle_times(
+        conn, [(0, a, b) for a, b in s.counted], station_id=station_id, site_id=s.site_id
+    )
+    return CycleTime(
+        station_id=station_id,
+        cycles=n,
+        median_s=None if median is None else _r(median),
+        p90_s=None if p90 is None else _r(p90),
+    )
+
+
+@router.get("/factory")
+def factory(conn: Conn, s: ScopeDep, _: Viewer) -> FactoryMetrics:
+    totals = worker_totals(conn, _labelled(s), site_id=s.site_id)
+    counted = [t for (label, _w), t in totals.items() if label == 0]
+    active = sum(t.working_s for t in counted)
+    units = sum(t.units for t in counted)
+    utilizations = [
+        t.working_s / (t.working_s + t.idle_s) * 100 for t in counted if t.working_s + t.idle_s > 0
+    ]
+    row = conn.execute(
+        "SELECT (SELECT count(*) FROM workers WHERE registered), "
+        "(SELECT count(*) FROM workstations WHERE registered)"
+    ).fetchone()
+    assert row is not None
+    breaks = sum(t.working_s + t.idle_s + t.absent_s for (label, _w), t in totals.items() if label == 1)
+    return FactoryMetrics(
+        total_productive_time_hours=_r(active / 3600),
+        total_production_count=units,
+        average_production_rate=_rate(units, active),
+        average_utilization_percentage=_r(sum(utilizations) / len(utilizations)) if utilizations else 0.0,
+        worker_count=int(row[0]),
+        station_count=int(row[1]),
+        total_events=sum(t.events for t in counted),
+        planned_break_hours=_r(breaks / 3600),
+    )
+
+
+@router.get("/models")
+def models(conn: Conn, s: ScopeDep, _: Viewer) -> list[ModelBreakdown]:
+    """Per model_version (and shadow flag): events, units, state hours, mean confidence."""
+    totals = model_totals(conn, [(0, a, b) for a, b in s.counted], site_id=s.site_id)
+    return [
+        ModelBreakdown(
+            model_version=model,
+            shadow=shadow,
+            event_count=t.events,
+            total_units=t.units,
+            working_hours=_r(t.working_s / 3600),
+            idle_hours=_r(t.idle_s / 3600),
+            absent_hours=_r(t.absent_s / 3600),
+            mean_confidence=_r(t.conf_sum / t.events) if t.events else 0.0,
+        )
+        for (_, model, shadow), t in sorted(totals.items())
+    ]
+
+
+@router.get("/timeseries")
+def timeseries(
+    conn: Conn,
+    s: ScopeDep,
+    _: Viewer,
+    bucket: Literal["hour", "day"] = "hour",
+    by: Literal["worker", "workstation"] = "worker",
+    id: Annotated[str | None, Query(max_length=64, description="One worker or station")] = None,
+) -> list[SeriesPoint]:
+    """Per bucket (hours, or days in the site's time zone) and worker or workstation, for charts."""
+    if bucket == "hour":
+        buckets = bucket_windows(s.lo, s.hi, HOUR, datetime(2000, 1, 1, tzinfo=UTC))
+    else:
+        local = s.lo.astimezone(ZoneInfo(s.timezone))
+        origin = local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+        buckets = bucket_windows(s.lo, s.hi, timedelta(days=1), origin)
+    if len(buckets) > 5000:
+        raise HTTPException(422, "too many buckets; narrow the window or use day buckets")
+    starts = {label: a for label, a, _b in buckets}
+    labelled = [(label, a, b) for label, lo, hi in buckets for a, b in intersect(s.counted, [(lo, hi)])]
+    out: list[SeriesPoint] = []
+    if by == "worker":
+        wt = worker_totals(conn, labelled, site_id=s.site_id, worker_id=id)
+        for (label, wid), t in sorted(wt.items()):
+            out.append(
+                SeriesPoint(
+                    bucket_start=starts[label],
+                    id=wid,
+                    active_hours=_r(t.working_s / 3600),
+                    idle_hours=_r(t.idle_s / 3600),
+                    utilization_percentage=_pct(t.working_s, t.working_s + t.idle_s),
+                    units=t.units,
+                    event_count=t.events,
+                )
+            )
+    else:
+        st = station_totals(conn, labelled, site_id=s.site_id, station_id=id)
+        for (label, sid), u in sorted(st.items()):
+            out.append(
+                SeriesPoint(
+                    bucket_start=starts[label],
+                    id=sid,
+                    active_hours=_r(u.working_s / 3600),
+                    idle_hours=_r(max(u.occupied_s - u.working_s, 0) / 3600),
+                    utilization_percentage=_pct(u.working_s, u.observed_s),
+                    units=u.units,
+                    event_count=u.events,
+                )
+            )
+    return out

@@ -1,0 +1,240 @@
+"""Read-only SQL behind the dashboard's own endpoints: timelines, recent events, change marker.
+
+Durations follow the API's rule (docs/metrics.md): a state lasts ``duration_s``
+when the event gives one, else until the same worker's next state event,
+capped at ``max_gap_s``. ``effective_duration_s`` is that value once the
+rollup refresher has derived it; until then it is computed here with the same
+window, so a timeline shows a new event before the refresher has run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import psycopg
+
+Subject = Literal["worker", "station"]
+
+# The longest state an explicit duration_s can describe (docs/contract.md):
+# how far before a window a state can start and still reach into it.
+MAX_DURATION_S = 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    start: datetime
+    end: datetime
+    state: str
+    worker_id: str
+    station_id: str
+    # The worker's latest state, still going on: not yet counted by the metrics.
+    open: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RecentEvent:
+    event_id: str
+    timestamp: datetime
+    received_at: datetime
+    worker_id: str
+    station_id: str
+    event_type: str
+    confidence: float
+    count: int
+    duration_s: float | None
+    model_version: str | None
+    gateway_id: str | None
+    site_id: str | None
+    shadow: bool
+
+
+def _scope(subject: Subject, site_id: str | None) -> tuple[str, dict[str, Any]]:
+    """SQL selecting the workers whose states make up the subject's timeline.
+
+    A station's timeline needs each of its workers' *whole* state sequence,
+    because a state ends at that worker's next state event, wherever it is.
+    """
+    site = " AND site_id = %(site)s" if site_id else ""
+    if subject == "worker":
+        return "worker_id = %(subject_id)s" + site, {"site": site_id}
+    return (
+        "worker_id IN (SELECT DISTINCT worker_id FROM events WHERE station_id = %(subject_id)s"
+        " AND ts >= %(lo)s - %(lookback)s * interval '1 second' AND ts < %(hi)s" + site + ")" + site,
+        {"site": site_id},
+    )
+
+
+def timeline(
+    conn: psycopg.Connection[Any],
+    subject: Subject,
+    subject_id: str,
+    lo: datetime,
+    hi: datetime,
+    *,
+    max_gap_s: float,
+    site_id: str | None = None,
+) -> list[Segment]:
+    """State segments of a worker or station clipped to [lo, hi), adjacent equal states merged."""
+    scope, params = _scope(subject, site_id)
+    own = "worker_id = %(subject_id)s" if subject == "worker" else "station_id = %(subject_id)s"
+    rows = conn.execute(
+        f"""
+        WITH states AS (
+            SELECT ts, worker_id, station_id, event_type, duration_s, effective_duration_s,
+                   lead(ts) OVER (
+                       PARTITION BY worker_id,
+                                    CASE WHEN worker_id = 'unknown' THEN station_id ELSE '' END
+                       ORDER BY ts) AS next_ts
+            FROM events
+            WHERE event_type <> 'product_count' AND NOT shadow
+              AND ts >= %(lo)s - %(lookback)s * interval '1 second' AND ts < %(hi)s
+              AND {scope}
+        ), spans AS (
+            SELECT ts, worker_id, station_id, event_type,
+                   next_ts IS NULL AND duration_s IS NULL AS open,
+                   ts + CASE
+                       -- The worker's latest state: still in force (up to the gap cap).
+                       -- The metrics count it only once the next state arrives.
+                       WHEN next_ts IS NULL AND duration_s IS NULL
+                           THEN least(greatest(extract(epoch FROM now() - ts), 0), %(gap)s)
+                       ELSE coalesce(effective_duration_s, duration_s,
+                                     least(extract(epoch FROM next_ts - ts), %(gap)s))
+                   END * interval '1 second' AS ends
+            FROM states WHERE {own}
+        )
+        SELECT greatest(ts, %(lo)s), least(ends, %(hi)s), event_type, worker_id, station_id, open
+        FROM spans WHERE ends > %(lo)s AND ends > ts
+        ORDER BY ts
+        """,
+        {
+            **params,
+            "subject_id": subject_id,
+            "lo": lo,
+            "hi": hi,
+            "gap": max_gap_s,
+            "lookback": max(MAX_DURATION_S, max_gap_s),
+        },
+    ).fetchall()
+    segments: list[Segment] = []
+    for start, end, state, worker, station, is_open in rows:
+        if end <= start:
+            continue
+        last = segments[-1] if segments else None
+        if (
+            last is not None
+            and last.state == state
+            and last.worker_id == worker
+            and last.station_id == station
+            and start - last.end <= timedelta(seconds=1)
+        ):
+            segments[-1] = Segment(last.start, max(last.end, end), state, worker, station, bool(is_open))
+        else:
+            segments.append(Segment(start, end, state, worker, station, bool(is_open)))
+    return segments
+
+
+def active_workers(conn: psycopg.Connection[Any], *, max_gap_s: float, site_id: str | None = None) -> int:
+    """Workers whose latest state event is ``working`` and recent enough to still be in force."""
+    site = " AND site_id = %(site)s" if site_id else ""
+    row = conn.execute(
+        f"""
+        SELECT count(*) FROM (
+            SELECT DISTINCT ON (worker_id) worker_id, event_type, ts,
+                   coalesce(duration_s, %(gap)s) AS lasts
+            FROM events
+            WHERE event_type <> 'product_count' AND NOT shadow AND worker_id <> 'unknown'
+              AND ts >= now() - %(lookback)s * interval '1 second' AND ts <= now(){site}
+            ORDER BY worker_id, ts DESC
+        ) latest
+        WHERE event_type = 'working' AND ts + lasts * interval '1 second' > now()
+        """,
+        {"gap": max_gap_s, "lookback": max(MAX_DURATION_S, max_gap_s), "site": site_id},
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def workers_at_station(
+    conn: psycopg.Connection[Any], station_id: str, lo: datetime, hi: datetime, site_id: str | None = None
+) -> list[str]:
+    """Workers seen at a station in [lo, hi): what the worker table shows when a station is picked."""
+    site = " AND site_id = %(site)s" if site_id else ""
+    rows = conn.execute(
+        f"SELECT DISTINCT worker_id FROM events WHERE station_id = %(station)s AND ts >= %(lo)s "
+        f"AND ts < %(hi)s{site} ORDER BY worker_id",
+        {"station": station_id, "lo": lo, "hi": hi, "site": site_id},
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def recent_events(
+    conn: psycopg.Connection[Any],
+    *,
+    worker_id: str | None = None,
+    station_id: str | None = None,
+    site_id: str | None = None,
+    lo: datetime | None = None,
+    hi: datetime | None = None,
+    limit: int = 50,
+) -> list[RecentEvent]:
+    """Newest events first (by event time), shadow ones included and flagged."""
+    where = ["TRUE"]
+    if worker_id:
+        where.append("worker_id = %(worker)s")
+    if station_id:
+        where.append("station_id = %(station)s")
+    if site_id:
+        where.append("site_id = %(site)s")
+    if lo:
+        where.append("ts >= %(lo)s")
+    if hi:
+        where.append("ts < %(hi)s")
+    rows = conn.execute(
+        f"""
+        SELECT event_id::text, ts, received_at, worker_id, station_id, event_type, confidence, count,
+               duration_s, model_version, gateway_id, site_id, shadow
+        FROM events WHERE {" AND ".join(where)}
+        ORDER BY ts DESC, received_at DESC LIMIT %(limit)s
+        """,
+        {"worker": worker_id, "station": station_id, "site": site_id, "lo": lo, "hi": hi, "limit": limit},
+    ).fetchall()
+    return [
+        RecentEvent(
+            event_id=r[0],
+            timestamp=r[1],
+            received_at=r[2],
+            worker_id=r[3],
+            station_id=r[4],
+            event_type=r[5],
+            confidence=float(r[6]),
+            count=int(r[7]),
+            duration_s=r[8],
+            model_version=r[9],
+            gateway_id=r[10],
+            site_id=r[11],
+            shadow=bool(r[12]),
+        )
+        for r in rows
+    ]
+
+
+def marker_sql(has_rollup_meta: bool) -> str:
+    """SQL of one row (events, metrics, gateways) of text markers, each changing with its data.
+
+    Cheap enough to poll every second: the invalidation queue's id sequence
+    (advanced in the same transaction as every new event, and unlike the
+    queue's rows never consumed by the refresher), one row of
+    rollup_meta (the refresher's progress) and the small gateways table.
+    ``rollup_meta`` comes with the API's migration; absent, metrics follow events.
+    """
+    meta = "(SELECT refreshed_at::text FROM rollup_meta WHERE id = 1)" if has_rollup_meta else "''"
+    return (
+        "SELECT (SELECT last_value::text || is_called::text FROM event_invalidations_id_seq), "
+        f"{meta}, "
+        "(SELECT max(last_seen)::text || ':' || count(*) || ':' "
+        "        || coalesce(string_agg(state, ',' ORDER BY gateway_id), '') FROM gateways)"
+    )
+
+
+HAS_ROLLUP_META_SQL = "SELECT to_regclass('rollup_meta') IS NOT NULL"

@@ -1,0 +1,186 @@
+"""Serves the dashboard page and the few endpoints it needs beyond the metrics API.
+
+``mount_dashboard(app)`` is the only thing the API's ``create_app`` calls. The
+endpoints use the API's own dependencies (``api.deps``): the same pooled
+connections, settings and bearer-token roles as every metrics route.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
+from fastapi.responses import RedirectResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.responses import Response
+from starlette.types import Scope
+
+from api.deps import Conn, Settings, Viewer
+from dashboard import queries
+from dashboard.live import LiveHub
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+VENDOR_FILES = ("uPlot.esm.js", "uPlot.min.css")
+MAX_WINDOW = timedelta(days=31)
+
+
+class _RevalidatedStatic(StaticFiles):
+    """Static files that browsers revalidate (ETag) on every load, so an upgrade shows at once."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers.setdefault("Cache-Control", "no-cache")
+        return response
+
+
+def _window(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+    hi = end or datetime.now(UTC)
+    lo = start or hi - timedelta(days=1)
+    for value in (lo, hi):
+        if value.tzinfo is None:
+            raise HTTPException(422, "from/to need a UTC offset")
+    if hi <= lo:
+        raise HTTPException(422, "'to' must be after 'from'")
+    if hi - lo > MAX_WINDOW:
+        raise HTTPException(422, "a window covers at most 31 days")
+    return lo, hi
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+router = APIRouter(tags=["dashboard"])
+
+
+@router.get("/api/session")
+def session(conn: Conn, settings: Settings, role: Viewer) -> dict[str, Any]:
+    """The caller's role (the page shows only what it may do) and the filter choices."""
+    rows = conn.execute("SELECT DISTINCT site_id FROM gateways WHERE site_id IS NOT NULL").fetchall()
+    sites = sorted({settings.site_id, *settings.calendars, *(str(r[0]) for r in rows)} - {""})
+    return {
+        "role": role.value,
+        "site_id": settings.site_id,
+        "sites": sites,
+        "shifts": {
+            site: [
+                {"name": s.name, "start": s.start.isoformat("minutes"), "end": s.end.isoformat("minutes")}
+                for s in cal.shifts
+            ]
+            for site, cal in settings.calendars.items()
+        },
+        "timezones": {site: cal.timezone for site, cal in settings.calendars.items()},
+        "max_state_gap_s": settings.max_state_gap_s,
+    }
+
+
+@router.get("/api/now")
+def now(conn: Conn, settings: Settings, _: Viewer, site_id: str | None = None) -> dict[str, Any]:
+    """What is true right now, whatever the date filter: how many workers are working."""
+    active = queries.active_workers(conn, max_gap_s=settings.max_state_gap_s, site_id=site_id)
+    return {"active_workers": active, "at": _iso(datetime.now(UTC))}
+
+
+@router.get("/api/stations/{station_id}/workers")
+def station_workers(
+    conn: Conn,
+    _: Viewer,
+    station_id: str,
+    *,
+    start: Annotated[datetime | None, Query(alias="from")] = None,
+    end: Annotated[datetime | None, Query(alias="to")] = None,
+    site_id: str | None = None,
+) -> list[str]:
+    """Ids of the workers seen at a station in the window (the station filter of the worker table)."""
+    lo, hi = _window(start, end)
+    return queries.workers_at_station(conn, station_id, lo, hi, site_id)
+
+
+@router.get("/api/timeline")
+def timeline(
+    conn: Conn,
+    settings: Settings,
+    _: Viewer,
+    *,
+    worker_id: str | None = None,
+    station_id: str | None = None,
+    start: Annotated[datetime | None, Query(alias="from")] = None,
+    end: Annotated[datetime | None, Query(alias="to")] = None,
+    site_id: str | None = None,
+) -> dict[str, Any]:
+    """State segments (working / idle / absent) of one worker or station, clipped to the window."""
+    if (worker_id is None) == (station_id is None):
+        raise HTTPException(422, "give exactly one of worker_id, station_id")
+    lo, hi = _window(start, end)
+    subject: queries.Subject = "worker" if worker_id is not None else "station"
+    subject_id = worker_id if worker_id is not None else station_id
+    assert subject_id is not None
+    segments = queries.timeline(
+        conn, subject, subject_id, lo, hi, max_gap_s=settings.max_state_gap_s, site_id=site_id
+    )
+    return {
+        "subject": subject,
+        "id": subject_id,
+        "from": _iso(lo),
+        "to": _iso(hi),
+        "segments": [{**asdict(s), "start": _iso(s.start), "end": _iso(s.end)} for s in segments],
+    }
+
+
+@router.get("/api/events/recent")
+def recent_events(
+    conn: Conn,
+    _: Viewer,
+    *,
+    worker_id: str | None = None,
+    station_id: str | None = None,
+    site_id: str | None = None,
+    start: Annotated[datetime | None, Query(alias="from")] = None,
+    end: Annotated[datetime | None, Query(alias="to")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[dict[str, Any]]:
+    """The newest events with their confidence and model_version, newest first."""
+    events = queries.recent_events(
+        conn, worker_id=worker_id, station_id=station_id, site_id=site_id, lo=start, hi=end, limit=limit
+    )
+    return [{**asdict(e), "timestamp": _iso(e.timestamp), "received_at": _iso(e.received_at)} for e in events]
+
+
+@router.get("/api/live")
+async def live(request: Request, _: Viewer) -> StreamingResponse:
+    """Server-sent events: ``change`` with which data changed (events, metrics, gateways).
+
+    Read it with fetch() and a stream reader: EventSource cannot send the
+    Authorization header, and tokens do not belong in URLs.
+    """
+    hub: LiveHub = request.app.state.dashboard_live
+    return StreamingResponse(
+        hub.stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def mount_dashboard(app: FastAPI, *, live_interval_s: float = 1.0) -> None:
+    """Serve the page at /dashboard/ (and redirect / there) and add the endpoints above."""
+    missing = [name for name in VENDOR_FILES if not (STATIC_DIR / "vendor" / name).exists()]
+    if missing:
+        logger.warning(
+            "dashboard: %s missing from %s; run scripts/bootstrap.sh with npm installed",
+            ", ".join(missing),
+            STATIC_DIR / "vendor",
+        )
+    app.state.dashboard_live = LiveHub(lambda: str(app.state.settings.database_url), live_interval_s)
+    app.include_router(router)
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/dashboard/")
+
+    app.mount("/dashboard", _RevalidatedStatic(directory=STATIC_DIR, html=True), name="dashboard")

@@ -1,0 +1,149 @@
+// The filter bar: one window (from, to) plus shift, site and station, applied to every view.
+import { el } from "./format.js";
+
+const DAY = 86400000;
+
+function localMidnight(d) {
+  const m = new Date(d);
+  m.setHours(0, 0, 0, 0);
+  return m;
+}
+
+function dateInput(d) {
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+}
+
+function parseDateInput(value) {
+  const [y, m, d] = value.split("-").map(Number);
+  return new Date(y, m - 1, d);
+}
+
+function minutesIn(tz, at) {
+  const parts = new Intl.DateTimeFormat("en-GB", { timeZone: tz, hour: "2-digit", minute: "2-digit", hourCycle: "h23" })
+    .formatToParts(at);
+  const get = (t) => Number(parts.find((p) => p.type === t).value);
+  return get("hour") * 60 + get("minute");
+}
+
+const hm = (s) => { const [h, m] = s.split(":").map(Number); return h * 60 + m; };
+
+// The current occurrence of a shift: its start is found from the minutes
+// elapsed since the shift's start time in the site's time zone.
+export function currentShift(shifts, tz, now = new Date()) {
+  const nowMin = minutesIn(tz, now);
+  for (const s of shifts) {
+    const start = hm(s.start);
+    const length = ((hm(s.end) - start + 1440) % 1440) || 1440;
+    const elapsed = (nowMin - start + 1440) % 1440;
+    if (elapsed < length) {
+      const from = new Date(now.getTime() - elapsed * 60000 - now.getSeconds() * 1000 - now.getMilliseconds());
+      return { name: s.name, from, to: new Date(from.getTime() + length * 60000) };
+    }
+  }
+  return null;
+}
+
+export class Filters {
+  constructor(form, session, onChange) {
+    this.form = form;
+    this.session = session;
+    this.onChange = onChange;
+    this.range = form.querySelector("#f-range");
+    this.from = form.querySelector("#f-from");
+    this.to = form.querySelector("#f-to");
+    this.shift = form.querySelector("#f-shift");
+    this.site = form.querySelector("#f-site");
+    this.station = form.querySelector("#f-station");
+    this.label = form.querySelector("#window");
+    const today = new Date();
+    this.from.value = dateInput(new Date(today.getTime() - 6 * DAY));
+    this.to.value = dateInput(today);
+    for (const site of session.sites) this.site.append(el("option", { value: site, text: site }));
+    this.fillShifts();
+    form.addEventListener("change", (e) => {
+      if (e.target === this.site) this.fillShifts();
+      this.sync();
+      this.onChange();
+    });
+    form.addEventListener("submit", (e) => e.preventDefault());
+    this.sync();
+  }
+
+  siteForCalendar() {
+    return this.site.value || this.session.site_id;
+  }
+
+  shiftsOfSite() {
+    return this.session.shifts[this.siteForCalendar()] || [];
+  }
+
+  fillShifts() {
+    const keep = this.shift.value;
+    this.shift.replaceChildren(el("option", { value: "", text: "All shifts" }));
+    for (const s of this.shiftsOfSite()) {
+      this.shift.append(el("option", { value: s.name, text: `${s.name} (${s.start}–${s.end})` }));
+    }
+    this.shift.value = this.shiftsOfSite().some((s) => s.name === keep) ? keep : "";
+    this.range.querySelector('option[value="shift"]').disabled = this.shiftsOfSite().length === 0;
+  }
+
+  setStations(stations) {
+    const keep = this.station.value;
+    this.station.replaceChildren(el("option", { value: "", text: "All stations" }));
+    for (const s of stations) this.station.append(el("option", { value: s.station_id, text: s.name || s.station_id }));
+    this.station.value = stations.some((s) => s.station_id === keep) ? keep : "";
+  }
+
+  setRange(value) {
+    this.range.value = value;
+    this.sync();
+  }
+
+  sync() {
+    const custom = this.range.value === "custom";
+    for (const node of this.form.querySelectorAll(".custom")) node.hidden = !custom;
+    const w = this.window();
+    const opts = { dateStyle: "medium", timeStyle: "short" };
+    this.label.textContent = `${w.from.toLocaleString([], opts)} – ${w.to.toLocaleString([], opts)}`;
+  }
+
+  // The half-open window [from, to) the metrics cover.
+  window() {
+    const now = new Date();
+    switch (this.range.value) {
+      case "shift": {
+        const tz = this.session.timezones[this.siteForCalendar()] || "UTC";
+        const s = currentShift(this.shiftsOfSite(), tz, now);
+        if (s) return { from: s.from, to: s.to, shift: s.name };
+        return { from: localMidnight(now), to: new Date(localMidnight(now).getTime() + DAY) };
+      }
+      case "7d": {
+        const end = new Date(localMidnight(now).getTime() + DAY);
+        return { from: new Date(end.getTime() - 7 * DAY), to: end };
+      }
+      case "custom": {
+        const a = parseDateInput(this.from.value);
+        const b = new Date(parseDateInput(this.to.value).getTime() + DAY);
+        return b > a ? { from: a, to: b } : { from: a, to: new Date(a.getTime() + DAY) };
+      }
+      default:
+        return { from: localMidnight(now), to: new Date(localMidnight(now).getTime() + DAY) };
+    }
+  }
+
+  // Query parameters every metrics endpoint takes.
+  params() {
+    const w = this.window();
+    return {
+      from: w.from.toISOString(),
+      to: w.to.toISOString(),
+      site_id: this.site.value,
+      shift: this.shift.value || w.shift || "",
+    };
+  }
+
+  stationId() {
+    return this.station.value;
+  }
+}

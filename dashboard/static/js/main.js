@@ -1,0 +1,217 @@
+// Composition root of the page: login, filters, summary cards, tables,
+// gateway panel, drill-down and the live stream.
+import { api, ApiError, clearToken, getToken, query, setToken, setUnauthorizedHandler } from "./api.js";
+import { el, fmt, utilBar } from "./format.js";
+import { Filters } from "./filters.js";
+import { DataTable } from "./table.js";
+import { DrillDown } from "./drill.js";
+import { renderGateways } from "./gateways.js";
+import { LiveStream } from "./live.js";
+
+const $ = (sel) => document.querySelector(sel);
+
+const WORKER_COLUMNS = [
+  { key: "name", label: "Worker", kind: "text" },
+  { key: "worker_id", label: "ID", kind: "text" },
+  { key: "utilization_percentage", label: "Utilization", kind: "util" },
+  { key: "total_active_time_hours", label: "Active h", kind: "hours" },
+  { key: "total_idle_time_hours", label: "Idle h", kind: "hours" },
+  { key: "total_absent_time_hours", label: "Absent h", kind: "hours" },
+  { key: "total_units_produced", label: "Units", kind: "int" },
+  { key: "units_per_hour", label: "Units / h", kind: "rate" },
+  { key: "event_count", label: "Events", kind: "int" },
+];
+const STATION_COLUMNS = [
+  { key: "name", label: "Workstation", kind: "text" },
+  { key: "station_id", label: "ID", kind: "text" },
+  { key: "type", label: "Type", kind: "text" },
+  { key: "utilization_percentage", label: "Utilization", kind: "util" },
+  { key: "occupancy_time_hours", label: "Occupied h", kind: "hours" },
+  { key: "total_units_produced", label: "Units", kind: "int" },
+  { key: "throughput_rate", label: "Units / h", kind: "rate" },
+  { key: "event_count", label: "Events", kind: "int" },
+];
+
+function card(key, label, value, kind, unit) {
+  return el("div", { class: "card", "data-metric": key },
+    el("div", { class: "label", text: label }),
+    el("div", { class: "value", "data-value": value ?? "" },
+      value === null || value === undefined ? "—" : kind === "util" ? utilBar(value) : fmt[kind](value),
+      unit ? el("span", { class: "unit", text: unit }) : null));
+}
+
+class Dashboard {
+  constructor(session) {
+    this.session = session;
+    this.filters = new Filters($("#filters"), session, () => this.refreshNumbers());
+    this.workers = new DataTable($("#workers"), {
+      columns: WORKER_COLUMNS, idKey: "worker_id", searchInput: $("#worker-search"),
+      emptyText: "No worker activity in this window.", sort: { key: "utilization_percentage", dir: "descending" },
+      onOpen: (row) => this.drill.open("worker", row),
+    });
+    this.stations = new DataTable($("#stations"), {
+      columns: STATION_COLUMNS, idKey: "station_id", searchInput: $("#station-search"),
+      emptyText: "No workstation activity in this window.", sort: { key: "utilization_percentage", dir: "descending" },
+      onOpen: (row) => this.drill.open("station", row),
+    });
+    this.drill = new DrillDown($("#drill"), this.filters, (err) => this.notice(err));
+    this.busy = null;
+    this.again = false;
+    this.timer = null;
+  }
+
+  notice(err) {
+    const box = $("#notice");
+    if (!err) { box.hidden = true; return; }
+    box.textContent = err instanceof ApiError ? `The API answered ${err.status}: ${err.detail}` : `Cannot reach the API (${err.message}).`;
+    box.hidden = false;
+  }
+
+  async start() {
+    const seed = $("#seed");
+    seed.hidden = this.session.role !== "admin";
+    seed.addEventListener("click", () => this.seed());
+    $("#role").textContent = this.session.role;
+    try {
+      this.filters.setStations(await api("/api/workstations"));
+    } catch (err) { this.notice(err); }
+    await Promise.all([this.refreshNumbers(), this.refreshGateways()]);
+    this.live = new LiveStream("/api/live", getToken(), {
+      onState: (state) => {
+        const live = $("#live");
+        live.dataset.state = state;
+        live.textContent = { on: "Live", retry: "Reconnecting…", off: "Offline" }[state];
+      },
+      onChange: (changed) => this.changed(changed),
+    });
+    this.live.start();
+  }
+
+  // Coalesce bursts of change notifications into one refetch at a time.
+  changed(changed) {
+    if (changed.has("gateways")) this.refreshGateways();
+    if (!changed.has("events") && !changed.has("metrics")) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.refreshNumbers();
+      if (this.drill.isOpen()) this.drill.refresh();
+    }, 250);
+  }
+
+  async refreshNumbers() {
+    if (this.busy) { this.again = true; return this.busy; }
+    this.busy = this.loadNumbers().finally(() => {
+      this.busy = null;
+      if (this.again) { this.again = false; this.refreshNumbers(); }
+    });
+    return this.busy;
+  }
+
+  async loadNumbers() {
+    const p = this.filters.params();
+    const station = this.filters.stationId();
+    const midnight = new Date(); midnight.setHours(0, 0, 0, 0);
+    const today = { from: midnight.toISOString(), to: new Date(midnight.getTime() + 86400000).toISOString(), site_id: p.site_id };
+    try {
+      const [factory, workers, stations, now, todayFactory, atStation] = await Promise.all([
+        api(`/api/metrics/factory${query(p)}`),
+        api(`/api/metrics/workers${query(p)}`),
+        api(`/api/metrics/workstations${query(p)}`),
+        api(`/api/now${query({ site_id: p.site_id })}`),
+        api(`/api/metrics/factory${query(today)}`),
+        station ? api(`/api/stations/${encodeURIComponent(station)}/workers${query({ from: p.from, to: p.to, site_id: p.site_id })}`) : null,
+      ]);
+      this.renderCards(factory, station ? stations.find((s) => s.station_id === station) : null, now, todayFactory);
+      this.workers.setKeep(atStation ? new Set(atStation) : null);
+      this.stations.setKeep(station ? new Set([station]) : null);
+      this.workers.setRows(workers);
+      this.stations.setRows(stations);
+      // What the numbers on screen were fetched with (tests and support read it).
+      document.body.dataset.query = query(p);
+      document.body.dataset.loaded = String(Date.now());
+      this.notice(null);
+    } catch (err) {
+      this.notice(err);
+    }
+  }
+
+  renderCards(f, station, now, today) {
+    const cards = station ? [
+      card("occupancy_time_hours", `${station.name}: occupied`, station.occupancy_time_hours, "hours", "h"),
+      card("total_units_produced", `${station.name}: units`, station.total_units_produced, "int"),
+      card("throughput_rate", `${station.name}: units / hour`, station.throughput_rate, "rate"),
+      card("utilization_percentage", `${station.name}: utilization`, station.utilization_percentage, "util"),
+    ] : [
+      card("total_productive_time_hours", "Productive time", f.total_productive_time_hours, "hours", "h"),
+      card("total_production_count", "Units produced", f.total_production_count, "int"),
+      card("average_production_rate", "Units / hour", f.average_production_rate, "rate"),
+      card("average_utilization_percentage", "Average utilization", f.average_utilization_percentage, "util"),
+    ];
+    cards.push(card("active_workers", "Working now", now.active_workers, "int"));
+    cards.push(card("events_today", "Events today", today.total_events, "int"));
+    $("#cards").replaceChildren(...cards);
+  }
+
+  async refreshGateways() {
+    const box = $("#gateways");
+    try {
+      renderGateways(box, await api("/api/gateways"));
+    } catch (err) {
+      const text = err instanceof ApiError && err.status === 403 ? "Gateway health needs the supervisor role." : `Gateway health unavailable (${err.message}).`;
+      box.replaceChildren(el("p", { class: "empty", text }));
+    }
+  }
+
+  async seed() {
+    const button = $("#seed");
+    button.disabled = true;
+    button.textContent = "Loading demo data…";
+    try {
+      await api("/api/seed", { method: "POST" });
+      // The demo data covers the two days before today.
+      this.filters.setRange("7d");
+      this.filters.setStations(await api("/api/workstations"));
+      await this.refreshNumbers();
+    } catch (err) {
+      this.notice(err);
+    } finally {
+      button.disabled = false;
+      button.textContent = "Load demo data";
+    }
+  }
+}
+
+async function signIn(token) {
+  return api("/api/session", { token });
+}
+
+async function boot() {
+  // Only a stored token that stopped working signs out; a mistyped one just shows an error.
+  setUnauthorizedHandler(() => { if (getToken()) { clearToken(); location.reload(); } });
+  $("#logout").addEventListener("click", () => { clearToken(); location.reload(); });
+  const token = getToken();
+  if (token) {
+    try {
+      const session = await signIn(token);
+      $("#app").hidden = false;
+      await new Dashboard(session).start();
+      return;
+    } catch { clearToken(); }
+  }
+  $("#login").hidden = false;
+  $("#login-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const value = $("#token").value.trim();
+    try {
+      const session = await signIn(value);
+      setToken(value, $("#remember").checked);
+      $("#login").hidden = true;
+      $("#app").hidden = false;
+      await new Dashboard(session).start();
+    } catch (err) {
+      $("#login-error").textContent = err instanceof ApiError && err.status === 401 ? "That token is not valid." : `Sign-in failed: ${err.message}`;
+    }
+  });
+}
+
+boot();

@@ -1,0 +1,34 @@
+// State bands of one day: each segment is placed by percentage of the window.
+import { el, duration } from "./format.js";
+
+export function renderTimeline(container, { from, to, segments }) {
+  const lo = Date.parse(from), hi = Date.parse(to), span = hi - lo;
+  const nodes = [];
+  const totals = { working: 0, idle: 0, absent: 0 };
+  for (const s of segments) {
+    const a = Math.max(Date.parse(s.start), lo), b = Math.min(Date.parse(s.end), hi);
+    if (b <= a) continue;
+    totals[s.state] = (totals[s.state] || 0) + (b - a) / 1000;
+    const seg = el("div", {
+      class: `seg ${s.state}${s.open ? " open" : ""}`,
+      "data-state": s.state,
+      title: `${s.state} ${new Date(a).toLocaleTimeString()}–${new Date(b).toLocaleTimeString()}` +
+        ` (${duration((b - a) / 1000)}${s.open ? ", ongoing" : ""}) · worker ${s.worker_id} · station ${s.station_id}`,
+    });
+    seg.style.left = `${((a - lo) / span) * 100}%`;
+    // At least a hairline, so a short state stays visible.
+    seg.style.width = `max(1px, ${((b - a) / span) * 100}%)`;
+    nodes.push(seg);
+  }
+  for (let h = 0; h <= 24; h += 3) {
+    const t = lo + h * 3600000;
+    if (t > hi) break;
+    const tick = el("span", { class: "tick", text: `${String(new Date(t).getHours()).padStart(2, "0")}:00` });
+    tick.style.left = `${((t - lo) / span) * 100}%`;
+    nodes.push(tick);
+  }
+  container.replaceChildren(...nodes);
+  container.dataset.segments = String(nodes.filter((n) => n.classList.contains("seg")).length);
+  container.setAttribute("aria-label", segments.length === 0 ? "No states recorded this day"
+    : `Working ${duration(totals.working)}, idle ${duration(totals.idle)}, absent ${duration(totals.absent)}`);
+}

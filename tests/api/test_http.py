@@ -1,0 +1,193 @@
+"""Errors, security, ingestion and the real `takt api` server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.security import Role, create_token
+from api.settings import ApiSettings
+from takt.devstack.system import free_port
+
+EVENT = {
+    "timestamp": "2026-01-15T10:15:00Z",
+    "worker_id": "W1",
+    "workstation_id": "S3",
+    "event_type": "working",
+    "confidence": 0.93,
+    "count": 1,
+}
+ERROR_KEYS = {"error", "status", "timestamp", "path", "request_id"}
+
+
+def token(dsn: str, role: Role) -> str:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return create_token(conn, role, "test")
+
+
+def test_ingest_is_idempotent_and_reports_bad_items(client: TestClient, settings: ApiSettings) -> None:
+    for _ in range(2):
+        r = client.post("/api/events", json=EVENT)
+        assert r.status_code == 201 and r.json() == {"message": "Event ingested successfully"}
+    bad = {**EVENT, "confidence": "0.9"}
+    r = client.post("/api/v1/events/batch", json=[EVENT, bad, {**EVENT, "worker_id": "W2"}])
+    body = r.json()
+    assert body["success_count"] == 2 and body["total_count"] == 3
+    assert body["message"] == "2/3 events ingested successfully"
+    assert body["errors"][0]["index"] == 1 and "confidence" in body["errors"][0]["error"]
+    with psycopg.connect(settings.database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM events").fetchone() == (2,)
+        assert conn.execute("SELECT count(*) FROM dead_letters WHERE source = 'http'").fetchone() == (1,)
+
+
+def test_errors_have_the_common_format(client: TestClient) -> None:
+    r = client.post("/api/events", json={**EVENT, "event_type": "dancing"})
+    assert r.status_code == 422
+    assert set(r.json()) >= ERROR_KEYS and r.json()["details"][0]["loc"][-1] == "event_type"
+    r = client.get("/api/metrics/workstations/NOPE")
+    assert r.status_code == 404 and r.json()["path"] == "/api/metrics/workstations/NOPE"
+    r = client.get(
+        "/api/metrics/factory", params={"from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00Z"}
+    )
+    assert r.status_code == 422 and set(r.json()) >= ERROR_KEYS
+    r = client.post(
+        "/api/events/batch",
+        content=b"[" + b" " * 3_000_000 + b"]",
+        headers={"Content-Type": "application/json"},
+    )
+    assert r.status_code == 413 and r.json()["status"] == 413
+
+
+def test_roles(settings: ApiSettings) -> None:
+    viewer, gateway = token(settings.database_url, Role.VIEWER), token(settings.database_url, Role.GATEWAY)
+    supervisor = token(settings.database_url, Role.SUPERVISOR)
+    with TestClient(create_app(settings)) as c:
+        assert c.get("/api/metrics/factory").status_code == 401
+        assert c.get("/api/metrics/factory", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        v = {"Authorization": f"Bearer {viewer}"}
+        assert c.get("/api/metrics/factory", headers=v).status_code == 200
+        assert c.post("/api/events", json=EVENT, headers=v).status_code == 403
+        assert c.post("/api/seed", headers=v).status_code == 403
+        assert c.get("/api/gateways", headers=v).status_code == 403
+        assert c.get("/api/audit/gaps", headers={"Authorization": f"Bearer {supervisor}"}).status_code == 200
+        assert c.post("/api/events", json=EVENT, headers={"X-API-Key": gateway}).status_code == 201
+        assert c.get("/api/workers", headers={"X-API-Key": gateway}).status_code == 403
+        r = c.get("/health")
+        assert r.json() == {"status": "healthy"}
+        assert r.headers["X-Frame-Options"] == "DENY" and r.headers["X-Content-Type-Options"] == "nosniff"
+        assert r.headers["Content-Security-Policy"] == "default-src 'self'"
+
+
+def test_rate_limit(settings: ApiSettings) -> None:
+    with TestClient(create_app(settings.model_copy(update={"rate_limit_per_minute": 3}))) as c:
+        remaining = [c.get("/health").headers["X-RateLimit-Remaining"] for _ in range(3)]
+        r = c.get("/health")
+    assert remaining == ["2", "1", "0"]
+    assert r.status_code == 429 and r.headers["X-RateLimit-Remaining"] == "0" and r.json()["status"] == 429
+
+
+def test_takt_api_serves_over_http(settings: ApiSettings, mosquitto_server: Any) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "TAKT_DATABASE_URL": settings.database_url,
+        "TAKT_ADMIN_TOKEN": "subprocess-admin",
+        "TAKT_MQTT_URL": f"mqtt://127.0.0.1:{mosquitto_server.port}",
+        "TAKT_REFRESH_INTERVAL_S": "0.2",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "takt.cli", "api", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        auth = {"Authorization": "Bearer subprocess-admin"}
+        assert httpx.get(f"{base}/health/ready", timeout=5).json()["database"] is True
+        events = [
+            {**EVENT, "timestamp": f"2026-01-15T10:{m:02d}:00Z", "event_type": k}
+            for m, k in ((0, "working"), (6, "idle"), (9, "absent"))
+        ]
+        assert httpx.post(f"{base}/api/events/batch", json=events, headers=auth, timeout=5).status_code == 200
+        # The server's own refresher derives durations in the background.
+        for _ in range(100):
+            w = httpx.get(f"{base}/api/metrics/workers/W1", headers=auth, timeout=5).json()
+            if w["total_idle_time_hours"] > 0:
+                break
+            time.sleep(0.1)
+        assert w["total_active_time_hours"] == pytest.approx(0.1)
+        assert w["total_idle_time_hours"] == pytest.approx(0.05)
+        assert w["utilization_percentage"] == pytest.approx(66.6667)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+
+
+def test_nul_bytes_are_a_client_error(client: TestClient) -> None:
+    r = client.get("/api/metrics/workers/W%001")
+    assert r.status_code == 422 and set(r.json()) >= ERROR_KEYS
+
+
+def test_shift_filter_and_planned_breaks(settings: ApiSettings) -> None:
+    calendars = {
+        "site-1": {
+            "timezone": "UTC",
+            "shifts": [
+                {
+                    "name": "day",
+                    "start": "08:00",
+                    "end": "17:00",
+                    "breaks": [{"start": "12:00", "end": "12:30"}],
+                },
+            ],
+        }
+    }
+    s = ApiSettings(**{**settings.model_dump(), "admin_token": "test-admin-token", "calendars": calendars})
+    with TestClient(create_app(s), headers={"Authorization": "Bearer test-admin-token"}) as c:
+        # Working 07:00-13:00 as one explicit 6-hour segment.
+        body = {**EVENT, "timestamp": "2026-01-15T07:00:00Z", "duration_s": 21600.0}
+        assert c.post("/api/events", json=body).status_code == 201
+        with psycopg.connect(s.database_url, autocommit=True) as conn:
+            from collector.rollups import refresh_all
+
+            refresh_all(conn, max_gap_s=600)
+        q = {"from": "2026-01-15T00:00:00Z", "to": "2026-01-16T00:00:00Z"}
+        whole = c.get("/api/metrics/workers/W1", params=q).json()
+        shift = c.get("/api/metrics/workers/W1", params={**q, "shift": "day"}).json()
+        assert c.get("/api/metrics/workers/W1", params={**q, "shift": "night"}).status_code == 404
+    # The break is never counted; the shift starts at 08:00.
+    assert whole["total_active_time_hours"] == pytest.approx(5.5)
+    assert shift["total_active_time_hours"] == pytest.approx(4.5)
+    assert whole["planned_break_hours"] == pytest.approx(0.5) == shift["planned_break_hours"]
+
+
+def test_delete_rebuilds_every_hour_the_state_reached(client: TestClient, settings: ApiSettings) -> None:
+    from collector.rollups import refresh_all
+
+    body = {**EVENT, "timestamp": "2026-01-15T07:30:00Z", "duration_s": 7200.0}
+    assert client.post("/api/events", json=body).status_code == 201
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        refresh_all(conn, max_gap_s=600)
+        (event_id,) = conn.execute("SELECT event_id FROM events").fetchone()  # type: ignore[misc]
+        q = {"from": "2026-01-15T00:00:00Z", "to": "2026-01-16T00:00:00Z"}
+        assert client.get("/api/metrics/factory", params=q).json()["total_productive_time_hours"] == 2.0
+        assert client.delete(f"/api/events/{event_id}").status_code == 200
+        assert client.delete(f"/api/events/{event_id}").status_code == 404
+        refresh_all(conn, max_gap_s=600)
+        assert client.get("/api/metrics/factory", params=q).json()["total_productive_time_hours"] == 0.0

@@ -1,0 +1,133 @@
+"""The API's numbers equal a straightforward computation from raw events (tests/api/reference.py)."""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from api.settings import ApiSettings
+from collector.rollups import refresh_all
+from takt.contract import Event
+from tests.api.reference import Raw, metrics
+
+BASE = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+GAP = 600.0
+
+event_st = st.fixed_dictionaries(
+    {
+        "offset": st.integers(-9 * 3600 * 2, 4 * 3600 * 2).map(lambda x: x / 2),
+        "worker_id": st.sampled_from(["W1", "W2", "W3", "unknown"]),
+        "station_id": st.sampled_from(["S1", "S2"]),
+        "event_type": st.sampled_from(["working", "working", "idle", "absent", "product_count"]),
+        "count": st.integers(0, 3),
+        "duration_s": st.none() | st.none() | st.integers(0, 1800).map(lambda x: x / 2),
+        "shadow": st.sampled_from([False, False, False, True]),
+        "model_version": st.sampled_from(["m1", "m2"]),
+    }
+)
+
+
+def _as_json(d: dict[str, Any]) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "timestamp": (BASE + timedelta(seconds=d["offset"])).isoformat(),
+        "worker_id": d["worker_id"],
+        "workstation_id": d["station_id"],
+        "event_type": d["event_type"],
+        "confidence": 0.9,
+        "count": d["count"] if d["event_type"] == "product_count" else 0,
+        "model_version": d["model_version"],
+        "shadow": d["shadow"],
+    }
+    if d["duration_s"] is not None and d["event_type"] != "product_count":
+        body["duration_s"] = d["duration_s"]
+    return body
+
+
+def _raw(body: dict[str, Any]) -> Raw:
+    e = Event.model_validate(body)
+    return Raw(
+        e.event_id,
+        e.timestamp,
+        e.worker_id,
+        e.station_id,
+        e.event_type.value,
+        e.count,
+        e.duration_s,
+        e.shadow,
+        e.model_version,
+    )
+
+
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-4, abs_tol=2e-3)
+
+
+def _reset(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "TRUNCATE events, workers, workstations, event_invalidations, rollup_hour, rollup_worker_hour, "
+            "rollup_worker_day, rollup_station_day, "
+            "rollup_station_hour, dead_letters"
+        )
+        conn.execute("UPDATE rollup_meta SET max_duration_s = 0")
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    events=st.lists(event_st, min_size=1, max_size=40),
+    dup_seed=st.integers(0, 2**32 - 1),
+    chunks=st.integers(1, 4),
+    window=st.tuples(st.integers(-10 * 3600, 5 * 3600), st.integers(1, 40 * 3600)),
+    aligned=st.booleans(),
+)
+def test_api_equals_raw_computation(
+    client: TestClient,
+    settings: ApiSettings,
+    events: list[dict[str, Any]],
+    dup_seed: int,
+    chunks: int,
+    window: tuple[int, int],
+    aligned: bool,
+) -> None:
+    _reset(settings.database_url)
+    rng = random.Random(dup_seed)
+    bodies = [_as_json(d) for d in events]
+    # Duplicates and any arrival order; a refresh between chunks makes later
+    # chunks late data for rollups already built.
+    arrivals = bodies + rng.sample(bodies, k=rng.randint(0, len(bodies)))
+    rng.shuffle(arrivals)
+    size = math.ceil(len(arrivals) / chunks)
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        for i in range(0, len(arrivals), size):
+            r = client.post("/api/events/batch", json=arrivals[i : i + size])
+            assert r.status_code == 200 and r.json()["success_count"] == len(arrivals[i : i + size]), r.text
+            refresh_all(conn, max_gap_s=GAP)
+    lo = BASE + timedelta(seconds=window[0])
+    hi = lo + timedelta(seconds=window[1])
+    if aligned:
+        lo, hi = lo.replace(minute=0, second=0), hi.replace(minute=0, second=0) + timedelta(hours=1)
+    expected = metrics([_raw(b) for b in bodies], lo, hi, GAP)
+    q = {"from": lo.isoformat(), "to": hi.isoformat()}
+
+    got_workers = {w["worker_id"]: w for w in client.get("/api/metrics/workers", params=q).json()}
+    assert set(got_workers) == set(expected["workers"])
+    for wid, exp in expected["workers"].items():
+        for key, value in exp.items():
+            assert _close(got_workers[wid][key], value), (wid, key, got_workers[wid][key], value)
+
+    got_stations = {s["station_id"]: s for s in client.get("/api/metrics/workstations", params=q).json()}
+    assert set(got_stations) == set(expected["workstations"])
+    for sid, exp in expected["workstations"].items():
+        for key, value in exp.items():
+            assert _close(got_stations[sid][key], value), (sid, key, got_stations[sid][key], value)
+
+    factory = client.get("/api/metrics/factory", params=q).json()
+    for key, value in expected["factory"].items():
+        assert _close(factory[key], value), (key, factory[key], value)

@@ -1,0 +1,63 @@
+"""A real uvicorn serving the API and the dashboard against a fresh PostgreSQL database."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import psycopg
+import pytest
+import uvicorn
+
+from api.app import create_app
+from api.security import Role, create_token
+from api.settings import ApiSettings
+from collector.db import upgrade
+from takt.devstack.system import free_port
+
+ADMIN = "dash-admin-token"
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    dsn: str
+    settings: ApiSettings
+    viewer_token: str
+    gateway_token: str
+
+
+@pytest.fixture
+def dash_server(fresh_database: str) -> Iterator[Server]:
+    upgrade(fresh_database)
+    with psycopg.connect(fresh_database, autocommit=True) as conn:
+        viewer = create_token(conn, Role.VIEWER, "viewer")
+        gateway = create_token(conn, Role.GATEWAY, "gw")
+    settings = ApiSettings(
+        database_url=fresh_database,
+        admin_token=ADMIN,
+        refresh_interval_s=0.2,
+        rate_limit_per_minute=100_000,
+    )
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+        )
+    )
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    yield Server(f"http://127.0.0.1:{port}", fresh_database, settings, viewer, gateway)
+    server.should_exit = True
+    thread.join(timeout=30)

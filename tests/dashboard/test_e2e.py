@@ -1,0 +1,321 @@
+"""End to end in headless Chromium (the Debian package, driven by Playwright).
+
+A real uvicorn serves the API and the page against a real PostgreSQL
+database. Waiting is done with Playwright's ``expect`` (it polls until the
+condition holds); nothing asserts on how long anything took.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from collector.store import write_events
+from takt.contract import Event
+from tests.dashboard.conftest import ADMIN, Server
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium package is not installed")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Browser, dash_server: Server) -> Iterator[Page]:
+    # Depends on the server so that it closes (and with it the live stream)
+    # before the server shuts down.
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, timezone_id="UTC")
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield pg
+    context.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+def shot(page: Page, name: str, *, full_page: bool = True) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
+
+
+def api_get(server: Server, path: str, token: str = ADMIN) -> Any:
+    response = httpx.get(server.url + path, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    response.raise_for_status()
+    return response.json()
+
+
+def sign_in(page: Page, server: Server, token: str = ADMIN) -> None:
+    page.goto(server.url + "/")
+    expect(page).to_have_url(server.url + "/dashboard/")
+    page.get_by_label("Access token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#app")).to_be_visible()
+
+
+def loaded(page: Page) -> str:
+    """Waits until the numbers are on screen; returns the query they were fetched with."""
+    expect(page.locator("body")).to_have_attribute("data-query", re.compile(r"from="))
+    return str(page.locator("body").get_attribute("data-query"))
+
+
+def seed(page: Page) -> str:
+    """Loads the demo data from the UI; returns the query of the numbers fetched after it."""
+    page.get_by_role("button", name="Load demo data").click()
+    expect(page.locator("#f-range")).to_have_value("7d")
+    # Only fetches made after the seed finished use the 7-day window (the page runs in UTC).
+    week_start = (datetime.now(UTC) - timedelta(days=6)).date().isoformat()
+    expect(page.locator("body")).to_have_attribute("data-query", re.compile(f"from={week_start}T00%3A00"))
+    expect(page.locator("#workers tbody tr[data-id]")).to_have_count(6)
+    return loaded(page)
+
+
+def card_value(page: Page, metric: str) -> str:
+    return str(page.locator(f'[data-metric="{metric}"] .value').get_attribute("data-value"))
+
+
+FACTORY_CARDS = (
+    "total_productive_time_hours",
+    "total_production_count",
+    "average_production_rate",
+    "average_utilization_percentage",
+)
+
+
+def js_number(value: float) -> str:
+    """How the page writes a JSON number into data-value (JavaScript's String(number))."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def settled(server: Server) -> None:
+    """Waits until the rollup refresher has consumed every stored event, so the API's numbers are final."""
+    deadline = time.monotonic() + 60
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        while conn.execute("SELECT count(*) FROM event_invalidations").fetchone() != (0,):
+            assert time.monotonic() < deadline, "the rollup refresher did not catch up"
+            time.sleep(0.1)
+
+
+def assert_page_matches_api(page: Page, server: Server, q: str) -> None:
+    """Every summary card and table cell equals the API's answer to the page's own query.
+
+    ``expect`` waits for the live updates to bring the page to the API's final numbers.
+    """
+    settled(server)
+    expect(page.locator("body")).to_have_attribute("data-query", q)
+    factory = api_get(server, "/api/metrics/factory" + q)
+    for metric in FACTORY_CARDS:
+        expect(page.locator(f'[data-metric="{metric}"] .value')).to_have_attribute(
+            "data-value", js_number(factory[metric])
+        )
+    workers = api_get(server, "/api/metrics/workers" + q)
+    expect(page.locator("#workers tbody tr[data-id]")).to_have_count(len(workers))
+    for w in workers:
+        row = page.locator(f'#workers tbody tr[data-id="{w["worker_id"]}"]')
+        for key in (
+            "utilization_percentage",
+            "total_active_time_hours",
+            "total_idle_time_hours",
+            "total_units_produced",
+            "units_per_hour",
+            "event_count",
+        ):
+            expect(row.locator(f'[data-col="{key}"]')).to_have_attribute("data-value", js_number(w[key]))
+    stations = api_get(server, "/api/metrics/workstations" + q)
+    expect(page.locator("#stations tbody tr[data-id]")).to_have_count(len(stations))
+    for st in stations:
+        row = page.locator(f'#stations tbody tr[data-id="{st["station_id"]}"]')
+        for key in (
+            "utilization_percentage",
+            "occupancy_time_hours",
+            "total_units_produced",
+            "throughput_rate",
+        ):
+            expect(row.locator(f'[data-col="{key}"]')).to_have_attribute("data-value", js_number(st[key]))
+
+
+def test_login_rejects_a_wrong_token_and_shows_the_apis_numbers(page: Page, dash_server: Server) -> None:
+    page.goto(dash_server.url + "/")
+    page.get_by_label("Access token").fill("not-a-token")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#login-error")).to_have_text("That token is not valid.")
+    expect(page.locator("#app")).to_be_hidden()
+
+    page.get_by_label("Access token").fill(ADMIN)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#role")).to_have_text("admin")
+    q = seed(page)
+    assert_page_matches_api(page, dash_server, q)
+    assert int(card_value(page, "total_production_count")) > 0
+    shot(page, "overview")
+
+    # Sorting by units puts the API's top producer first.
+    page.locator("#workers").get_by_role("button", name="Units", exact=True).click()
+    top = max(api_get(dash_server, "/api/metrics/workers" + q), key=lambda w: w["total_units_produced"])
+    expect(page.locator("#workers tbody tr[data-id]").first).to_have_attribute("data-id", top["worker_id"])
+    # Searching narrows the table.
+    page.get_by_label("Search workers").fill("Alice")
+    expect(page.locator("#workers tbody tr[data-id]")).to_have_count(1)
+
+
+def test_filters_change_the_numbers(page: Page, dash_server: Server) -> None:
+    sign_in(page, dash_server)
+    q_week = seed(page)
+    assert_page_matches_api(page, dash_server, q_week)
+    week_units = int(card_value(page, "total_production_count"))
+    assert week_units > 0
+
+    # The demo data ends yesterday: today has no units.
+    page.get_by_label("Date range").select_option("today")
+    expect(page.locator('[data-metric="total_production_count"] .value')).to_have_attribute("data-value", "0")
+    q_today = loaded(page)
+    assert q_today != q_week
+    assert_page_matches_api(page, dash_server, q_today)
+
+    # A custom range of only the day before yesterday: fewer units than the week.
+    day = (datetime.now(UTC) - timedelta(days=2)).date().isoformat()
+    page.get_by_label("Date range").select_option("custom")
+    page.locator("#f-from").fill(day)
+    page.locator("#f-to").fill(day)
+    page.locator("#f-to").dispatch_event("change")
+    next_day = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    expect(page.locator("body")).to_have_attribute(
+        "data-query", re.compile(f"from={day}T00%3A00%3A00.000Z&to={next_day}T00%3A00%3A00.000Z")
+    )
+    q_day = loaded(page)
+    day_units = int(card_value(page, "total_production_count"))
+    assert 0 < day_units < week_units
+    assert_page_matches_api(page, dash_server, q_day)
+
+    # A station filter narrows the station table to it and the cards to its numbers.
+    page.locator("#f-station").select_option("S1")
+    expect(page.locator("#stations tbody tr[data-id]")).to_have_count(1)
+    expect(page.locator('[data-metric="throughput_rate"]')).to_be_visible()
+    station = api_get(dash_server, "/api/metrics/workstations/S1" + q_day)
+    for metric in ("throughput_rate", "total_units_produced", "utilization_percentage"):
+        expect(page.locator(f'[data-metric="{metric}"] .value')).to_have_attribute(
+            "data-value", js_number(station[metric])
+        )
+    # Only the workers seen at S1 that day remain in the worker table.
+    at_s1 = api_get(dash_server, "/api/stations/S1/workers" + q_day)
+    expect(page.locator("#workers tbody tr[data-id]")).to_have_count(len(at_s1))
+
+
+def test_drill_down_shows_the_days_timeline_charts_and_events(page: Page, dash_server: Server) -> None:
+    sign_in(page, dash_server)
+    seed(page)
+    page.get_by_role("button", name="Details of Alice Johnson").click()
+    dialog = page.locator("#drill")
+    expect(dialog).to_be_visible()
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).date()
+    page.locator("#drill-day").fill(yesterday.isoformat())
+    page.locator("#drill-day").dispatch_event("change")
+    expect(page.locator("#timeline .seg.working").first).to_be_attached()
+    timeline = api_get(
+        dash_server,
+        f"/api/timeline?worker_id=W1&from={yesterday}T00:00:00Z&to={yesterday + timedelta(days=1)}T00:00:00Z",
+    )
+    expect(page.locator("#timeline .seg")).to_have_count(len(timeline["segments"]))
+    assert {s["state"] for s in timeline["segments"]} >= {"working", "idle"}
+    expect(page.locator("#chart-units .uplot")).to_be_attached()
+    expect(page.locator("#chart-util .uplot")).to_be_attached()
+    expect(page.locator("#recent tbody tr[data-event]")).to_have_count(25)
+    expect(page.locator("#recent tbody")).to_contain_text("seed")
+    shot(page, "drill-down", full_page=False)
+
+
+def _event(when: datetime, kind: str, count: int = 0) -> Event:
+    return Event.model_validate(
+        {
+            "event_id": str(uuid.uuid4()),
+            "timestamp": when,
+            "worker_id": "W1",
+            "station_id": "S1",
+            "event_type": kind,
+            "confidence": 0.91,
+            "count": count,
+            "model_version": "person-yolo11n@live-test",
+        }
+    )
+
+
+def test_an_event_stored_during_the_test_appears_without_reload(page: Page, dash_server: Server) -> None:
+    with psycopg.connect(dash_server.dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO gateways (gateway_id, site_id, state, last_seen, status) VALUES "
+            "('gw-line1', 'site-1', 'online', now(), %s), "
+            "('gw-line2', 'site-1', 'offline', now() - interval '1 hour', '{}')",
+            (
+                json.dumps(
+                    {
+                        "fps": 14.8,
+                        "backlog": 1200,
+                        "oldest_buffered_age_s": 340,
+                        "model_version": "person-yolo11n@2026.11.1",
+                        "replaying": True,
+                        "camera_state": "ok",
+                    }
+                ),
+            ),
+        )
+    sign_in(page, dash_server)
+    loaded(page)
+    expect(page.locator("#live")).to_have_text("Live")
+    expect(page.locator('[data-metric="total_production_count"] .value')).to_have_attribute("data-value", "0")
+    expect(page.locator('[data-gateway="gw-line1"]')).to_contain_text("replaying backlog")
+    expect(page.locator('[data-gateway="gw-line2"]')).to_have_attribute("data-state", "offline")
+    marker = page.evaluate("() => { window.__notReloaded = true; return true; }")
+    assert marker
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    with psycopg.connect(dash_server.dsn) as conn:
+        write_events(
+            conn,
+            [
+                _event(now - timedelta(minutes=3), "working"),
+                _event(now - timedelta(minutes=2), "product_count", 7),
+            ],
+        )
+
+    expect(page.locator('[data-metric="total_production_count"] .value')).to_have_attribute("data-value", "7")
+    expect(page.locator('[data-metric="active_workers"] .value')).to_have_attribute("data-value", "1")
+    expect(page.locator("#workers tbody tr[data-id=W1]")).to_be_visible()
+    assert page.evaluate("() => window.__notReloaded === true")
+
+    # The open drill-down's timeline and events follow as well.
+    page.get_by_role("button", name="Details of W1").click()
+    expect(page.locator("#timeline .seg.working")).to_have_count(1)
+    with psycopg.connect(dash_server.dsn) as conn:
+        write_events(conn, [_event(now - timedelta(minutes=1), "idle")])
+    expect(page.locator("#timeline .seg.idle")).to_have_count(1)
+    expect(page.locator("#recent tbody")).to_contain_text("person-yolo11n@live-test")
+    shot(page, "live", full_page=False)

@@ -1,0 +1,131 @@
+"""The dashboard's own endpoints through the API app: auth, static files, timelines, live stream."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import psycopg
+import pytest
+
+from collector.store import write_events
+from takt.contract import Event
+from tests.dashboard.conftest import ADMIN, Server
+
+T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+
+
+def _event(minutes: float, kind: str, worker: str = "W1", station: str = "S1", **extra: object) -> Event:
+    return Event.model_validate(
+        {
+            "event_id": str(uuid.uuid4()),
+            "timestamp": T0 + timedelta(minutes=minutes),
+            "worker_id": worker,
+            "station_id": station,
+            "event_type": kind,
+            "confidence": 0.9,
+            "model_version": "m@1",
+            **extra,
+        }
+    )
+
+
+def _client(server: Server, token: str | None = ADMIN) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.Client(base_url=server.url, headers=headers, timeout=30)
+
+
+def test_page_and_vendored_chart_library_are_served_locally(dash_server: Server) -> None:
+    with _client(dash_server, None) as c:
+        root = c.get("/", follow_redirects=False)
+        assert root.status_code in (302, 307)
+        assert root.headers["location"] == "/dashboard/"
+        page = c.get("/dashboard/")
+        assert page.status_code == 200
+        assert 'src="js/main.js"' in page.text
+        # No script, style or font from anywhere but this server.
+        assert "http://" not in page.text and "https://" not in page.text
+        assert c.get("/dashboard/vendor/uPlot.esm.js").status_code == 200
+        assert c.get("/dashboard/js/main.js").headers["content-type"].startswith("text/javascript")
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/session", "/api/timeline?worker_id=W1", "/api/events/recent", "/api/live"]
+)
+def test_endpoints_need_a_reader_token(dash_server: Server, path: str) -> None:
+    with _client(dash_server, None) as c:
+        assert c.get(path).status_code == 401
+    with _client(dash_server, "wrong") as c:
+        assert c.get(path).status_code == 401
+    with _client(dash_server, dash_server.gateway_token) as c:
+        assert c.get(path).status_code == 403
+
+
+def test_session_reports_the_tokens_role(dash_server: Server) -> None:
+    with _client(dash_server, dash_server.viewer_token) as c:
+        assert c.get("/api/session").json()["role"] == "viewer"
+    with _client(dash_server) as c:
+        body = c.get("/api/session").json()
+    assert body["role"] == "admin"
+    assert body["site_id"] in body["sites"]
+
+
+def test_timeline_segments_follow_the_next_state_rule(dash_server: Server) -> None:
+    with psycopg.connect(dash_server.dsn) as conn:
+        write_events(
+            conn,
+            [
+                _event(0, "working"),
+                _event(8, "idle"),
+                _event(12, "working"),
+                _event(16, "working"),  # same state again: one band
+                _event(18, "product_count", count=3),
+                _event(20, "absent", duration_s=600),
+                _event(5, "working", worker="W2", station="S2"),
+                _event(10, "working", shadow=True),  # a shadow model's opinion: not a state
+                _event(40, "working", worker="W3"),
+                _event(55, "idle", worker="W3"),  # 15 min later: capped at max_state_gap_s
+            ],
+        )
+    window = {"from": "2026-11-20T00:00:00Z", "to": "2026-11-21T00:00:00Z"}
+    with _client(dash_server) as c:
+        body = c.get("/api/timeline", params={"worker_id": "W1", **window}).json()
+        station = c.get("/api/timeline", params={"station_id": "S2", **window}).json()
+        capped = c.get("/api/timeline", params={"worker_id": "W3", **window}).json()
+        bad = c.get("/api/timeline", params={"worker_id": "W1", "station_id": "S1", **window})
+        recent = c.get("/api/events/recent", params={"worker_id": "W1", "limit": 3}).json()
+    spans = [(s["state"], s["start"][11:16], s["end"][11:16]) for s in body["segments"]]
+    assert spans == [
+        ("working", "08:00", "08:08"),
+        ("idle", "08:08", "08:12"),
+        ("working", "08:12", "08:20"),
+        ("absent", "08:20", "08:30"),
+    ]
+    assert [s["worker_id"] for s in station["segments"]] == ["W2"]
+    first = capped["segments"][0]
+    assert (first["start"][11:16], first["end"][11:16]) == ("08:40", "08:50")
+    assert bad.status_code == 422
+    assert [e["event_type"] for e in recent] == ["absent", "product_count", "working"]
+    assert recent[1]["count"] == 3 and recent[1]["model_version"] == "m@1"
+    assert recent[0]["confidence"] == pytest.approx(0.9)
+
+
+def test_live_stream_announces_a_stored_event(dash_server: Server) -> None:
+    with (
+        _client(dash_server) as c,
+        c.stream("GET", "/api/live", headers={"Accept": "text/event-stream"}) as stream,
+    ):
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        lines = stream.iter_lines()
+        assert "event: hello" in [next(lines) for _ in range(3)]
+        with psycopg.connect(dash_server.dsn) as conn:
+            write_events(conn, [_event(0, "working")])
+        event = None
+        for line in lines:
+            if line.startswith("event: "):
+                event = line.removeprefix("event: ")
+            elif line.startswith("data: ") and event == "change":
+                assert "events" in json.loads(line.removeprefix("data: "))["changed"]
+                break
