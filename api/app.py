@@ -12,7 +12,9 @@ from fastapi import FastAPI, Request, Response
 from psycopg_pool import ConnectionPool
 
 from api.errors import error_response, install_error_handlers
-from api.routers import events, gateways, health, metrics, registry, seed
+from api.metrics.model_quality import DriftChecker
+from api.routers import events, gateways, health, metrics, model_quality, prometheus, registry, seed
+from api.routers.model_quality import schedule_from
 from api.security import RateLimiter
 from api.settings import ApiSettings
 from collector.db import require_current_schema
@@ -62,9 +64,17 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                 interval_s=settings.refresh_interval_s,
             )
             refresher.start()
+        checker = None
+        if settings.drift_check_interval_s > 0:
+            checker = DriftChecker(
+                settings.database_url, schedule_from(settings), interval_s=settings.drift_check_interval_s
+            )
+            checker.start()
         try:
             yield
         finally:
+            if checker is not None:
+                checker.stop()
             if refresher is not None:
                 refresher.stop()
             pool.close()
@@ -104,8 +114,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         return response
 
     app.include_router(health.router)
+    app.include_router(prometheus.router)
     for prefix, visible in (("/api/v1", True), ("/api", False)):
-        for module in (registry, events, metrics, seed, gateways):
+        for module in (registry, events, metrics, seed, gateways, model_quality):
             app.include_router(module.router, prefix=prefix, include_in_schema=visible)
     mount_dashboard(app)
     return app

@@ -61,3 +61,22 @@ class ApiSettings(CommonSettings):
     rollup_retention_days: float | None = Field(
         default=None, description="TimescaleDB: drop rollup chunks older than this; unset keeps them."
     )
+    drift_check_interval_s: float = Field(
+        default=3600.0, ge=0, description="Drift check period in the API process; 0 disables it."
+    )
+    drift_recent_hours: float = Field(default=24.0, gt=0, description="Drift: the recent window, ending now.")
+    drift_baseline_days: float = Field(
+        default=7.0, gt=0, description="Drift: the baseline window, ending where the recent one starts."
+    )
+    drift_confidence_psi: float = Field(
+        default=0.2, gt=0, description="Drift: flag a confidence-histogram PSI above this."
+    )
+    drift_quantile_shift: float = Field(
+        default=0.1, gt=0, le=1, description="Drift: flag a confidence quantile moving more than this."
+    )
+    drift_state_mix_psi: float = Field(
+        default=0.2, gt=0, description="Drift: flag a working/idle/absent-mix PSI above this."
+    )
+    drift_min_events: int = Field(
+        default=30, ge=1, description="Drift: no verdict with fewer scored events in either window."
+    )

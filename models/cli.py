@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import get_args
 
@@ -10,6 +11,7 @@ import click
 
 from models.registry import ModelFormat, ModelRegistryError, list_manifests, register, verify_all
 
+_TIME_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S"]
 MODELS_DIR = click.option(
     "--models-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -133,4 +135,107 @@ def verify_cmd(models_dir: Path) -> None:
             click.echo(f"FAIL  {manifest.model_version}: {problem}")
     click.echo(f"{len(results) - bad} verified, {bad} failed")
     if bad:
+        sys.exit(1)
+
+
+def _database_url(value: str | None) -> str:
+    if value:
+        return value
+    from takt.settings import CommonSettings
+
+    return CommonSettings().database_url
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+DATABASE = click.option(
+    "--database-url", default=None, help="Default: TAKT_DATABASE_URL (see `takt config show`)."
+)
+
+
+@models.command("export-samples")
+@click.option("--from", "from_", type=click.DateTime(_TIME_FORMATS), default=None, help="Default: 1 day ago.")
+@click.option(
+    "--to", type=click.DateTime(_TIME_FORMATS), default=None, help="Default: now. Naive times are UTC."
+)
+@click.option("--site", "site_id", default=None)
+@click.option("--station", "station_id", default=None)
+@click.option("--camera", "camera_id", default=None)
+@click.option("--below", "low_confidence_below", type=float, default=0.5, show_default=True,
+              help="Low-confidence threshold; negative: no low-confidence samples.")  # fmt: skip
+@click.option("--min-overlap", "min_overlap_s", type=float, default=1.0, show_default=True,
+              help="Seconds two models must disagree to make a sample.")  # fmt: skip
+@click.option("--limit", type=int, default=10_000, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Default: stdout.")
+@DATABASE
+def export_samples(
+    *,
+    from_: datetime | None,
+    to: datetime | None,
+    site_id: str | None,
+    station_id: str | None,
+    camera_id: str | None,
+    low_confidence_below: float,
+    min_overlap_s: float,
+    limit: int,
+    fmt: str,
+    out: Path | None,
+    database_url: str | None,
+) -> None:
+    """Low-confidence and production/shadow disagreement samples for labelling (JSONL or CSV)."""
+    import psycopg
+
+    from api.metrics.model_quality import sample_events
+    from models.samples import select, to_csv, to_jsonl
+
+    hi = _utc(to) or datetime.now(UTC)
+    lo = _utc(from_) or hi - timedelta(days=1)
+    with psycopg.connect(_database_url(database_url), options="-c TimeZone=UTC") as conn:
+        events = sample_events(conn, lo, hi, site_id=site_id, station_id=station_id, camera_id=camera_id)
+    found = select(
+        events,
+        low_confidence_below=None if low_confidence_below < 0 else low_confidence_below,
+        min_overlap_s=min_overlap_s,
+        limit=limit,
+    )
+    data = to_csv(found).encode() if fmt == "csv" else to_jsonl(found)
+    if out is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        out.write_bytes(data)
+    click.echo(f"{len(found)} samples from {len(events)} events", err=True)
+
+
+@models.command("drift-check")
+@click.option("--now", type=click.DateTime(_TIME_FORMATS), default=None, help="End of the recent window.")
+@click.option("--fail-on-flag", is_flag=True, help="Exit 1 when anything is flagged (cron, CI).")
+@DATABASE
+def drift_check(now: datetime | None, fail_on_flag: bool, database_url: str | None) -> None:
+    """Run the drift check once (windows and thresholds: TAKT_DRIFT_*) and record its flags."""
+    import psycopg
+
+    from api.metrics.model_quality import run_drift_check
+    from api.routers.model_quality import schedule_from
+    from api.settings import ApiSettings
+
+    settings = ApiSettings()
+    url = database_url or settings.database_url
+    with psycopg.connect(url, autocommit=True, options="-c TimeZone=UTC") as conn:
+        results = run_drift_check(conn, _utc(now) or datetime.now(UTC), schedule_from(settings))
+    flags = 0
+    for result in results:
+        s, report = result.subject, result.report
+        if not report.enough_data:
+            click.echo(f"{s.kind} {s.id}: not enough events for a verdict")
+        for flag in report.flags:
+            flags += 1
+            click.echo(f"FLAG  {s.kind} {s.id}: {flag.metric} {flag.value:.3f} (threshold {flag.threshold})")
+    click.echo(f"{len(results)} subjects checked, {flags} flags")
+    if fail_on_flag and flags:
         sys.exit(1)

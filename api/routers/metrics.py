@@ -127,6 +127,8 @@ class ModelBreakdown(BaseModel):
     working_hours: float
     idle_hours: float
     absent_hours: float
+    utilization_percentage: float
+    units_per_working_hour: float
     mean_confidence: float
 
 
@@ -279,7 +281,10 @@ def factory(conn: Conn, s: ScopeDep, _: Viewer) -> FactoryMetrics:
 
 @router.get("/models")
 def models(conn: Conn, s: ScopeDep, _: Viewer) -> list[ModelBreakdown]:
-    """Per model_version (and shadow flag): events, units, state hours, mean confidence."""
+    """Per model_version (and shadow flag): events, units, state hours, utilization, rate, mean confidence.
+
+    The ML team's before/after view of a rollout, and production vs shadow candidate.
+    """
     totals = model_totals(conn, [(0, a, b) for a, b in s.counted], site_id=s.site_id)
     return [
         ModelBreakdown(
@@ -290,6 +295,8 @@ def models(conn: Conn, s: ScopeDep, _: Viewer) -> list[ModelBreakdown]:
             working_hours=_r(t.working_s / 3600),
             idle_hours=_r(t.idle_s / 3600),
             absent_hours=_r(t.absent_s / 3600),
+            utilization_percentage=_pct(t.working_s, t.working_s + t.idle_s),
+            units_per_working_hour=_rate(t.units, t.working_s),
             mean_confidence=_r(t.conf_sum / t.events) if t.events else 0.0,
         )
         for (_, model, shadow), t in sorted(totals.items())

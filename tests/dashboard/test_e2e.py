@@ -319,3 +319,39 @@ def test_an_event_stored_during_the_test_appears_without_reload(page: Page, dash
     expect(page.locator("#timeline .seg.idle")).to_have_count(1)
     expect(page.locator("#recent tbody")).to_contain_text("person-yolo11n@live-test")
     shot(page, "live", full_page=False)
+
+
+def test_models_panel_shows_each_version_and_the_drift_flags(
+    page: Page, dash_server: Server, tmp_path: Path
+) -> None:
+    from tests.models.footage import CANDIDATE, PRODUCTION, two_version_events
+
+    # Production and a shadow candidate on the same generated clip (it starts today, 08:00:30 UTC).
+    events = two_version_events(tmp_path, seconds=30)
+    with psycopg.connect(dash_server.dsn, autocommit=True) as conn:
+        write_events(conn, events)
+        conn.execute(
+            "INSERT INTO drift_flags (checked_at, site_id, subject_kind, subject_id, metric, value, "
+            "threshold, baseline_from, baseline_to, recent_from, recent_to) VALUES "
+            "(now(), 'demo-site', 'station', 'st-1', 'confidence_psi', 0.61, 0.2, now(), now(), now(), now())"
+        )
+    sign_in(page, dash_server)
+    q = loaded(page)
+    settled(dash_server)
+    expect(page.locator("#models tbody tr[data-model]")).to_have_count(2)
+    for m in api_get(dash_server, "/api/metrics/models" + q):
+        row = page.locator(
+            f'#models tr[data-model="{m["model_version"]}"][data-shadow="{str(m["shadow"]).lower()}"]'
+        )
+        expect(row).to_contain_text("shadow" if m["shadow"] else "production")
+        for key in ("event_count", "total_units", "working_hours", "mean_confidence"):
+            expect(row.locator(f'[data-col="{key}"]')).to_have_attribute("data-value", js_number(m[key]))
+    expect(page.locator(f'#models tr[data-model="{PRODUCTION}"] [data-col="p50"]')).not_to_have_attribute(
+        "data-value", ""
+    )
+    expect(page.locator(f'#models tr[data-model="{CANDIDATE}"] [data-col="total_units"]')).to_have_attribute(
+        "data-value", "0"
+    )
+    flag = page.locator('#drift-flags li[data-subject="station:st-1"]')
+    expect(flag).to_contain_text("confidence distribution shifted (PSI) 0.61")
+    shot(page, "models-panel")

@@ -1,7 +1,7 @@
 """Model versions: deployed versions mirrored from events (cv_models), drift flags.
 
 Revision ID: 0003_models
-Revises: 0001_base
+Revises: 0002_metrics
 Create Date: 2026-11-23
 
 ``cv_models`` and ``cv_model_gateways`` are filled by the event writer
@@ -13,7 +13,7 @@ runs it comes from its status heartbeat (``gateways.status``) at query time.
 from alembic import op
 
 revision = "0003_models"
-down_revision = "0001_base"
+down_revision = "0002_metrics"
 branch_labels = None
 depends_on = None
 

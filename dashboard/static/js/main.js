@@ -6,6 +6,7 @@ import { Filters } from "./filters.js";
 import { DataTable } from "./table.js";
 import { DrillDown } from "./drill.js";
 import { renderGateways } from "./gateways.js";
+import { renderDriftFlags, renderModels } from "./models.js";
 import { LiveStream } from "./live.js";
 
 const $ = (sel) => document.querySelector(sel);
@@ -43,7 +44,7 @@ function card(key, label, value, kind, unit) {
 class Dashboard {
   constructor(session) {
     this.session = session;
-    this.filters = new Filters($("#filters"), session, () => this.refreshNumbers());
+    this.filters = new Filters($("#filters"), session, () => { this.refreshNumbers(); this.refreshModels(); });
     this.workers = new DataTable($("#workers"), {
       columns: WORKER_COLUMNS, idKey: "worker_id", searchInput: $("#worker-search"),
       emptyText: "No worker activity in this window.", sort: { key: "utilization_percentage", dir: "descending" },
@@ -75,7 +76,7 @@ class Dashboard {
     try {
       this.filters.setStations(await api("/api/workstations"));
     } catch (err) { this.notice(err); }
-    await Promise.all([this.refreshNumbers(), this.refreshGateways()]);
+    await Promise.all([this.refreshNumbers(), this.refreshGateways(), this.refreshModels()]);
     this.live = new LiveStream("/api/live", getToken(), {
       onState: (state) => {
         const live = $("#live");
@@ -94,6 +95,7 @@ class Dashboard {
     clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.refreshNumbers();
+      this.refreshModels();
       if (this.drill.isOpen()) this.drill.refresh();
     }, 250);
   }
@@ -150,6 +152,24 @@ class Dashboard {
     cards.push(card("active_workers", "Working now", now.active_workers, "int"));
     cards.push(card("events_today", "Events today", today.total_events, "int"));
     $("#cards").replaceChildren(...cards);
+  }
+
+  // The ML team's view: every metric per model version (production and shadow) for the
+  // selected window, confidence quantiles per version, and the drift check's active flags.
+  async refreshModels() {
+    const p = this.filters.params();
+    const window = { from: p.from, to: p.to, site_id: p.site_id };
+    try {
+      const [breakdown, confidence, flags] = await Promise.all([
+        api(`/api/metrics/models${query(p)}`),
+        api(`/api/models/confidence${query({ ...window, group: "model" })}`),
+        api("/api/models/drift/flags"),
+      ]);
+      renderModels($("#models"), breakdown, confidence);
+      renderDriftFlags($("#drift-flags"), flags);
+    } catch (err) {
+      $("#drift-flags").replaceChildren(el("p", { class: "empty", text: `Model versions unavailable (${err.message}).` }));
+    }
   }
 
   async refreshGateways() {
