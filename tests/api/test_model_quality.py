@@ -123,11 +123,21 @@ def test_drift_check_flags_an_injected_confidence_drop_and_is_quiet_on_identical
     footage_events: list[Event],
     drop: float,
     flagged: set[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Baseline: the clip on day 0; recent: the same clip a day later, confidence lowered by ``drop``.
     _store(api_db, _copies(footage_events, 0, 4) + _copies(footage_events, 1, 4, drop), settings)
     now = START + timedelta(days=1, hours=1)
     schedule = DriftSchedule(recent=timedelta(hours=2), baseline=timedelta(days=1))
+    # The cron form: `takt models drift-check` with the same windows from TAKT_DRIFT_*.
+    monkeypatch.setenv("TAKT_DRIFT_RECENT_HOURS", "2")
+    monkeypatch.setenv("TAKT_DRIFT_BASELINE_DAYS", "1")
+    result = CliRunner().invoke(
+        main, ["models", "drift-check", "--database-url", api_db, "--now", now.isoformat(), "--fail-on-flag"]
+    )
+    assert result.exit_code == (1 if flagged else 0), result.output
+    assert ("FLAG  station st-1: confidence_psi" in result.output) == bool(flagged)
+    assert "3 subjects checked" in result.output
     with psycopg.connect(api_db, autocommit=True) as conn:
         results = run_drift_check(conn, now, schedule)
     assert {(r.subject.kind, r.subject.id) for r in results} == {
@@ -177,7 +187,9 @@ def test_drift_check_flags_an_injected_confidence_drop_and_is_quiet_on_identical
             write_events(conn, _copies(footage_events, 1, 4))
             run_drift_check(conn, now, schedule)
         assert client.get("/api/v1/models/drift/flags").json() == []
-        assert len(client.get("/api/v1/models/drift/flags", params={"active": "false"}).json()) == len(stored)
+        # History keeps both checks' flags (the CLI's and the direct one), now inactive.
+        history = client.get("/api/v1/models/drift/flags", params={"active": "false"}).json()
+        assert len(history) == 2 * len(stored) and not any(f["active"] for f in history)
 
 
 def test_deployed_versions_and_gateways(
