@@ -71,7 +71,7 @@ def run(
 
 
 def _check_rows(config: EdgeConfig) -> list[tuple[str, bool, str]]:
-    from edge_agent.agent import build_detector
+    from edge_agent.agent import build_detector, build_detector_for
     from edge_agent.publisher import BrokerAuthError, Publisher
     from edge_agent.sources import grab_one
     from takt.mqtt import MqttEndpoint
@@ -125,8 +125,16 @@ def _check_rows(config: EdgeConfig) -> list[tuple[str, bool, str]]:
         probe.unlink()
         return f"{path.parent} is writable"
 
+    def shadow_model() -> str:
+        assert config.detector.shadow is not None
+        detector = build_detector_for(config.detector.shadow)
+        detector.close()
+        return f"{detector.model_version} loaded as shadow candidate"
+
     step("camera", camera)
     step("model", model)
+    if config.detector.shadow is not None:
+        step("shadow model", shadow_model)
     step("broker", broker)
     step("buffer", buffer)
     return rows

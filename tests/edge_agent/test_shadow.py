@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from edge_agent.agent import Agent
 from edge_agent.config import ConfigError, parse_config
@@ -70,3 +71,20 @@ def test_shadow_config_is_checked(tmp_path: Path) -> None:
     wrong = {**config["detector"], "backend": "yolo"}
     with pytest.raises(ModelRegistryError, match="motion model; the yolo backend needs"):
         Agent(parse_config({**config, "detector": wrong}))
+
+
+def test_edge_check_verifies_the_shadow_model_too(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from takt.cli import main
+
+    doc = edge_config(tmp_path, seconds=2)
+    doc["mqtt"] = {"url": "mqtt://gw:pw@127.0.0.1:1", "connect_timeout_s": 0.5}
+    (tmp_path / "models" / "person-motion-2026.11.2.motion").write_text("var_threshold: 1\n")  # tampered
+    config = tmp_path / "edge.yaml"
+    config.write_text(yaml.safe_dump(doc))
+    result = CliRunner().invoke(main, ["edge", "check", "--config", str(config)])
+    assert result.exit_code == 1
+    lines = {line.split("  ")[0].strip(): line for line in result.output.splitlines() if line.strip()}
+    assert "PASS" in lines["model"] and PRODUCTION in lines["model"]
+    assert "FAIL" in lines["shadow model"] and "refusing" in lines["shadow model"]
