@@ -1,7 +1,7 @@
 """Model versions: deployed versions mirrored from events (cv_models), drift flags.
 
-Revision ID: 0003_models
-Revises: 0002_metrics
+Revision ID: 0004_models
+Revises: 0003_event_aggregates
 Create Date: 2026-11-23
 
 ``cv_models`` and ``cv_model_gateways`` are filled by the event writer
@@ -12,8 +12,8 @@ runs it comes from its status heartbeat (``gateways.status``) at query time.
 
 from alembic import op
 
-revision = "0003_models"
-down_revision = "0002_metrics"
+revision = "0004_models"
+down_revision = "0003_event_aggregates"
 branch_labels = None
 depends_on = None
 
