@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -39,6 +40,14 @@ def ingest_event(event: Event, conn: Conn, _: Ingest) -> Message:
     return Message(message="Event ingested successfully")
 
 
+def _raw(item: dict[str, Any]) -> bytes:
+    """The rejected item as stored in dead_letters; orjson refuses integers beyond 64 bits, json does not."""
+    try:
+        return orjson.dumps(item, default=str)
+    except TypeError:
+        return json.dumps(item, default=str).encode()
+
+
 @router.post("/events/batch")
 def ingest_batch(
     conn: Conn,
@@ -57,11 +66,7 @@ def ingest_batch(
                 f"{'.'.join(str(p) for p in e['loc']) or 'event'}: {e['msg']}" for e in exc.errors()
             )
             errors.append(ItemError(index=index, error=reason))
-            letters.append(
-                DeadLetter(
-                    source="http", reason=reason, payload=orjson.dumps(item, default=str), event_index=index
-                )
-            )
+            letters.append(DeadLetter(source="http", reason=reason, payload=_raw(item), event_index=index))
     with conn.transaction():
         if valid:
             write_events(conn, valid)

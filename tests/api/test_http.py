@@ -191,3 +191,15 @@ def test_delete_rebuilds_every_hour_the_state_reached(client: TestClient, settin
         assert client.delete(f"/api/events/{event_id}").status_code == 404
         refresh_all(conn, max_gap_s=600)
         assert client.get("/api/metrics/factory", params=q).json()["total_productive_time_hours"] == 0.0
+
+
+def test_item_with_an_integer_beyond_64_bits_is_dead_lettered(
+    client: TestClient, settings: ApiSettings
+) -> None:
+    # Found by schemathesis: orjson cannot encode it for the dead-letter table.
+    r = client.post("/api/v1/events/batch", content=b'[{"": -9223372036854775809}]',
+                    headers={"Content-Type": "application/json"})  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert r.json()["success_count"] == 0 and len(r.json()["errors"]) == 1
+    with psycopg.connect(settings.database_url) as conn:
+        assert conn.execute("SELECT payload FROM dead_letters").fetchone() == (b'{"": -9223372036854775809}',)
