@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Body, HTTPException
 from pydantic import BaseModel, ValidationError
 
 from api.deps import Admin, Conn, Ingest
 from collector.store import DeadLetter, insert_dead_letters, write_events
 from takt.contract import Event
+from takt.contract.codec import describe_validation_error, raw_json
 from takt.contract.events import MAX_EVENTS_PER_BATCH
 
 router = APIRouter(tags=["events"])
@@ -53,14 +53,10 @@ def ingest_batch(
         try:
             valid.append(Event.model_validate(item))
         except ValidationError as exc:
-            reason = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'event'}: {e['msg']}" for e in exc.errors()
-            )
+            reason = describe_validation_error(exc)
             errors.append(ItemError(index=index, error=reason))
             letters.append(
-                DeadLetter(
-                    source="http", reason=reason, payload=orjson.dumps(item, default=str), event_index=index
-                )
+                DeadLetter(source="http", reason=reason, payload=raw_json(item), event_index=index)
             )
     with conn.transaction():
         if valid:
