@@ -31,6 +31,13 @@ class WorkerTotals:
     units: int = 0
     events: int = 0
 
+    def add(self, working: float, idle: float, absent: float, units: int, events: int) -> None:
+        self.working_s += working
+        self.idle_s += idle
+        self.absent_s += absent
+        self.units += int(units)
+        self.events += int(events)
+
 
 @dataclass(slots=True)
 class StationTotals:
@@ -39,6 +46,13 @@ class StationTotals:
     observed_s: float = 0.0
     units: int = 0
     events: int = 0
+
+    def add(self, occupied: float, working: float, observed: float, units: int, events: int) -> None:
+        self.occupied_s += occupied
+        self.working_s += working
+        self.observed_s += observed
+        self.units += int(units)
+        self.events += int(events)
 
 
 @dataclass(slots=True)
@@ -134,13 +148,8 @@ def worker_totals(
             f"WHERE r.bucket >= w.a AND r.bucket < w.b {where} OFFSET 0) r GROUP BY 1, 2",
             params,
         ).fetchall()
-        for label, worker, working, idle, absent, units, events in rows:
-            t = out[(label, worker)]
-            t.working_s += working
-            t.idle_s += idle
-            t.absent_s += absent
-            t.units += int(units)
-            t.events += int(events)
+        for label, worker, *sums in rows:
+            out[(label, worker)].add(*sums)
     if parts.edges:
         params = {**_arrays(parts.edges), "lookback": lookback_s(conn)}
         where = _filters(params, "e", site_id=site_id, worker_id=worker_id)
@@ -155,13 +164,8 @@ def worker_totals(
             f"AND NOT e.shadow {where} OFFSET 0) e GROUP BY 1, 2",
             params,
         ).fetchall()
-        for label, worker, working, idle, absent, units, events in rows:
-            t = out[(label, worker)]
-            t.working_s += working
-            t.idle_s += idle
-            t.absent_s += absent
-            t.units += int(units)
-            t.events += int(events)
+        for label, worker, *sums in rows:
+            out[(label, worker)].add(*sums)
     return dict(out)
 
 
@@ -186,13 +190,8 @@ def station_totals(
             f"WHERE r.bucket >= w.a AND r.bucket < w.b {where} OFFSET 0) r GROUP BY 1, 2",
             params,
         ).fetchall()
-        for label, station, occupied, working, observed, units, events in rows:
-            t = out[(label, station)]
-            t.occupied_s += occupied
-            t.working_s += working
-            t.observed_s += observed
-            t.units += int(units)
-            t.events += int(events)
+        for label, station, *sums in rows:
+            out[(label, station)].add(*sums)
     if parts.edges:
         params = {**_arrays(parts.edges), "lookback": lookback_s(conn)}
         where = _filters(params, "e", site_id=site_id, station_id=station_id)
@@ -222,10 +221,13 @@ def station_totals(
                 if etype == "working":
                     kinds["working"].append((s, e))
         for (label, station, _), kinds in spans.items():
-            t = out[(label, station)]
-            t.occupied_s += union_seconds(kinds["occupied"])
-            t.working_s += union_seconds(kinds["working"])
-            t.observed_s += union_seconds(kinds["observed"])
+            out[(label, station)].add(
+                union_seconds(kinds["occupied"]),
+                union_seconds(kinds["working"]),
+                union_seconds(kinds["observed"]),
+                0,
+                0,
+            )
     return dict(out)
 
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Body, HTTPException
 from pydantic import BaseModel, ValidationError
 
 from api.deps import Admin, Conn, Ingest
 from collector.store import DeadLetter, insert_dead_letters, write_events
 from takt.contract import Event
+from takt.contract.codec import describe_validation_error, raw_json
 from takt.contract.events import MAX_EVENTS_PER_BATCH
 
 router = APIRouter(tags=["events"])
@@ -40,14 +39,6 @@ def ingest_event(event: Event, conn: Conn, _: Ingest) -> Message:
     return Message(message="Event ingested successfully")
 
 
-def _raw(item: dict[str, Any]) -> bytes:
-    """The rejected item as stored in dead_letters; orjson refuses integers beyond 64 bits, json does not."""
-    try:
-        return orjson.dumps(item, default=str)
-    except TypeError:
-        return json.dumps(item, default=str).encode()
-
-
 @router.post("/events/batch")
 def ingest_batch(
     conn: Conn,
@@ -62,11 +53,11 @@ def ingest_batch(
         try:
             valid.append(Event.model_validate(item))
         except ValidationError as exc:
-            reason = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'event'}: {e['msg']}" for e in exc.errors()
-            )
+            reason = describe_validation_error(exc)
             errors.append(ItemError(index=index, error=reason))
-            letters.append(DeadLetter(source="http", reason=reason, payload=_raw(item), event_index=index))
+            letters.append(
+                DeadLetter(source="http", reason=reason, payload=raw_json(item), event_index=index)
+            )
     with conn.transaction():
         if valid:
             write_events(conn, valid)

@@ -7,6 +7,7 @@ Decoding never lets one bad event sink a batch: envelope-level problems raise
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,12 +50,21 @@ class DecodedBatch:
     rejected: list[RejectedEvent] = field(default_factory=list)
 
 
-def _describe(error: ValidationError) -> str:
+def describe_validation_error(error: ValidationError) -> str:
+    """One line naming each invalid field and why, for dead letters and HTTP errors."""
     parts = []
     for item in error.errors(include_url=False):
         loc = ".".join(str(p) for p in item["loc"]) or "event"
         parts.append(f"{loc}: {item['msg']}")
     return "; ".join(parts)
+
+
+def raw_json(value: Any) -> bytes:
+    """Bytes of a rejected item as received, whatever it holds (orjson refuses >64-bit ints)."""
+    try:
+        return orjson.dumps(value, default=str)
+    except TypeError:
+        return json.dumps(value, default=str).encode()
 
 
 def encode_event(event: Event) -> bytes:
@@ -129,7 +139,7 @@ def decode_event_batch(
             try:
                 events.append((index, Event.model_validate(raw)))
             except ValidationError as exc:
-                rejected.append(RejectedEvent(index, raw_events[index], _describe(exc)))
+                rejected.append(RejectedEvent(index, raw_events[index], describe_validation_error(exc)))
 
     kept: list[Event] = []
     for index, event in events:
