@@ -53,7 +53,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         with pool.connection() as conn:
             apply_timescale_policies(
                 conn,
-                compress_after=_days(settings.rollup_compress_after_days),
+                compress_after=_days(settings.compress_after_days),
                 retention=_days(settings.rollup_retention_days),
             )
         refresher = None

@@ -54,9 +54,9 @@ class ApiSettings(CommonSettings):
         description='JSON: {"site-1": {"timezone": "Europe/Berlin", "shifts": [{"name": "day", '
         '"start": "08:00", "end": "17:00", "breaks": [{"start": "12:00", "end": "12:30"}]}]}}',
     )
-    rollup_compress_after_days: float | None = Field(
+    compress_after_days: float | None = Field(
         default=14.0,
-        description="TimescaleDB: compress rollup chunks older than this (>= 7, the replay limit).",
+        description="TimescaleDB: compress event and rollup chunks older than this (>= 7, the replay limit).",
     )
     rollup_retention_days: float | None = Field(
         default=None, description="TimescaleDB: drop rollup chunks older than this; unset keeps them."

@@ -362,13 +362,24 @@ def rebuild(conn: psycopg.Connection[Any], *, max_gap_s: float, chunk: timedelta
 def apply_timescale_policies(
     conn: psycopg.Connection[Any], *, compress_after: timedelta | None, retention: timedelta | None
 ) -> bool:
-    """Compression and retention of the rollup hypertables; a no-op on plain PostgreSQL.
+    """Compression of the events and rollup hypertables, retention of the rollups.
 
-    Compress only chunks older than the longest replay accepted (7 days at
-    least): rebuilding an hour deletes and inserts rows, slow in compressed chunks.
+    A no-op on plain PostgreSQL. Compress only chunks older than the longest
+    replay accepted (7 days at least): re-sent events upsert into their chunk
+    and rebuilding an hour deletes and inserts rows, both slow in compressed
+    chunks (timescale/timescaledb #5801, #7672). Raw events are never dropped
+    by a retention policy here: they are the source of every figure.
     """
     if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone() is None:
         return False
+    if compress_after is not None:
+        conn.execute(
+            "ALTER TABLE events SET (timescaledb.compress, timescaledb.compress_segmentby = 'station_id', "
+            "timescaledb.compress_orderby = 'ts')"
+        )
+        conn.execute(
+            "SELECT add_compression_policy('events', %s::interval, if_not_exists => true)", (compress_after,)
+        )
     for table, segment in (
         ("rollup_hour", "worker_id"),
         ("rollup_worker_hour", "worker_id"),

@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from collector import db
+from collector.rollups import apply_timescale_policies
 from collector.store import WriteMethod, write_events
 from takt.contract import Event
 from takt.devstack.timescale_lite import TimescaleLite
@@ -140,3 +141,40 @@ def test_continuous_aggregates_match_the_events_and_take_late_data(timescale_dsn
     assert _observed(minute) == _expected(events, "minute")
     assert _observed(hour) == _expected(events, "hour")
     assert policies == (2,)
+
+
+def test_compression_policies_and_a_resend_into_a_compressed_chunk(timescale_dsn: str) -> None:
+    old = Event(
+        event_id=uuid.uuid4(),
+        timestamp=datetime(2026, 10, 1, 8, tzinfo=UTC),
+        worker_id="W-old",
+        station_id="S9",
+        event_type="working",
+        confidence=0.7,
+        duration_s=30.0,
+    )
+    with psycopg.connect(timescale_dsn, autocommit=True) as conn:
+        assert apply_timescale_policies(conn, compress_after=timedelta(days=14), retention=None)
+        jobs = {
+            row[0]
+            for row in conn.execute(
+                "SELECT hypertable_name FROM timescaledb_information.jobs "
+                "WHERE proc_name = 'policy_compression'"
+            ).fetchall()
+        }
+        write_events(conn, [old], WriteMethod.UNNEST)
+        chunk = conn.execute(
+            "SELECT c FROM show_chunks('events', older_than => timestamptz '2026-10-02') c"
+        ).fetchone()
+        assert chunk is not None
+        conn.execute("SELECT compress_chunk(%s::regclass)", (chunk[0],))
+        compressed = conn.execute(
+            "SELECT is_compressed FROM timescaledb_information.chunks "
+            "WHERE hypertable_name = 'events' AND range_end <= '2026-10-02'"
+        ).fetchall()
+        again = write_events(conn, [old], WriteMethod.UNNEST)  # a gateway re-sends it
+        stored = conn.execute("SELECT count(*) FROM events WHERE event_id = %s", (old.event_id,)).fetchone()
+    assert {"events", "rollup_hour", "rollup_station_day"} <= jobs
+    assert compressed and all(row[0] for row in compressed)
+    assert (again.inserted, again.duplicates) == (0, 1)
+    assert stored == (1,)
