@@ -17,12 +17,13 @@ split at hour boundaries, so summing hours is exact; see docs/metrics.md.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+
+from takt.periodic import PeriodicDatabaseTask
 
 logger = logging.getLogger(__name__)
 
@@ -403,34 +404,12 @@ def apply_timescale_policies(
     return True
 
 
-class RollupRefresher:
+class RollupRefresher(PeriodicDatabaseTask):
     """Background thread: a refresh round every ``interval_s`` seconds until stopped."""
 
     def __init__(self, database_url: str, *, max_gap_s: float, interval_s: float = 2.0) -> None:
-        self._url = database_url
+        super().__init__("rollup-refresher", database_url, interval_s)
         self._max_gap_s = max_gap_s
-        self._interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rollup-refresher", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout_s: float = 10) -> None:
-        self._stop.set()
-        self._thread.join(timeout_s)
-
-    def _run(self) -> None:
-        conn: psycopg.Connection[Any] | None = None
-        while not self._stop.wait(self._interval_s):
-            try:
-                if conn is None or conn.closed:
-                    conn = psycopg.connect(self._url, autocommit=True, options="-c TimeZone=UTC")
-                refresh_all(conn, max_gap_s=self._max_gap_s)
-            except psycopg.Error:
-                logger.exception("rollup refresh failed; retrying")
-                if conn is not None:
-                    conn.close()
-                conn = None
-        if conn is not None:
-            conn.close()
+    def run_round(self, conn: psycopg.Connection[Any]) -> None:
+        refresh_all(conn, max_gap_s=self._max_gap_s)

@@ -10,7 +10,6 @@ model saw nobody, and its confidence is a placeholder, not a detection score.
 from __future__ import annotations
 
 import logging
-import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -21,6 +20,7 @@ from psycopg.types.json import Jsonb
 
 from models.drift import CONFIDENCE_BINS, QUANTILES, DriftReport, DriftThresholds, WindowStats, compare
 from models.samples import SampleEvent
+from takt.periodic import PeriodicDatabaseTask
 
 logger = logging.getLogger(__name__)
 
@@ -335,38 +335,23 @@ def drift_flags(
     return [StoredFlag(*row) for row in rows]
 
 
-class DriftChecker:
+class DriftChecker(PeriodicDatabaseTask):
     """Background thread: a drift check every ``interval_s`` seconds until stopped."""
 
     def __init__(self, database_url: str, schedule: DriftSchedule, interval_s: float) -> None:
-        self._url = database_url
+        super().__init__("drift-checker", database_url, interval_s)
         self._schedule = schedule
-        self._interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="drift-checker", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout_s: float = 10) -> None:
-        self._stop.set()
-        self._thread.join(timeout_s)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval_s):
-            try:
-                with psycopg.connect(self._url, autocommit=True, options="-c TimeZone=UTC") as conn:
-                    # Several API processes share one database: one check per round is enough,
-                    # and two at once would each replace the other's active flags.
-                    row = conn.execute("SELECT pg_try_advisory_lock(%s)", (_DRIFT_LOCK,)).fetchone()
-                    if not row or not row[0]:
-                        continue
-                    try:
-                        run_drift_check(conn, datetime.now(UTC), self._schedule)
-                    finally:
-                        conn.execute("SELECT pg_advisory_unlock(%s)", (_DRIFT_LOCK,))
-            except psycopg.Error:
-                logger.exception("drift check failed; trying again next round")
+    def run_round(self, conn: psycopg.Connection[Any]) -> None:
+        # Several API processes share one database: one check per round is enough,
+        # and two at once would each replace the other's active flags.
+        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (_DRIFT_LOCK,)).fetchone()
+        if not row or not row[0]:
+            return
+        try:
+            run_drift_check(conn, datetime.now(UTC), self._schedule)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_DRIFT_LOCK,))
 
 
 # -- label samples ---------------------------------------------------------------------------
