@@ -32,8 +32,6 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import psycopg
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_when_event_set
 from tenacity.wait import wait_exponential_jitter
@@ -55,7 +53,7 @@ from collector.store import WriteMethod, WriteResult
 from collector.writer import write_plan
 from takt.contract import ack_topic, encode_ack, shared_subscription
 from takt.contract.topics import TOPIC_ROOT
-from takt.mqtt import MqttEndpoint, make_client
+from takt.mqtt import MqttEndpoint, connect, make_client
 
 logger = logging.getLogger(__name__)
 
@@ -135,13 +133,13 @@ class Collector:
         # default 5 ms switch interval each wake-up can wait that long for the
         # GIL behind the decoding thread.
         sys.setswitchinterval(0.0005)
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = self.settings.collector_session_expiry_s
-        props.ReceiveMaximum = self.settings.collector_receive_maximum
-        # clean_start=False + session expiry: a restarted collector resumes its
-        # session, including messages queued for it while it was gone.
-        self._client.connect_async(
-            self._endpoint.host, self._endpoint.port, keepalive=30, clean_start=False, properties=props
+        # A persistent session: a restarted collector resumes it, including
+        # messages queued for it while it was gone.
+        connect(
+            self._client,
+            self._endpoint,
+            session_expiry_s=self.settings.collector_session_expiry_s,
+            receive_maximum=self.settings.collector_receive_maximum,
         )
         self._client.loop_start()
         self._planner.start()

@@ -58,22 +58,31 @@ def make_client(
     return client
 
 
-def connect_properties(session_expiry_s: int) -> Properties | None:
-    if session_expiry_s <= 0:
+def connect_properties(session_expiry_s: int, receive_maximum: int | None = None) -> Properties | None:
+    if session_expiry_s <= 0 and receive_maximum is None:
         return None
     props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-    props.SessionExpiryInterval = session_expiry_s
+    if session_expiry_s > 0:
+        props.SessionExpiryInterval = session_expiry_s
+    if receive_maximum is not None:
+        props.ReceiveMaximum = receive_maximum
     return props
 
 
 def connect(
-    client: mqtt.Client, endpoint: MqttEndpoint, *, session_expiry_s: int = 0, keepalive: int = 30
+    client: mqtt.Client,
+    endpoint: MqttEndpoint,
+    *,
+    session_expiry_s: int = 0,
+    receive_maximum: int | None = None,
+    keepalive: int = 30,
 ) -> None:
     """Start an asynchronous connection.
 
     With ``session_expiry_s > 0`` the broker keeps the session (subscriptions
     and queued QoS 1 messages) across reconnects *and* process restarts; paho's
     default would start clean on the first connect of every process.
+    ``receive_maximum`` caps the QoS 1 messages the broker sends unacknowledged.
     """
     persistent = session_expiry_s > 0
     client.connect_async(
@@ -81,5 +90,5 @@ def connect(
         endpoint.port,
         keepalive=keepalive,
         clean_start=not persistent,
-        properties=connect_properties(session_expiry_s),
+        properties=connect_properties(session_expiry_s, receive_maximum),
     )
