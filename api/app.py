@@ -62,6 +62,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                 settings.database_url,
                 max_gap_s=settings.max_state_gap_s,
                 interval_s=settings.refresh_interval_s,
+                max_share=settings.refresh_max_share,
             )
             refresher.start()
         checker = None

@@ -4,7 +4,8 @@ Starts its own Mosquitto and PostgreSQL (takt.devstack, free ports, fsync on)
 and one collector process, then:
 
 1. measures the raw COPY rate of the same database into the events table
-   (pre-built rows, no conflict handling): the ceiling;
+   (pre-built rows with the same columns and values as the run's events, no
+   conflict handling): the ceiling;
 2. streams numbered batches from simulated gateways, 10 % of each batch being
    re-sends of events already sent, with at most ``--window`` unacknowledged
    messages in flight (gateways wait for CommitAcks as the edge agent does),
@@ -38,6 +39,7 @@ import psycopg
 
 from broker.passwords import generate_password
 from collector.db import upgrade
+from collector.store import EVENT_COLUMNS
 from takt.contract import ack_topic, decode_ack, encode_events_envelope, events_topic
 from takt.devstack import MosquittoServer, PostgresServer
 from takt.devstack.system import free_port
@@ -45,7 +47,6 @@ from takt.mqtt import MqttEndpoint, connect, make_client
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = "bench"
-COLUMNS = "event_id, ts, worker_id, station_id, event_type, confidence, count, gateway_id, site_id, seq"
 
 
 def make_event(gateway: str, seq: int, now: datetime) -> dict[str, Any]:
@@ -97,26 +98,37 @@ def build_messages(
 
 
 def raw_copy_rate(dsn: str, rows: int) -> float:
+    """Plain COPY of pre-built rows shaped like the run's events (every column the collector writes)."""
     now = datetime.now(UTC)
-    data = [
-        (
-            uuid.uuid4(),
-            now - timedelta(milliseconds=i % 60_000),
-            f"w{i % 40}",
-            f"s{i % 12}",
-            "working",
-            0.9,
-            0,
-            "gw",
-            SITE,
-            i,
+    data = []
+    for seq in range(1, rows + 1):
+        event = make_event("ceiling", seq, now)
+        duration = event["duration_s"]
+        data.append(
+            (
+                uuid.UUID(event["event_id"]),
+                datetime.fromisoformat(event["timestamp"]),
+                event["worker_id"],
+                event["station_id"],
+                event["event_type"],
+                event["confidence"],
+                event["count"],
+                duration,
+                duration,
+                event["model_version"],
+                event["camera_id"],
+                SITE,
+                event["gateway_id"],
+                seq,
+                None,
+                False,
+            )
         )
-        for i in range(rows)
-    ]
+    statement = f"COPY events ({', '.join(EVENT_COLUMNS)}) FROM STDIN"
     with psycopg.connect(dsn) as conn:
         started = time.perf_counter()
         for start in range(0, rows, 5000):
-            with conn.cursor() as cur, cur.copy(f"COPY events ({COLUMNS}) FROM STDIN") as copy:
+            with conn.cursor() as cur, cur.copy(statement) as copy:
                 for row in data[start : start + 5000]:
                     copy.write_row(row)
             conn.commit()

@@ -17,6 +17,7 @@ split at hour boundaries, so summing hours is exact; see docs/metrics.md.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,6 +35,9 @@ DAY = timedelta(days=1)
 ROLLUP_HOUR_TABLES = ("rollup_hour", "rollup_worker_hour", "rollup_station_hour")
 ROLLUP_TABLES = (*ROLLUP_HOUR_TABLES, "rollup_worker_day", "rollup_station_day")
 ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
+# Invalidations one refresh transaction consumes: coalesced per worker, so a
+# larger batch re-derives the same ranges fewer times.
+ROUND_INVALIDATIONS = 10_000
 
 # A piece of a state interval per hour it overlaps, for events in [lo - lookback, hi).
 _PIECES = """
@@ -407,9 +411,18 @@ def apply_timescale_policies(
 class RollupRefresher(PeriodicDatabaseTask):
     """Background thread: a refresh round every ``interval_s`` seconds until stopped."""
 
-    def __init__(self, database_url: str, *, max_gap_s: float, interval_s: float = 2.0) -> None:
-        super().__init__("rollup-refresher", database_url, interval_s)
+    def __init__(
+        self, database_url: str, *, max_gap_s: float, interval_s: float = 2.0, max_share: float = 1.0
+    ) -> None:
+        super().__init__("rollup-refresher", database_url, interval_s, max_share=max_share)
         self._max_gap_s = max_gap_s
 
     def run_round(self, conn: psycopg.Connection[Any]) -> None:
-        refresh_all(conn, max_gap_s=self._max_gap_s)
+        # Drain the queue, but hand back within about one interval during a
+        # burst, when new invalidations arrive as fast as they are consumed:
+        # the share cap then spaces the rounds out.
+        started = time.monotonic()
+        while time.monotonic() - started < self._interval_s:
+            result = refresh(conn, max_gap_s=self._max_gap_s, batch=ROUND_INVALIDATIONS)
+            if result.skipped or result.invalidations < ROUND_INVALIDATIONS:
+                return

@@ -114,6 +114,7 @@ class Collector:
                 settings.database_url,
                 max_gap_s=settings.max_state_gap_s,
                 interval_s=settings.collector_refresh_interval_s,
+                max_share=settings.refresh_max_share,
             )
             if settings.collector_refresh_interval_s > 0
             else None

@@ -103,35 +103,41 @@ def _row(event: Event) -> tuple[Any, ...]:
     )
 
 
-# COPY text format: these characters in free-text fields must be escaped.
-# Ids are restricted by the contract's patterns and never contain them.
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_NULL = "\\N"
 
 
-def _text(value: str | None) -> str:
-    return "\\N" if value is None else value.translate(_COPY_ESCAPES)
+def _label(value: str | None) -> str:
+    """COPY text of a free-text label.
+
+    The contract's Label type already excludes control characters (tab and
+    newline included), so a backslash is the only character left to escape.
+    Ids (EntityId, TopicId) cannot contain any of them and are written as is.
+    """
+    if value is None:
+        return _NULL
+    return value.replace("\\", "\\\\") if "\\" in value else value
 
 
 def _copy_line(event: Event) -> str:
-    """One COPY text line, the same values as :func:`_row` (about 3x faster than ``write_row``)."""
-    duration = "\\N" if event.duration_s is None else repr(event.duration_s)
+    """One COPY text line, the same values as :func:`_row`, built without psycopg's per-value dumpers."""
+    duration = _NULL if event.duration_s is None else repr(event.duration_s)
     return "\t".join(
         (
-            str(event.event_id),
+            event.event_id.hex,  # 32 hex digits: PostgreSQL's uuid input accepts them, 2x faster than str()
             event.timestamp.isoformat(),
             event.worker_id,
             event.station_id,
-            event.event_type.value,
+            event.event_type,  # a StrEnum: a str already
             repr(event.confidence),
             str(event.count),
             duration,
-            duration if event.is_state else "\\N",
-            _text(event.model_version),
-            _text(event.camera_id),
-            _text(event.site_id),
-            _text(event.gateway_id),
-            "\\N" if event.seq is None else str(event.seq),
-            _text(event.config_version),
+            duration if event.is_state else _NULL,
+            _label(event.model_version),
+            event.camera_id or _NULL,
+            event.site_id or _NULL,
+            event.gateway_id or _NULL,
+            _NULL if event.seq is None else str(event.seq),
+            _label(event.config_version),
             "t" if event.shadow else "f",
         )
     )

@@ -50,6 +50,13 @@ class CommonSettings(BaseSettings):
     max_state_gap_s: float = Field(
         default=600.0, gt=0, le=86_400, description="Cap on a state's length when it has no duration_s."
     )
+    refresh_max_share: float = Field(
+        default=0.2,
+        gt=0,
+        le=1,
+        description="Largest share of wall time a rollup refresher spends in rounds; under heavy ingest "
+        "rounds are spaced out so storing events keeps the CPU (rollups then trail a little more).",
+    )
 
     @field_validator("mqtt_url")
     @classmethod
