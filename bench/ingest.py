@@ -138,6 +138,41 @@ def raw_copy_rate(dsn: str, rows: int) -> float:
     return rows / elapsed
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _processes() -> dict[int, tuple[int, float]]:
+    """pid -> (parent pid, CPU seconds used so far), for every process (Linux /proc)."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rfind(")") + 2 :].split()
+            out[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICKS)
+    return out
+
+
+def cpu_by_role(roles: dict[str, tuple[int, bool]]) -> dict[str, float]:
+    """CPU seconds used so far by each role: (pid, whether its descendants count too)."""
+    procs = _processes()
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _) in procs.items():
+        children.setdefault(parent, []).append(pid)
+    totals = {}
+    for role, (root, descendants) in roles.items():
+        total, stack = 0.0, [root]
+        while stack:
+            pid = stack.pop()
+            total += procs.get(pid, (0, 0.0))[1]
+            if descendants:
+                stack += children.get(pid, [])
+        totals[role] = total
+    return totals
+
+
 class Gateways:
     """Publishes with a bounded window of unacknowledged messages, like the edge buffer."""
 
@@ -238,6 +273,18 @@ def main() -> None:
         print(
             f"streaming {published:,} events ({unique:,} unique) in {len(messages)} messages ...", flush=True
         )
+        roles = {
+            "collector (main process)": (collector.pid, False),
+            "collector (with its decoding processes)": (collector.pid, True),
+            "PostgreSQL (every server process)": (
+                int((postgres.pgdata / "postmaster.pid").read_text().split()[0]),
+                True,
+            ),
+            "Mosquitto": (mosquitto.pid() or 0, False),
+            # Alone: the collector is a child of this process.
+            "simulated gateways (this process)": (os.getpid(), False),
+        }
+        cpu_before = cpu_by_role(roles)
         started = time.perf_counter()
         for gateway, key, payload, _ in messages:
             gateways.publish(gateway, key, payload)
@@ -247,6 +294,7 @@ def main() -> None:
         if gateways.outstanding:
             raise SystemExit(f"{len(gateways.outstanding)} messages never acknowledged")
         elapsed = gateways.last_ack - started
+        cpu_after = cpu_by_role(roles)
         latencies = sorted(gateways.latencies)
         with psycopg.connect(dsn) as conn:
             row = conn.execute("SELECT count(*), count(DISTINCT event_id) FROM events").fetchone()
@@ -261,6 +309,14 @@ def main() -> None:
         )
         print(f"  publish-to-ack latency per message: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms")
         print(f"  vs raw COPY: {rate_in / copy_rate:.2f}x (input), {rate_unique / copy_rate:.2f}x (unique)")
+        cpu = {role: cpu_after[role] - cpu_before[role] for role in roles}
+        total_cpu = sum(cpu.values()) - cpu["collector (main process)"]
+        print(
+            f"  CPU while streaming: {total_cpu:.1f} s over {elapsed:.1f} s on "
+            f"{os.cpu_count()} cores; per published event:"
+        )
+        for role, seconds in cpu.items():
+            print(f"    {seconds / published * 1e6:5.1f} us  {role}")
         print(
             f"  rows stored {rows:,}, distinct {distinct:,}, unique sent {unique:,}, "
             f"duplicate rows {rows - distinct}"

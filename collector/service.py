@@ -16,6 +16,7 @@ unacknowledged messages the broker sends, and the queue is larger than that.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import multiprocessing
 import os
@@ -102,7 +103,7 @@ class Collector:
             self._pool = ProcessPoolExecutor(
                 settings.collector_decode_processes,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_exit_with_parent,
+                initializer=_init_decoder,
                 initargs=(os.getpid(),),
             )
         self._planner = threading.Thread(target=self._run_planner, name="collector-planner", daemon=True)
@@ -438,6 +439,18 @@ class Collector:
             if labels[0] not in gaps:
                 self.metrics.open_gap_ranges.labels(*labels).set(0)
                 self.metrics.open_gap_events.labels(*labels).set(0)
+
+
+def _init_decoder(parent_pid: int) -> None:
+    """Set up a decoding process: tied to its parent, lazy garbage collection.
+
+    Decoding allocates tens of thousands of short-lived objects a batch; at
+    the default thresholds the cyclic collector runs hundreds of times a batch
+    and costs about a quarter of the decoding time. The decoded objects hold
+    no reference cycles, so collecting rarely loses nothing.
+    """
+    gc.set_threshold(50_000, 20, 100)
+    _exit_with_parent(parent_pid)
 
 
 def _exit_with_parent(parent_pid: int) -> None:
