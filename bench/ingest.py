@@ -7,10 +7,11 @@ and one collector process, then:
    (pre-built rows with the same columns and values as the run's events, no
    conflict handling): the ceiling;
 2. streams numbered batches from simulated gateways, 10 % of each batch being
-   re-sends of events already sent, with at most ``--window`` unacknowledged
-   messages in flight (gateways wait for CommitAcks as the edge agent does),
-   and reports sustained events/s from first publish to last CommitAck and
-   the publish-to-ack latency of each message;
+   re-sends of events already sent, each gateway (a thread) with at most
+   ``--window`` unacknowledged messages in flight (gateways wait for
+   CommitAcks as the edge agent does), and reports sustained events/s from
+   first publish to last CommitAck, the publish-to-ack latency of each
+   message, and the CPU time each process spent per event;
 3. checks the database holds each unique event exactly once.
 
     .venv/bin/python bench/ingest.py [--events 400000] [--batch 500] [--gateways 8]
@@ -174,10 +175,11 @@ def cpu_by_role(roles: dict[str, tuple[int, bool]]) -> dict[str, float]:
 
 
 class Gateways:
-    """Publishes with a bounded window of unacknowledged messages, like the edge buffer."""
+    """One publishing thread per gateway, each with a bounded window of unacknowledged
+    messages, as the edge agent's buffer has (``max_inflight_batches``)."""
 
     def __init__(self, server: MosquittoServer, names: list[str], window: int) -> None:
-        self.window = threading.Semaphore(window)
+        self.windows = {name: threading.Semaphore(window) for name in names}
         self.outstanding: dict[tuple[str, int], float] = {}
         self.latencies: list[float] = []
         self.last_ack = 0.0
@@ -203,14 +205,29 @@ class Gateways:
             for first, last in ack.seq_ranges:
                 for key in [k for k in self.outstanding if k[0] == ack.gateway_id and first <= k[1] <= last]:
                     self.latencies.append(now - self.outstanding.pop(key))
-                    self.window.release()
+                    self.windows[ack.gateway_id].release()
             self.last_ack = now
 
     def publish(self, gateway: str, key: int, payload: bytes) -> None:
-        self.window.acquire()
+        self.windows[gateway].acquire()
         with self.lock:
             self.outstanding[(gateway, key)] = time.perf_counter()
         self.clients[gateway].publish(events_topic(SITE, gateway), payload, qos=1)
+
+    def _stream_one(self, gateway: str, messages: list[tuple[str, int, bytes, int]]) -> None:
+        for _, key, payload, _ in messages:
+            self.publish(gateway, key, payload)
+
+    def stream(self, messages: list[tuple[str, int, bytes, int]]) -> None:
+        """Publish every message, each gateway in its own thread and in its own order."""
+        threads = [
+            threading.Thread(target=self._stream_one, args=(name, [m for m in messages if m[0] == name]))
+            for name in self.windows
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
 
     def close(self) -> None:
         for client in self.clients.values():
@@ -225,7 +242,12 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=400_000, help="events published, re-sends included")
     parser.add_argument("--batch", type=int, default=500, help="events per MQTT message")
     parser.add_argument("--gateways", type=int, default=8)
-    parser.add_argument("--window", type=int, default=64, help="unacknowledged messages in flight, in all")
+    parser.add_argument(
+        "--window",
+        type=int,
+        default=10,
+        help="unacknowledged messages in flight per gateway (the edge agent's max_inflight_batches default)",
+    )
     parser.add_argument("--duplicates", type=float, default=0.10)
     parser.add_argument("--copy-rows", type=int, default=200_000)
     parser.add_argument("--collector-batch", type=int, default=20, help="TAKT_COLLECTOR_BATCH_MAX_MESSAGES")
@@ -286,8 +308,7 @@ def main() -> None:
         }
         cpu_before = cpu_by_role(roles)
         started = time.perf_counter()
-        for gateway, key, payload, _ in messages:
-            gateways.publish(gateway, key, payload)
+        gateways.stream(messages)
         deadline = time.monotonic() + 600
         while gateways.outstanding and time.monotonic() < deadline:
             time.sleep(0.01)
