@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from collector.store import DeadLetter, copy_data
+from collector.store import CopyBatch, DeadLetter, copy_batch
 from takt.contract import (
     CommitAck,
     EnvelopeError,
@@ -101,9 +101,7 @@ class Plan:
     _ids: set[uuid.UUID] = field(default_factory=set)
     # COPY text of ``events``, built by the planner thread so the writer's
     # critical path is mostly waiting on the database.
-    copy_data: bytes | None = None
-    # len(events) when ``copy_data`` stands in for them
-    event_rows: int = 0
+    copy: CopyBatch | None = None
 
     def acks(self, committed_at: datetime) -> list[tuple[str, str, CommitAck]]:
         """(site, gateway, ack) for every gateway that published events in this batch."""
@@ -287,8 +285,7 @@ def dead_letter_plan(messages: Iterable[Message], reason: str) -> Plan:
 
 def prepare_copy(plan: Plan) -> Plan:
     """Turn the plan's events into COPY text (the writer then needs only the text)."""
-    plan.copy_data = copy_data(plan.events)
-    plan.event_rows = len(plan.events)
+    plan.copy = copy_batch(plan.events)
     return plan
 
 

@@ -177,16 +177,145 @@ SELECT count(*) FROM inserted
 """
 
 
+# What storing a batch registers besides its rows, when the rows were copied
+# straight into ``events`` (no RETURNING to read them back from): the same
+# four things as _MERGE_TAIL, from aggregates the decoder computed.
+_REGISTER = """
+WITH spans AS (
+    SELECT * FROM unnest(%(workers)s::text[], %(stations)s::text[], %(min_ts)s::timestamptz[],
+                         %(max_ts)s::timestamptz[]) AS t(worker_id, station_id, min_ts, max_ts)
+), models AS (
+    SELECT * FROM unnest(%(models)s::text[], %(gateways)s::text[], %(shadows)s::boolean[],
+                         %(sites)s::text[], %(first_seen)s::timestamptz[])
+                  AS t(model_version, gateway_id, shadow, site_id, first_seen)
+), seen_models AS (
+    INSERT INTO cv_models (model_version, first_seen)
+    SELECT model_version, min(first_seen) FROM models GROUP BY model_version ORDER BY model_version
+    ON CONFLICT DO NOTHING
+), seen_model_gateways AS (
+    INSERT INTO cv_model_gateways (model_version, gateway_id, shadow, site_id, first_seen)
+    SELECT * FROM models ORDER BY 1, 2, 3
+    ON CONFLICT DO NOTHING
+), invalidated AS (
+    INSERT INTO event_invalidations (worker_id, station_id, min_ts, max_ts) SELECT * FROM spans
+), new_workers AS (
+    INSERT INTO workers (worker_id, name, registered)
+    SELECT DISTINCT worker_id, worker_id, false FROM spans ON CONFLICT DO NOTHING
+)
+INSERT INTO workstations (station_id, name, registered)
+SELECT DISTINCT station_id, station_id, false FROM spans ON CONFLICT DO NOTHING
+"""
+
+# Which of a batch's events are stored already. The time bounds let
+# TimescaleDB skip chunks outside the batch, and keep the scan bounded on
+# PostgreSQL whichever index the planner picks.
+_STORED = (
+    "SELECT encode(uuid_send(event_id), 'hex') FROM events "
+    "WHERE event_id = ANY(%s::uuid[]) AND ts >= %s AND ts <= %s"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CopyBatch:
+    """Events as COPY text, with what registering them needs; small and cheap to pickle.
+
+    Built by :func:`copy_batch` (in a collector's decoding process), written by
+    :func:`insert_copy_batch` (its writer).
+    """
+
+    data: bytes
+    rows: int
+    ids: str  # PostgreSQL array literal of the events' ids, in row order
+    first_ts: datetime | None
+    last_ts: datetime | None
+    # (worker, station, first ts, last ts)
+    spans: tuple[tuple[str, str, datetime, datetime], ...] = ()
+    # (model version, gateway or '', shadow, site, first ts)
+    models: tuple[tuple[str, str, bool, str | None, datetime], ...] = ()
+
+
 def copy_data(events: Iterable[Event]) -> bytes:
-    """The COPY text of ``events``; a caller may prepare it on another thread."""
+    """The COPY text of ``events``."""
     return "".join(_copy_line(e) + "\n" for e in events).encode()
 
 
-def insert_copy_data(conn: psycopg.Connection[Any], data: bytes, rows: int) -> WriteResult:
-    """:func:`insert_events` for events already turned into COPY text by :func:`copy_data`.
+def copy_batch(events: Sequence[Event]) -> CopyBatch:
+    """COPY text and registration aggregates of ``events`` (distinct ids)."""
+    if not events:
+        return CopyBatch(b"", 0, "{}", None, None)
+    spans: dict[tuple[str, str], tuple[datetime, datetime]] = {}
+    models: dict[tuple[str, str, bool], tuple[str | None, datetime]] = {}
+    for e in events:
+        ts = e.timestamp
+        key = (e.worker_id, e.station_id)
+        span = spans.get(key)
+        if span is None:
+            spans[key] = (ts, ts)
+        elif ts < span[0] or ts > span[1]:
+            spans[key] = (min(ts, span[0]), max(ts, span[1]))
+        if e.model_version is not None:
+            model_key = (e.model_version, e.gateway_id or "", e.shadow)
+            seen = models.get(model_key)
+            if seen is None or ts < seen[1]:
+                site = e.site_id if seen is None or seen[0] is None else min(seen[0], e.site_id or seen[0])
+                models[model_key] = (site, ts)
+    return CopyBatch(
+        data=copy_data(events),
+        rows=len(events),
+        ids="{" + ",".join(e.event_id.hex for e in events) + "}",
+        first_ts=min(lo for lo, _ in spans.values()),
+        last_ts=max(hi for _, hi in spans.values()),
+        spans=tuple((w, s, lo, hi) for (w, s), (lo, hi) in spans.items()),
+        models=tuple((m, g, sh, site, ts) for (m, g, sh), (site, ts) in sorted(models.items())),
+    )
 
-    Lets a collector prepare the text elsewhere (another thread or process).
+
+def insert_copy_batch(conn: psycopg.Connection[Any], batch: CopyBatch) -> WriteResult:
+    """:func:`insert_events` for a :class:`CopyBatch`, inside the caller's transaction.
+
+    The events not stored yet are copied straight into ``events``: cheaper
+    than merging through a staging table with ``ON CONFLICT``. Should another
+    writer store some of them between the check and the copy, the copy fails
+    on the primary key and the batch goes the merge way instead.
     """
+    if not batch.rows:
+        return WriteResult(0, 0)
+    stored = {row[0].encode() for row in conn.execute(_STORED, (batch.ids, batch.first_ts, batch.last_ts))}
+    data = batch.data
+    if stored:
+        lines = [line for line in data.split(b"\n")[:-1] if line[:32] not in stored]
+        if not lines:
+            return WriteResult(0, batch.rows)
+        data = b"\n".join(lines) + b"\n"
+    try:
+        with (
+            conn.transaction(),
+            conn.cursor() as cur,
+            cur.copy(f"COPY events ({_COLUMNS_SQL}) FROM STDIN") as copy,
+        ):
+            copy.write(data)
+    except psycopg.errors.UniqueViolation:
+        return insert_copy_data(conn, batch.data, batch.rows)
+    conn.execute(
+        _REGISTER,
+        {
+            "workers": [s[0] for s in batch.spans],
+            "stations": [s[1] for s in batch.spans],
+            "min_ts": [s[2] for s in batch.spans],
+            "max_ts": [s[3] for s in batch.spans],
+            "models": [m[0] for m in batch.models],
+            "gateways": [m[1] for m in batch.models],
+            "shadows": [m[2] for m in batch.models],
+            "sites": [m[3] for m in batch.models],
+            "first_seen": [m[4] for m in batch.models],
+        },
+    )
+    inserted = batch.rows - len(stored)
+    return WriteResult(inserted=inserted, duplicates=len(stored))
+
+
+def insert_copy_data(conn: psycopg.Connection[Any], data: bytes, rows: int) -> WriteResult:
+    """Merge COPY text through a staging table (``INSERT … ON CONFLICT DO NOTHING``)."""
     if not rows:
         return WriteResult(0, 0)
     # One round trip for both statements: each costs a GIL hand-off in a busy collector.
@@ -212,7 +341,7 @@ def insert_events(
     if not events:
         return WriteResult(0, 0)
     if method is WriteMethod.COPY:
-        return insert_copy_data(conn, copy_data(events), len(events))
+        return insert_copy_batch(conn, copy_batch(events))
     columns = list(zip(*(_row(e) for e in events), strict=True))
     arrays = ", ".join(f"%s::{t}[]" for t in _COLUMN_TYPES)
     row = conn.execute(

@@ -11,7 +11,7 @@ from collector.pipeline import Plan
 from collector.store import (
     WriteMethod,
     WriteResult,
-    insert_copy_data,
+    insert_copy_batch,
     insert_dead_letters,
     insert_events,
     record_seqs_many,
@@ -38,8 +38,8 @@ def write_plan(
     conn: psycopg.Connection[Any], plan: Plan, method: WriteMethod = WriteMethod.COPY
 ) -> WriteResult:
     """Events, dead letters, seq audit and gateway registry of one batch; caller commits."""
-    if plan.copy_data is not None and method is WriteMethod.COPY:
-        result = insert_copy_data(conn, plan.copy_data, plan.event_rows)
+    if plan.copy is not None and method is WriteMethod.COPY:
+        result = insert_copy_batch(conn, plan.copy)
     else:
         result = insert_events(conn, plan.events, method)
     if plan.dead_letters:

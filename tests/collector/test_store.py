@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -9,8 +11,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from collector.store import WriteMethod, insert_events
+from collector.db import upgrade
+from collector.store import WriteMethod, WriteResult, copy_batch, insert_copy_batch, insert_events
 from takt.contract import Event, EventType
+from takt.devstack import PostgresServer
 
 
 def _events() -> list[Event]:
@@ -74,3 +78,89 @@ def test_tiny_confidence_is_stored_exactly(database: str, method: WriteMethod) -
         assert insert_events(conn, [event], method).inserted == 1
         row = conn.execute("SELECT confidence FROM events WHERE event_id = %s", (event.event_id,)).fetchone()
     assert row == (1e-125,)
+
+
+def _registered(conn: psycopg.Connection[Any]) -> tuple[Any, ...]:
+    return (
+        conn.execute("SELECT worker_id, registered FROM workers ORDER BY 1").fetchall(),
+        conn.execute("SELECT station_id FROM workstations ORDER BY 1").fetchall(),
+        conn.execute(
+            "SELECT worker_id, station_id, min(min_ts), max(max_ts) FROM event_invalidations GROUP BY 1, 2 "
+            "ORDER BY 1, 2"
+        ).fetchall(),
+        conn.execute("SELECT model_version, first_seen FROM cv_models ORDER BY 1").fetchall(),
+        conn.execute(
+            "SELECT model_version, gateway_id, shadow, site_id, first_seen FROM cv_model_gateways "
+            "ORDER BY 1, 2, 3"
+        ).fetchall(),
+    )
+
+
+def _models_events() -> list[Event]:
+    base = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+    return [
+        Event(
+            event_id=uuid.uuid4(),
+            timestamp=base + timedelta(seconds=i),
+            worker_id=f"w{i % 3}",
+            station_id=f"s{i % 2}",
+            event_type=EventType.WORKING,
+            confidence=0.9,
+            duration_s=1.0,
+            model_version=f"m@{i % 2}",
+            gateway_id=f"gw{i % 2}",
+            site_id="site-a",
+            shadow=i % 4 == 3,
+            seq=i + 1,
+        )
+        for i in range(12)
+    ]
+
+
+def test_copy_and_unnest_register_the_same(postgres_server: PostgresServer) -> None:
+    """The direct COPY registers workers, stations, invalidations and models as the merge does."""
+    results = []
+    for method in WriteMethod:
+        url = postgres_server.create_database(f"reg_{method.value}_{uuid.uuid4().hex[:8]}")
+        upgrade(url)
+        with psycopg.connect(url) as conn:
+            insert_events(conn, _models_events(), method)
+            results.append(_registered(conn))
+    assert results[0] == results[1]
+    workers, stations, spans, models, _ = results[0]
+    assert workers == [("w0", False), ("w1", False), ("w2", False)]
+    assert stations == [("s0",), ("s1",)]
+    assert len(spans) == 6 and len(models) == 2
+
+
+def test_partial_duplicates_store_only_the_new(database: str) -> None:
+    events = _models_events()
+    with psycopg.connect(database) as conn:
+        assert insert_events(conn, events[:8]).inserted == 8
+        result = insert_events(conn, events[4:])
+        count = conn.execute("SELECT count(*), count(DISTINCT event_id) FROM events").fetchone()
+    assert (result.inserted, result.duplicates) == (4, 4)
+    assert count == (12, 12)
+
+
+def test_a_concurrent_writer_storing_the_same_events_falls_back_to_the_merge(database: str) -> None:
+    """Rows stored by another transaction after the check make the COPY fail; the merge then skips them."""
+    events = _models_events()
+    batch = copy_batch(events)
+    with psycopg.connect(database) as other, psycopg.connect(database) as conn:
+        other.execute("BEGIN")
+        insert_events(other, events[:5])  # not committed yet: invisible to conn's check
+        outcome: list[WriteResult] = []
+
+        def write() -> None:
+            with conn.transaction():
+                outcome.append(insert_copy_batch(conn, batch))
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        time.sleep(0.5)  # conn's COPY now waits on other's uncommitted keys
+        other.commit()
+        writer.join(10)
+        count = conn.execute("SELECT count(*), count(DISTINCT event_id) FROM events").fetchone()
+    assert outcome == [WriteResult(inserted=7, duplicates=5)]
+    assert count == (12, 12)
