@@ -243,9 +243,11 @@ def copy_batch(events: Sequence[Event]) -> CopyBatch:
     """COPY text and registration aggregates of ``events`` (distinct ids)."""
     if not events:
         return CopyBatch(b"", 0, "{}", None, None)
+    lines = []
     spans: dict[tuple[str, str], tuple[datetime, datetime]] = {}
     models: dict[tuple[str, str, bool], tuple[str | None, datetime]] = {}
     for e in events:
+        lines.append(_copy_line(e))
         ts = e.timestamp
         key = (e.worker_id, e.station_id)
         span = spans.get(key)
@@ -254,15 +256,19 @@ def copy_batch(events: Sequence[Event]) -> CopyBatch:
         elif ts < span[0] or ts > span[1]:
             spans[key] = (min(ts, span[0]), max(ts, span[1]))
         if e.model_version is not None:
+            # As SQL's min(site_id), min(ts) per version, gateway and shadow flag.
             model_key = (e.model_version, e.gateway_id or "", e.shadow)
             seen = models.get(model_key)
-            if seen is None or ts < seen[1]:
-                site = e.site_id if seen is None or seen[0] is None else min(seen[0], e.site_id or seen[0])
-                models[model_key] = (site, ts)
+            if seen is None:
+                models[model_key] = (e.site_id, ts)
+            elif ts < seen[1] or (e.site_id is not None and (seen[0] is None or e.site_id < seen[0])):
+                sites = [site for site in (seen[0], e.site_id) if site is not None]
+                models[model_key] = (min(sites) if sites else None, min(ts, seen[1]))
     return CopyBatch(
-        data=copy_data(events),
+        data=("\n".join(lines) + "\n").encode(),
         rows=len(events),
-        ids="{" + ",".join(e.event_id.hex for e in events) + "}",
+        # Each line starts with its event's id: 32 hex digits.
+        ids="{" + ",".join([line[:32] for line in lines]) + "}",
         first_ts=min(lo for lo, _ in spans.values()),
         last_ts=max(hi for _, hi in spans.values()),
         spans=tuple((w, s, lo, hi) for (w, s), (lo, hi) in spans.items()),

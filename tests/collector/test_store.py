@@ -164,3 +164,30 @@ def test_a_concurrent_writer_storing_the_same_events_falls_back_to_the_merge(dat
         count = conn.execute("SELECT count(*), count(DISTINCT event_id) FROM events").fetchone()
     assert outcome == [WriteResult(inserted=7, duplicates=5)]
     assert count == (12, 12)
+
+
+def test_copy_batch_aggregates_like_the_merge_statement() -> None:
+    """Spans per worker and station; per model, gateway and shadow flag: min(site), min(ts), NULLs ignored."""
+    base = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+
+    def event(second: int, site: str | None, worker: str = "w1") -> Event:
+        return Event(
+            event_id=uuid.uuid4(),
+            timestamp=base + timedelta(seconds=second),
+            worker_id=worker,
+            station_id="s1",
+            event_type=EventType.IDLE,
+            confidence=0.5,
+            model_version="m@1",
+            gateway_id="gw1",
+            site_id=site,
+        )
+
+    batch = copy_batch([event(5, "site-b"), event(1, None), event(9, "site-a", "w2"), event(3, "site-c")])
+    assert batch.rows == 4 and batch.data.count(b"\n") == 4
+    assert (batch.first_ts, batch.last_ts) == (base + timedelta(seconds=1), base + timedelta(seconds=9))
+    assert sorted(batch.spans) == [
+        ("w1", "s1", base + timedelta(seconds=1), base + timedelta(seconds=5)),
+        ("w2", "s1", base + timedelta(seconds=9), base + timedelta(seconds=9)),
+    ]
+    assert batch.models == (("m@1", "gw1", False, "site-a", base + timedelta(seconds=1)),)
