@@ -17,6 +17,7 @@ split at hour boundaries, so summing hours is exact; see docs/metrics.md.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -337,11 +338,25 @@ def refresh_all(conn: psycopg.Connection[Any], *, max_gap_s: float, batch: int =
             return total
 
 
-def rebuild(conn: psycopg.Connection[Any], *, max_gap_s: float, chunk: timedelta = timedelta(days=7)) -> None:
-    """Derive every duration and rebuild every rollup (bulk loads, a changed max gap)."""
+def rebuild(
+    conn: psycopg.Connection[Any],
+    *,
+    max_gap_s: float,
+    chunk: timedelta = timedelta(days=7),
+    derive: bool = True,
+) -> dict[str, float]:
+    """Derive every duration and rebuild every rollup (bulk loads, a changed max gap).
+
+    ``derive=False`` keeps the stored durations (a rollup rebuild after a schema
+    change). Returns seconds spent per step.
+    """
+    timings: dict[str, float] = {}
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,))
-        conn.execute(_DERIVE_ALL, {"gap": max_gap_s})
+        started = time.perf_counter()
+        if derive:
+            conn.execute(_DERIVE_ALL, {"gap": max_gap_s})
+        timings["derive"] = time.perf_counter() - started
         row = conn.execute(
             "SELECT min(ts), max(ts + coalesce(effective_duration_s, 0) * interval '1 second'), "
             "coalesce(max(effective_duration_s), 0) FROM events"
@@ -358,6 +373,8 @@ def rebuild(conn: psycopg.Connection[Any], *, max_gap_s: float, chunk: timedelta
                 hi = min(lo + chunk, end)
                 rebuild_hours(conn, lo, hi)
                 lo = hi
+        timings["rollups"] = time.perf_counter() - started - timings["derive"]
+    return timings
 
 
 def apply_timescale_policies(
