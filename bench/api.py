@@ -29,10 +29,12 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import argparse
+import random
 import shutil
 import statistics
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -44,7 +46,9 @@ from api.app import create_app
 from api.metrics.engine import station_totals, worker_totals
 from api.settings import ApiSettings
 from collector import db
-from collector.rollups import rebuild
+from collector.rollups import rebuild, refresh
+from collector.store import write_events
+from takt.contract import Event
 from takt.devstack import PostgresServer
 from takt.devstack.system import free_port
 
@@ -190,6 +194,75 @@ def report_sizes(dsn: str) -> None:
             )
 
 
+def refresh_costs(dsn: str, args: argparse.Namespace) -> None:
+    """Time refresh rounds (collector.rollups.refresh) on the data set: live data, a burst, late data.
+
+    Events are written with the collector's writer and refreshed inside one
+    transaction that is rolled back at the end, so the data set is unchanged.
+    """
+    rng = random.Random(7)
+    end = START + timedelta(days=args.days)
+    rate = args.events / (args.days * 86400)  # events per second in the data set
+
+    def event(ts: datetime, worker: int) -> Event:
+        kind = rng.choices(("working", "idle", "absent", "product_count"), (50, 15, 10, 25))[0]
+        return Event(
+            event_id=uuid.uuid4(),
+            timestamp=ts,
+            worker_id=f"W{worker}",
+            station_id=f"S{worker % args.stations}",
+            event_type=kind,
+            confidence=0.9,
+            count=1 if kind == "product_count" else 0,
+            model_version="bench@1",
+            site_id="site-1",
+        )
+
+    def timed_round(events: list[Event]) -> tuple[float, int]:
+        write_events(conn, events)
+        t0 = time.perf_counter()
+        refresh(conn, max_gap_s=600, batch=10_000)
+        return (time.perf_counter() - t0) * 1000, len(events)
+
+    def show(name: str, samples: list[tuple[float, int]]) -> None:
+        ms = sorted(s[0] for s in samples)
+        events = sum(s[1] for s in samples)
+        print(
+            f"{name:52} rounds {len(ms):3}  p50 {statistics.median(ms):7.1f} ms  max {ms[-1]:7.1f} ms  "
+            f"{sum(ms) * 1000 / events:8.0f} us/event"
+        )
+
+    print("\nrefresh rounds (collector.rollups.refresh), rolled back afterwards:")
+    with (
+        psycopg.connect(dsn, options="-c TimeZone=UTC") as conn,
+        # Writes and rounds become savepoints of this transaction, rolled back at its end.
+        conn.transaction(force_rollback=True),
+    ):
+        # Live: rounds of 2 s of events at the data set's rate, after its end.
+        live: list[tuple[float, int]] = []
+        per_round = max(1, round(2 * rate))
+        for r in range(60):
+            lo = end + timedelta(seconds=2 * r)
+            batch = [
+                event(lo + timedelta(seconds=rng.uniform(0, 2)), rng.randrange(args.workers))
+                for _ in range(per_round)
+            ]
+            live.append(timed_round(batch))
+        show(f"live: 2 s of events a round ({per_round} events)", live[5:])
+        # Late: one event for each of 20 workers at random times in the last 30 days.
+        late = [
+            timed_round(
+                [event(end - timedelta(seconds=rng.uniform(0, 30 * 86400)), rng.randrange(args.workers))]
+            )
+            for _ in range(20)
+        ]
+        show("late: 1 event at a random time of the last 30 days", late)
+        # Burst: a minute of 5,000 events from every worker (a gateway replaying its buffer).
+        t0 = end + timedelta(minutes=5)
+        burst = [event(t0 + timedelta(seconds=rng.uniform(0, 60)), w % args.workers) for w in range(5000)]
+        show("burst: 5,000 events within one minute, all workers", [timed_round(burst)])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -211,6 +284,9 @@ def main() -> None:
     )
     parser.add_argument("--no-raw", action="store_true", help="skip the (slow) raw scans")
     parser.add_argument(
+        "--refresh", action="store_true", help="also time refresh rounds (live, late and burst data)"
+    )
+    parser.add_argument(
         "--any-schema",
         action="store_true",
         help="neither migrate nor check the schema: time an older checkout against a kept database "
@@ -231,6 +307,8 @@ def main() -> None:
         prepare(dsn, args)
         report_sizes(dsn)
         run(dsn, args)
+        if args.refresh:
+            refresh_costs(dsn, args)
     finally:
         if args.data_dir is None:
             server.stop(mode="immediate")
