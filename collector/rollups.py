@@ -50,8 +50,10 @@ Range = tuple[datetime, datetime]
 
 
 def _us(interval: str) -> str:
-    """An interval as whole microseconds (timestamps have microsecond resolution, so exact)."""
-    return f"(extract(epoch FROM {interval}) * 1000000)::bigint"
+    """Whole microseconds of an interval under a day, exactly: date_part is a double (15 significant
+    digits, plenty for 8.64e10 us) and avoids numeric arithmetic; timestamps have microsecond
+    resolution, so rounding only removes the binary representation error."""
+    return f"round(date_part('epoch', {interval}) * 1000000)::bigint"
 
 
 # What a rebuild reads: events ``e`` with the range [k.lo, k.hi) (hour-aligned)
@@ -83,40 +85,54 @@ def _rows(key: str | None, table: str) -> str:
 
 
 # Source columns, state pieces split at hour boundaries (each piece clipped to
-# its hour and to [k.lo, k.hi)) and point events (every event in [k.lo, k.hi)).
-def _pieces_and_points(key: str | None, *, production_only: bool) -> str:
+# its hour and to [k.lo, k.hi)) and point events (every event in [k.lo, k.hi)),
+# with microsecond offsets from their hour when ``offsets``. Most states lie
+# within one hour: they skip the set-returning split.
+def _pieces_and_points(key: str | None, *, production_only: bool, piece_offsets: bool) -> str:
     shadow = " AND NOT e.shadow" if production_only else ""
+    columns = "e.event_id, e.site_id, e.worker_id, e.station_id, e.event_type, e.model_version, e.shadow"
+    piece_us = f", {_us('s - bucket')} AS s_us, {_us('en - bucket')} AS en_us" if piece_offsets else ""
     return f"""
 src AS MATERIALIZED (
-    SELECT e.event_id, e.ts, coalesce(e.site_id, '') AS site_id, e.worker_id, e.station_id, e.event_type,
-           coalesce(e.model_version, '') AS model_version, e.shadow, e.count, e.confidence,
-           e.ts + coalesce(e.effective_duration_s, 0) * interval '1 second' AS ends, k.lo, k.hi
+    SELECT e.event_id, e.ts, date_bin('1 hour', e.ts, %(origin)s) AS hour, coalesce(e.site_id, '') AS site_id,
+           e.worker_id, e.station_id, e.event_type, coalesce(e.model_version, '') AS model_version, e.shadow,
+           e.count, e.confidence, e.ts + coalesce(e.effective_duration_s, 0) * interval '1 second' AS ends,
+           k.lo, k.hi
     FROM {_source(key)} WHERE true{shadow}
-), pieces AS (
-    SELECT b.bucket, e.event_id, e.site_id, e.worker_id, e.station_id, e.event_type, e.model_version,
-           e.shadow, greatest(e.ts, b.bucket) AS s, least(e.ends, b.bucket + interval '1 hour') AS en
-    FROM src e CROSS JOIN LATERAL generate_series(
-        greatest(date_bin('1 hour', e.ts, %(origin)s), e.lo),
-        least(e.ends, e.hi) - interval '1 microsecond', interval '1 hour') AS b(bucket)
-    WHERE e.event_type <> 'product_count' AND e.ends > e.ts AND e.ends > e.lo
-), points AS (
-    SELECT date_bin('1 hour', ts, %(origin)s) AS bucket, * FROM src WHERE ts >= lo
+), pieces AS MATERIALIZED (
+    SELECT *{piece_us} FROM (
+        SELECT e.hour AS bucket, {columns}, e.ts AS s, e.ends AS en
+        FROM src e
+        WHERE e.event_type <> 'product_count' AND e.ends > e.ts AND e.ts >= e.lo
+          AND e.ends <= e.hour + interval '1 hour'
+        UNION ALL
+        SELECT b.bucket, {columns}, greatest(e.ts, b.bucket), least(e.ends, b.bucket + interval '1 hour')
+        FROM src e CROSS JOIN LATERAL generate_series(
+            greatest(e.hour, e.lo), least(e.ends, e.hi) - interval '1 microsecond', interval '1 hour'
+        ) AS b(bucket)
+        WHERE e.event_type <> 'product_count' AND e.ends > e.ts AND e.ends > e.lo
+          AND (e.ts < e.lo OR e.ends > e.hour + interval '1 hour')
+    ) p
+), points AS MATERIALIZED (
+    SELECT hour AS bucket, *, {_us("ts - hour")} AS at_us FROM src WHERE ts >= lo
 )"""
 
 
 # rollup_hour (every dimension: seconds, units, events, confidence) and
 # rollup_worker_detail (per worker, model version and shadow flag: the hour's
-# state pieces and events as microsecond offsets from the hour) in one pass.
+# state pieces and events as microsecond offsets from the hour, in time
+# order) in one pass; the detail arrays in one grouping of pieces and events.
 def _worker_hours(key: str | None) -> str:
+    order = "ORDER BY at_us, event_id"
     return f"""
-WITH {_pieces_and_points(key, production_only=False)}, totals AS (
+WITH {_pieces_and_points(key, production_only=False, piece_offsets=True)}, totals AS (
     INSERT INTO rollup_hour (bucket, site_id, worker_id, station_id, event_type, model_version, shadow,
                              seconds, units, events, conf_sum, conf_min, conf_max)
     SELECT bucket, site_id, worker_id, station_id, event_type, model_version, shadow,
            coalesce(sum(seconds), 0), sum(units), sum(events), coalesce(sum(conf), 0), min(conf), max(conf)
     FROM (
         SELECT bucket, site_id, worker_id, station_id, event_type, model_version, shadow,
-               extract(epoch FROM en - s)::double precision AS seconds, 0 AS units, 0 AS events,
+               (en_us - s_us)::double precision / 1e6 AS seconds, 0 AS units, 0 AS events,
                NULL::double precision AS conf
         FROM pieces
         UNION ALL
@@ -126,29 +142,27 @@ WITH {_pieces_and_points(key, production_only=False)}, totals AS (
     ) x
     GROUP BY bucket, site_id, worker_id, station_id, event_type, model_version, shadow
 )
-INSERT INTO rollup_worker_detail (bucket, site_id, worker_id, model_version, shadow, state_kind, state_from,
-                                  state_to, event_at, event_conf, unit_at, unit_count)
-SELECT bucket, site_id, worker_id, model_version, shadow,
-       coalesce(state_kind, '{{}}'), coalesce(state_from, '{{}}'), coalesce(state_to, '{{}}'),
-       coalesce(event_at, '{{}}'), coalesce(event_conf, '{{}}'), coalesce(unit_at, '{{}}'),
-       coalesce(unit_count, '{{}}')
+INSERT INTO rollup_worker_detail (bucket, site_id, worker_id, station_id, model_version, shadow, state_kind,
+                                  state_from, state_to, event_at, event_conf, unit_at, unit_count)
+SELECT bucket, site_id, worker_id, station_id, model_version, shadow,
+       coalesce(array_agg(kind {order}) FILTER (WHERE piece), '{{}}'),
+       coalesce(array_agg(at_us {order}) FILTER (WHERE piece), '{{}}'),
+       coalesce(array_agg(to_us {order}) FILTER (WHERE piece), '{{}}'),
+       coalesce(array_agg(at_us {order}) FILTER (WHERE NOT piece), '{{}}'),
+       coalesce(array_agg(conf {order}) FILTER (WHERE NOT piece), '{{}}'),
+       coalesce(array_agg(at_us {order}) FILTER (WHERE unit), '{{}}'),
+       coalesce(array_agg(n {order}) FILTER (WHERE unit), '{{}}')
 FROM (
-    SELECT bucket, site_id, worker_id, model_version, shadow,
-           array_agg(left(event_type, 1)::"char" ORDER BY s, event_id) AS state_kind,
-           array_agg({_us("s - bucket")} ORDER BY s, event_id) AS state_from,
-           array_agg({_us("en - bucket")} ORDER BY s, event_id) AS state_to
-    FROM pieces GROUP BY bucket, site_id, worker_id, model_version, shadow
-) p
-FULL JOIN (
-    SELECT bucket, site_id, worker_id, model_version, shadow,
-           array_agg({_us("ts - bucket")} ORDER BY ts, event_id) AS event_at,
-           array_agg(confidence ORDER BY ts, event_id) AS event_conf,
-           array_agg({_us("ts - bucket")} ORDER BY ts, event_id)
-               FILTER (WHERE event_type = 'product_count' AND count > 0) AS unit_at,
-           array_agg(count ORDER BY ts, event_id)
-               FILTER (WHERE event_type = 'product_count' AND count > 0) AS unit_count
-    FROM points GROUP BY bucket, site_id, worker_id, model_version, shadow
-) q USING (bucket, site_id, worker_id, model_version, shadow)
+    SELECT bucket, site_id, worker_id, station_id, model_version, shadow, event_id, true AS piece,
+           false AS unit, left(event_type, 1)::"char" AS kind, s_us AS at_us, en_us AS to_us,
+           NULL::double precision AS conf, 0 AS n
+    FROM pieces
+    UNION ALL
+    SELECT bucket, site_id, worker_id, station_id, model_version, shadow, event_id, false,
+           event_type = 'product_count' AND count > 0, NULL, at_us, NULL, confidence, count
+    FROM points
+) x
+GROUP BY bucket, site_id, worker_id, station_id, model_version, shadow
 """
 
 
@@ -166,58 +180,72 @@ GROUP BY r.bucket, r.site_id, r.worker_id
 """
 
 
-# Per station and hour, production events only: union seconds by gaps and
-# islands per kind (an interval starts a new island when it begins after every
-# earlier one has ended): 'o' occupied (working or idle), 'w' working,
-# 'b' observed (any state). rollup_station_hour gets the sums,
-# rollup_station_detail the islands themselves and the hour's events.
+# Per station and hour, production events only, from the (just rebuilt)
+# worker detail rows of that station, not from events: the union of the state
+# pieces per kind, 'o' occupied (working or idle), 'w' working, 'b' observed
+# (any state), by one sweep in start order. A piece starts a new island of its
+# kind when it begins after every earlier piece of that kind has ended (the
+# running maximum of their ends); the island ends at that maximum just before
+# the next island starts, the last at the kind's last end. rollup_station_hour
+# gets the union seconds (sums of island lengths) and counts,
+# rollup_station_detail the islands and the station's event and unit offsets.
 def _station_hours(key: str | None) -> str:
+    kinds = (("b", "true"), ("o", "k <> 'a'"), ("w", "k = 'w'"))
+    running = ",\n           ".join(
+        f"max(t) FILTER (WHERE {member}) OVER {frame} AS {name}_{kind}"
+        for kind, member in kinds
+        for frame, name in (("w", "prev"), ("p", "last"))
+    )
+    values = ", ".join(f"('{kind}'::\"char\", prev_{kind}, last_{kind}, {member})" for kind, member in kinds)
+    # Few pieces start an island: test that before expanding each piece into its kinds.
+    any_start = " OR ".join(
+        f"({member} AND (prev_{kind} IS NULL OR f > prev_{kind}))" for kind, member in kinds
+    )
     return f"""
-WITH {_pieces_and_points(key, production_only=True)},
-kinds AS (
-    SELECT bucket, site_id, station_id, k.kind, s, en
-    FROM pieces CROSS JOIN LATERAL (VALUES ('b'::"char"), ('o'::"char"), ('w'::"char")) AS k(kind)
-    WHERE en > s AND (k.kind = 'b'
-       OR (k.kind = 'o' AND event_type IN ('working', 'idle'))
-       OR (k.kind = 'w' AND event_type = 'working'))
-), ordered AS (
-    SELECT *, max(en) OVER (PARTITION BY bucket, site_id, station_id, kind ORDER BY s, en
-                            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end
-    FROM kinds
+WITH detail AS MATERIALIZED (
+    SELECT r.* FROM {_rows(key, "rollup_worker_detail")} WHERE NOT r.shadow
+), swept AS (
+    SELECT bucket, site_id, station_id, f, k,
+           {running}
+    FROM detail CROSS JOIN LATERAL unnest(state_kind, state_from, state_to) AS x(k, f, t)
+    WINDOW w AS (PARTITION BY bucket, site_id, station_id ORDER BY f, t
+                 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
+           p AS (PARTITION BY bucket, site_id, station_id)
+), starts AS (
+    SELECT bucket, site_id, station_id, i.kind, f, i.prev, i.last
+    FROM swept CROSS JOIN LATERAL (VALUES {values}) AS i(kind, prev, last, member)
+    WHERE ({any_start}) AND i.member AND (i.prev IS NULL OR f > i.prev)
 ), islands AS (
-    SELECT *, sum(CASE WHEN prev_end IS NULL OR s > prev_end THEN 1 ELSE 0 END)
-              OVER (PARTITION BY bucket, site_id, station_id, kind ORDER BY s, en
-                    ROWS UNBOUNDED PRECEDING) AS island
-    FROM ordered
-), merged AS (
-    SELECT bucket, site_id, station_id, kind, min(s) AS s, max(en) AS en,
-           extract(epoch FROM max(en) - min(s))::double precision AS secs
-    FROM islands GROUP BY bucket, site_id, station_id, kind, island
+    SELECT bucket, site_id, station_id, kind, f,
+           coalesce(lead(prev) OVER (PARTITION BY bucket, site_id, station_id, kind ORDER BY f), last) AS t
+    FROM starts
 ), unions AS (
     SELECT bucket, site_id, station_id,
-           coalesce(sum(secs) FILTER (WHERE kind = 'o'), 0) AS occupied_s,
-           coalesce(sum(secs) FILTER (WHERE kind = 'w'), 0) AS working_s,
-           coalesce(sum(secs) FILTER (WHERE kind = 'b'), 0) AS observed_s,
-           array_agg(kind ORDER BY kind, s) AS island_kind,
-           array_agg({_us("s - bucket")} ORDER BY kind, s) AS island_from,
-           array_agg({_us("en - bucket")} ORDER BY kind, s) AS island_to
-    FROM merged GROUP BY bucket, site_id, station_id
+           coalesce(sum((t - f)::double precision / 1e6) FILTER (WHERE kind = 'o'), 0) AS occupied_s,
+           coalesce(sum((t - f)::double precision / 1e6) FILTER (WHERE kind = 'w'), 0) AS working_s,
+           coalesce(sum((t - f)::double precision / 1e6) FILTER (WHERE kind = 'b'), 0) AS observed_s,
+           array_agg(kind ORDER BY kind, f) AS island_kind,
+           array_agg(f ORDER BY kind, f) AS island_from,
+           array_agg(t ORDER BY kind, f) AS island_to
+    FROM islands GROUP BY bucket, site_id, station_id
 ), counts AS (
-    SELECT bucket, site_id, station_id,
-           sum(CASE WHEN event_type = 'product_count' THEN count ELSE 0 END) AS units, count(*) AS events,
-           array_agg({_us("ts - bucket")} ORDER BY ts, event_id) AS event_at,
-           array_agg({_us("ts - bucket")} ORDER BY ts, event_id)
-               FILTER (WHERE event_type = 'product_count' AND count > 0) AS unit_at,
-           array_agg(count ORDER BY ts, event_id)
-               FILTER (WHERE event_type = 'product_count' AND count > 0) AS unit_count
-    FROM points GROUP BY bucket, site_id, station_id
+    SELECT bucket, site_id, station_id, count(t) AS events,
+           array_agg(t ORDER BY t) FILTER (WHERE t IS NOT NULL) AS event_at
+    FROM detail LEFT JOIN LATERAL unnest(event_at) AS e(t) ON true
+    GROUP BY bucket, site_id, station_id
+), units AS (
+    SELECT bucket, site_id, station_id, sum(n) AS units, array_agg(t ORDER BY t, n) AS unit_at,
+           array_agg(n ORDER BY t, n) AS unit_count
+    FROM detail CROSS JOIN LATERAL unnest(unit_at, unit_count) AS u(t, n)
+    GROUP BY bucket, site_id, station_id
 ), joined AS MATERIALIZED (
-    SELECT * FROM unions FULL JOIN counts USING (bucket, site_id, station_id)
+    SELECT * FROM counts LEFT JOIN unions USING (bucket, site_id, station_id)
+    LEFT JOIN units USING (bucket, site_id, station_id)
 ), totals AS (
     INSERT INTO rollup_station_hour (bucket, site_id, station_id, occupied_s, working_s, observed_s, units,
                                      events)
     SELECT bucket, site_id, station_id, coalesce(occupied_s, 0), coalesce(working_s, 0),
-           coalesce(observed_s, 0), coalesce(units, 0), coalesce(events, 0)
+           coalesce(observed_s, 0), coalesce(units, 0), events
     FROM joined
 )
 INSERT INTO rollup_station_detail (bucket, site_id, station_id, island_kind, island_from, island_to, event_at,
@@ -384,16 +412,19 @@ def ceil_day(ts: datetime) -> datetime:
 
 
 def merge_ranges(ranges: Iterable[Range], unit: timedelta = HOUR) -> list[Range]:
-    """Sorted, non-overlapping cover of the given time ranges, aligned to ``unit`` (hours or days)."""
+    """Sorted, non-overlapping cover of the given time ranges, aligned to ``unit`` (hours or days).
+
+    Ends count as included: a range reaching exactly 09:00 covers the 09:00
+    hour too, because an invalidation's ``max_ts`` is an event's timestamp (a
+    point event at 09:00:00 belongs to that hour); for a state's exclusive end
+    that rebuilds one hour more than needed, which is harmless.
+    """
 
     def floor(ts: datetime) -> datetime:
         return ORIGIN + ((ts - ORIGIN) // unit) * unit
 
-    def ceil(ts: datetime) -> datetime:
-        return floor(ts) if floor(ts) == ts else floor(ts) + unit
-
     merged: list[Range] = []
-    for lo, hi in sorted((floor(a), max(ceil(b), floor(a) + unit)) for a, b in ranges):
+    for lo, hi in sorted((floor(a), floor(max(a, b)) + unit) for a, b in ranges):
         if merged and lo <= merged[-1][1]:
             merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
         else:

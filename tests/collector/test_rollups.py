@@ -151,3 +151,17 @@ def test_merge_ranges_aligns_to_hours() -> None:
     assert merge_ranges(
         [(a, a + timedelta(minutes=5)), (a + timedelta(hours=1), a + timedelta(hours=1))]
     ) == [(a.replace(minute=0), a.replace(minute=0) + timedelta(hours=2))]
+
+
+def test_merge_ranges_includes_the_hour_an_end_falls_on() -> None:
+    # An invalidation's max_ts is an event's timestamp: a unit counted at
+    # 09:00:00 belongs to the 09:00 hour, which must be rebuilt too.
+    a = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
+    assert merge_ranges([(a, a + timedelta(hours=1))]) == [(a, a + timedelta(hours=2))]
+
+
+def test_a_unit_on_the_hour_after_a_state_is_rolled_up(conn: psycopg.Connection[Any]) -> None:
+    write_events(conn, [ev(0), ev(60, "product_count", count=3)])  # one batch: 08:00 .. 09:00:00
+    refresh_all(conn, max_gap_s=GAP)
+    rows = conn.execute("SELECT bucket, units, events FROM rollup_worker_hour ORDER BY bucket").fetchall()
+    assert [(b.hour, u, e) for b, u, e in rows] == [(8, 0, 1), (9, 3, 1)]

@@ -35,6 +35,7 @@ KEY_INDEXES = (
     ("rollup_hour", "worker_id"),
     ("rollup_worker_hour", "worker_id"),
     ("rollup_worker_detail", "worker_id"),
+    ("rollup_worker_detail", "station_id"),
     ("rollup_station_hour", "station_id"),
     ("rollup_station_detail", "station_id"),
 )
@@ -46,9 +47,8 @@ def _us(interval: str) -> str:
     return f"(extract(epoch FROM {interval}) * 1000000)::bigint"
 
 
-def _pieces_and_points(production_only: bool) -> str:
-    shadow = " AND NOT e.shadow" if production_only else ""
-    return f"""
+# Events of [lo - lookback, hi), their state pieces per hour and their points.
+PIECES_AND_POINTS = """
 src AS MATERIALIZED (
     SELECT e.event_id, e.ts, coalesce(e.site_id, '') AS site_id, e.worker_id, e.station_id, e.event_type,
            coalesce(e.model_version, '') AS model_version, e.shadow, e.count, e.confidence,
@@ -56,7 +56,7 @@ src AS MATERIALIZED (
            CAST(:lo AS timestamptz) AS lo, CAST(:hi AS timestamptz) AS hi
     FROM events e
     WHERE e.ts >= CAST(:lo AS timestamptz) - :lookback * interval '1 second'
-      AND e.ts < CAST(:hi AS timestamptz){shadow}
+      AND e.ts < CAST(:hi AS timestamptz)
 ), pieces AS (
     SELECT b.bucket, e.event_id, e.site_id, e.worker_id, e.station_id, e.event_type, e.model_version,
            e.shadow, greatest(e.ts, b.bucket) AS s, least(e.ends, b.bucket + interval '1 hour') AS en
@@ -70,73 +70,79 @@ src AS MATERIALIZED (
 
 
 WORKER_DETAIL = f"""
-WITH {_pieces_and_points(False)}
-INSERT INTO rollup_worker_detail (bucket, site_id, worker_id, model_version, shadow, state_kind, state_from,
-                                  state_to, event_at, event_conf, unit_at, unit_count)
-SELECT bucket, site_id, worker_id, model_version, shadow,
+WITH {PIECES_AND_POINTS}
+INSERT INTO rollup_worker_detail (bucket, site_id, worker_id, station_id, model_version, shadow, state_kind,
+                                  state_from, state_to, event_at, event_conf, unit_at, unit_count)
+SELECT bucket, site_id, worker_id, station_id, model_version, shadow,
        coalesce(state_kind, '{{}}'), coalesce(state_from, '{{}}'), coalesce(state_to, '{{}}'),
        coalesce(event_at, '{{}}'), coalesce(event_conf, '{{}}'), coalesce(unit_at, '{{}}'),
        coalesce(unit_count, '{{}}')
 FROM (
-    SELECT bucket, site_id, worker_id, model_version, shadow,
+    SELECT bucket, site_id, worker_id, station_id, model_version, shadow,
            array_agg(left(event_type, 1)::"char" ORDER BY s, event_id) AS state_kind,
            array_agg({_us("s - bucket")} ORDER BY s, event_id) AS state_from,
            array_agg({_us("en - bucket")} ORDER BY s, event_id) AS state_to
-    FROM pieces GROUP BY bucket, site_id, worker_id, model_version, shadow
+    FROM pieces GROUP BY bucket, site_id, worker_id, station_id, model_version, shadow
 ) p
 FULL JOIN (
-    SELECT bucket, site_id, worker_id, model_version, shadow,
+    SELECT bucket, site_id, worker_id, station_id, model_version, shadow,
            array_agg({_us("ts - bucket")} ORDER BY ts, event_id) AS event_at,
            array_agg(confidence ORDER BY ts, event_id) AS event_conf,
            array_agg({_us("ts - bucket")} ORDER BY ts, event_id)
                FILTER (WHERE event_type = 'product_count' AND count > 0) AS unit_at,
            array_agg(count ORDER BY ts, event_id)
                FILTER (WHERE event_type = 'product_count' AND count > 0) AS unit_count
-    FROM points GROUP BY bucket, site_id, worker_id, model_version, shadow
-) q USING (bucket, site_id, worker_id, model_version, shadow)
+    FROM points GROUP BY bucket, site_id, worker_id, station_id, model_version, shadow
+) q USING (bucket, site_id, worker_id, station_id, model_version, shadow)
 """
 
-STATION_DETAIL = f"""
-WITH {_pieces_and_points(True)},
-kinds AS (
-    SELECT bucket, site_id, station_id, k.kind, s, en
-    FROM pieces CROSS JOIN LATERAL (VALUES ('b'::"char"), ('o'::"char"), ('w'::"char")) AS k(kind)
-    WHERE en > s AND (k.kind = 'b'
-       OR (k.kind = 'o' AND event_type IN ('working', 'idle'))
-       OR (k.kind = 'w' AND event_type = 'working'))
-), ordered AS (
-    SELECT *, max(en) OVER (PARTITION BY bucket, site_id, station_id, kind ORDER BY s, en
-                            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end
-    FROM kinds
+# From the worker detail rows of each station-hour (production rows): union
+# islands per kind by a sweep in start order, the station's events and units.
+STATION_DETAIL = """
+WITH detail AS MATERIALIZED (
+    SELECT * FROM rollup_worker_detail
+    WHERE NOT shadow AND bucket >= CAST(:lo AS timestamptz) AND bucket < CAST(:hi AS timestamptz)
+), swept AS (
+    SELECT bucket, site_id, station_id, f, k,
+           max(t) OVER w AS prev_b, max(t) OVER p AS last_b,
+           max(t) FILTER (WHERE k <> 'a') OVER w AS prev_o, max(t) FILTER (WHERE k <> 'a') OVER p AS last_o,
+           max(t) FILTER (WHERE k = 'w') OVER w AS prev_w, max(t) FILTER (WHERE k = 'w') OVER p AS last_w
+    FROM detail CROSS JOIN LATERAL unnest(state_kind, state_from, state_to) AS x(k, f, t)
+    WINDOW w AS (PARTITION BY bucket, site_id, station_id ORDER BY f, t
+                 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
+           p AS (PARTITION BY bucket, site_id, station_id)
+), starts AS (
+    SELECT bucket, site_id, station_id, i.kind, f, i.prev, i.last
+    FROM swept CROSS JOIN LATERAL (
+        VALUES ('b'::"char", prev_b, last_b, true), ('o'::"char", prev_o, last_o, k <> 'a'),
+               ('w'::"char", prev_w, last_w, k = 'w')
+    ) AS i(kind, prev, last, member)
+    WHERE i.member AND (i.prev IS NULL OR f > i.prev)
 ), islands AS (
-    SELECT *, sum(CASE WHEN prev_end IS NULL OR s > prev_end THEN 1 ELSE 0 END)
-              OVER (PARTITION BY bucket, site_id, station_id, kind ORDER BY s, en
-                    ROWS UNBOUNDED PRECEDING) AS island
-    FROM ordered
-), merged AS (
-    SELECT bucket, site_id, station_id, kind, min(s) AS s, max(en) AS en
-    FROM islands GROUP BY bucket, site_id, station_id, kind, island
+    SELECT bucket, site_id, station_id, kind, f,
+           coalesce(lead(prev) OVER (PARTITION BY bucket, site_id, station_id, kind ORDER BY f), last) AS t
+    FROM starts
 ), unions AS (
-    SELECT bucket, site_id, station_id,
-           array_agg(kind ORDER BY kind, s) AS island_kind,
-           array_agg({_us("s - bucket")} ORDER BY kind, s) AS island_from,
-           array_agg({_us("en - bucket")} ORDER BY kind, s) AS island_to
-    FROM merged GROUP BY bucket, site_id, station_id
+    SELECT bucket, site_id, station_id, array_agg(kind ORDER BY kind, f) AS island_kind,
+           array_agg(f ORDER BY kind, f) AS island_from, array_agg(t ORDER BY kind, f) AS island_to
+    FROM islands GROUP BY bucket, site_id, station_id
 ), counts AS (
-    SELECT bucket, site_id, station_id,
-           array_agg({_us("ts - bucket")} ORDER BY ts, event_id) AS event_at,
-           array_agg({_us("ts - bucket")} ORDER BY ts, event_id)
-               FILTER (WHERE event_type = 'product_count' AND count > 0) AS unit_at,
-           array_agg(count ORDER BY ts, event_id)
-               FILTER (WHERE event_type = 'product_count' AND count > 0) AS unit_count
-    FROM points GROUP BY bucket, site_id, station_id
+    SELECT bucket, site_id, station_id, array_agg(t ORDER BY t) FILTER (WHERE t IS NOT NULL) AS event_at
+    FROM detail LEFT JOIN LATERAL unnest(event_at) AS e(t) ON true
+    GROUP BY bucket, site_id, station_id
+), units AS (
+    SELECT bucket, site_id, station_id, array_agg(t ORDER BY t, n) AS unit_at,
+           array_agg(n ORDER BY t, n) AS unit_count
+    FROM detail CROSS JOIN LATERAL unnest(unit_at, unit_count) AS u(t, n)
+    GROUP BY bucket, site_id, station_id
 )
 INSERT INTO rollup_station_detail (bucket, site_id, station_id, island_kind, island_from, island_to, event_at,
                                    unit_at, unit_count)
-SELECT bucket, site_id, station_id, coalesce(island_kind, '{{}}'), coalesce(island_from, '{{}}'),
-       coalesce(island_to, '{{}}'), coalesce(event_at, '{{}}'), coalesce(unit_at, '{{}}'),
-       coalesce(unit_count, '{{}}')
-FROM unions FULL JOIN counts USING (bucket, site_id, station_id)
+SELECT bucket, site_id, station_id, coalesce(island_kind, '{}'), coalesce(island_from, '{}'),
+       coalesce(island_to, '{}'), coalesce(event_at, '{}'), coalesce(unit_at, '{}'),
+       coalesce(unit_count, '{}')
+FROM counts LEFT JOIN unions USING (bucket, site_id, station_id)
+LEFT JOIN units USING (bucket, site_id, station_id)
 """
 
 MODEL_HOUR = """
@@ -172,6 +178,7 @@ def upgrade() -> None:
             bucket         timestamptz NOT NULL,
             site_id        text NOT NULL,
             worker_id      text NOT NULL,
+            station_id     text NOT NULL,
             model_version  text NOT NULL,
             shadow         boolean NOT NULL,
             state_kind     "char"[] NOT NULL,
@@ -181,7 +188,7 @@ def upgrade() -> None:
             event_conf     double precision[] NOT NULL,
             unit_at        bigint[] NOT NULL,
             unit_count     integer[] NOT NULL,
-            PRIMARY KEY (bucket, site_id, worker_id, model_version, shadow)
+            PRIMARY KEY (bucket, site_id, worker_id, station_id, model_version, shadow)
         )""")
     # Production events only. Islands of the union per kind: 'o' occupied
     # (working or idle), 'w' working, 'b' observed (any state), disjoint within
@@ -199,6 +206,22 @@ def upgrade() -> None:
             unit_count   integer[] NOT NULL,
             PRIMARY KEY (bucket, site_id, station_id)
         )""")
+    # Arrays of a busy hour exceed the TOAST threshold: store them out of line
+    # without trying to compress them (microsecond offsets barely compress and
+    # compressing costs the refresher more than the space saved).
+    for table, arrays in (
+        (
+            "rollup_worker_detail",
+            ("state_kind", "state_from", "state_to", "event_at", "event_conf", "unit_at", "unit_count"),
+        ),
+        (
+            "rollup_station_detail",
+            ("island_kind", "island_from", "island_to", "event_at", "unit_at", "unit_count"),
+        ),
+    ):
+        op.execute(
+            f"ALTER TABLE {table} " + ", ".join(f"ALTER COLUMN {c} SET STORAGE EXTERNAL" for c in arrays)
+        )
     # Per key and hour: the refresher deletes and rebuilds the hours of the
     # workers and stations a round touched; cycle times read one station's hours.
     for table, key in KEY_INDEXES:
@@ -243,7 +266,7 @@ def upgrade() -> None:
         hi = min(lo + CHUNK, end)
         params = {"lo": lo, "hi": hi, "origin": ORIGIN, "lookback": float(lookback or 0)}
         op.execute(text(WORKER_DETAIL).bindparams(**params))
-        op.execute(text(STATION_DETAIL).bindparams(**params))
+        op.execute(text(STATION_DETAIL).bindparams(lo=lo, hi=hi))
         lo = hi
 
 
