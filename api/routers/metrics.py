@@ -56,9 +56,12 @@ def scope(
     lo = _utc(from_) if from_ else None
     hi = _utc(to) if to else None
     if lo is None or hi is None:
-        # Defaults: all stored data.
+        # Defaults: all stored data. min/max(ts) are read off the ts index; the
+        # last state ends at most the longest derived duration later (the
+        # exact max(ts + duration) would scan every event).
         row = conn.execute(
-            "SELECT min(ts), max(ts + coalesce(effective_duration_s, 0) * interval '1 second') FROM events"
+            "SELECT min(ts), max(ts) + coalesce((SELECT max_duration_s FROM rollup_meta WHERE id = 1), 0) "
+            "* interval '1 second' FROM events"
         ).fetchone()
         first, last = (row[0], row[1]) if row and row[0] else (datetime.now(UTC), datetime.now(UTC))
         lo = lo or floor_hour(first)
