@@ -81,6 +81,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            # Let what the app held become collectable again (tests start many apps).
+            gc.unfreeze()
             if checker is not None:
                 checker.stop()
             if refresher is not None:

@@ -414,20 +414,25 @@ def ceil_day(ts: datetime) -> datetime:
     return floored if floored == ts else floored + DAY
 
 
-def merge_ranges(ranges: Iterable[Range], unit: timedelta = HOUR) -> list[Range]:
+def merge_ranges(ranges: Iterable[Range], unit: timedelta = HOUR, *, inclusive: bool = True) -> list[Range]:
     """Sorted, non-overlapping cover of the given time ranges, aligned to ``unit`` (hours or days).
 
-    Ends count as included: a range reaching exactly 09:00 covers the 09:00
-    hour too, because an invalidation's ``max_ts`` is an event's timestamp (a
-    point event at 09:00:00 belongs to that hour); for a state's exclusive end
-    that rebuilds one hour more than needed, which is harmless.
+    Ends count as included by default: a range reaching exactly 09:00 covers
+    the 09:00 hour too, because an invalidation's ``max_ts`` is an event's
+    timestamp (a point event at 09:00:00 belongs to that hour); for a state's
+    exclusive end that rebuilds one hour more than needed, which is harmless.
+    ``inclusive=False`` for half-open ranges (hours already rebuilt, as days).
     """
 
     def floor(ts: datetime) -> datetime:
         return ORIGIN + ((ts - ORIGIN) // unit) * unit
 
+    def end(a: datetime, b: datetime) -> datetime:
+        last = floor(b) + unit if inclusive or floor(b) != b else b
+        return max(last, floor(a) + unit)
+
     merged: list[Range] = []
-    for lo, hi in sorted((floor(a), floor(max(a, b)) + unit) for a, b in ranges):
+    for lo, hi in sorted((floor(a), end(a, max(a, b))) for a, b in ranges):
         if merged and lo <= merged[-1][1]:
             merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
         else:
@@ -477,19 +482,19 @@ def rebuild_keys(
         _delete(conn, WORKER_HOUR_TABLES, "worker_id", params)
         conn.execute(_worker_hours("worker_id"), params)
         conn.execute(_worker_hour_totals("worker_id"), params)
-        days = {w: merge_ranges(r, DAY) for w, r in worker_hours.items()}
+        days = {w: merge_ranges(r, DAY, inclusive=False) for w, r in worker_hours.items()}
         _rebuild_days(conn, _DAYS[0], _key_params(days), by_key=True)
         # Model rows sum every worker of an hour: rebuilt per touched hour.
-        hours = merge_ranges(r for ranges in worker_hours.values() for r in ranges)
+        hours = merge_ranges((r for ranges in worker_hours.values() for r in ranges), inclusive=False)
         params = _range_params(hours)
         _delete(conn, ["rollup_model_hour"], None, params)
         conn.execute(_MODEL_HOURS, params)
-        _rebuild_days(conn, _DAYS[2], _range_params(merge_ranges(hours, DAY)), by_key=False)
+        _rebuild_days(conn, _DAYS[2], _range_params(merge_ranges(hours, DAY, inclusive=False)), by_key=False)
     if station_hours:
         params = {**_key_params(station_hours), "lookback": lookback}
         _delete(conn, STATION_HOUR_TABLES, "station_id", params)
         conn.execute(_station_hours("station_id"), params)
-        days = {s: merge_ranges(r, DAY) for s, r in station_hours.items()}
+        days = {s: merge_ranges(r, DAY, inclusive=False) for s, r in station_hours.items()}
         _rebuild_days(conn, _DAYS[1], _key_params(days), by_key=True)
     return sum(_hours(r) for r in worker_hours.values()) + sum(_hours(r) for r in station_hours.values())
 

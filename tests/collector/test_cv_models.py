@@ -72,7 +72,7 @@ def test_versions_and_their_gateways_are_recorded_once(database: str, method: Wr
 def test_upgrade_backfills_from_stored_events(database: str) -> None:
     with psycopg.connect(database) as conn:
         write_events(conn, [_event(2, "m@1", "gw-1"), _event(7, "m@2", "gw-2", shadow=True)])
-    command.downgrade(db.alembic_config(database), "-1")
+    command.downgrade(db.alembic_config(database), "0003_event_aggregates")
     with psycopg.connect(database) as conn:
         assert conn.execute("SELECT to_regclass('cv_models')").fetchone() == (None,)
     db.upgrade(database)

@@ -165,3 +165,15 @@ def test_a_unit_on_the_hour_after_a_state_is_rolled_up(conn: psycopg.Connection[
     refresh_all(conn, max_gap_s=GAP)
     rows = conn.execute("SELECT bucket, units, events FROM rollup_worker_hour ORDER BY bucket").fetchall()
     assert [(b.hour, u, e) for b, u, e in rows] == [(8, 0, 1), (9, 3, 1)]
+
+
+def test_merge_ranges_half_open_ranges_and_days() -> None:
+    d = datetime(2026, 1, 1, tzinfo=UTC)
+    h = timedelta(hours=1)
+    # Hours already aligned and half-open (what a round rebuilt) stay as they are ...
+    assert merge_ranges([(d + 8 * h, d + 9 * h)], inclusive=False) == [(d + 8 * h, d + 9 * h)]
+    # ... and their days are the days they touch, not the next one.
+    assert merge_ranges([(d + 23 * h, d + 24 * h)], timedelta(days=1), inclusive=False) == [
+        (d, d + timedelta(days=1))
+    ]
+    assert merge_ranges([(d + 5 * h, d + 5 * h)]) == [(d + 5 * h, d + 6 * h)]
