@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -71,9 +72,18 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                 settings.database_url, schedule_from(settings), interval_s=settings.drift_check_interval_s
             )
             checker.start()
+        # Everything built so far (routes, schemas, pool, settings) lives as long
+        # as the process: move it out of the cyclic collector's reach, so a
+        # full collection triggered by a large response scans only what
+        # requests allocate (measured: p95 of a 3,000-point time series 115 ms
+        # -> 38 ms, bench/api.py).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
+            # Let what the app held become collectable again (tests start many apps).
+            gc.unfreeze()
             if checker is not None:
                 checker.stop()
             if refresher is not None:

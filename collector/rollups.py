@@ -1,4 +1,4 @@
-"""Derived state durations and hourly rollups, kept current from ``event_invalidations``.
+"""Derived state durations and rollups, kept current from ``event_invalidations``.
 
 Run as a background loop by the collector and by the API. Several processes may
 run it at once: a transaction-scoped advisory lock lets one refresher work at a
@@ -10,15 +10,22 @@ the same worker's next state event (capped at ``max_gap_s``). That needs a windo
 function, which continuous aggregates cannot use, and a late event changes the
 duration of the event before it. So a round (1) re-derives ``effective_duration_s``
 for the touched worker ranges, including the predecessor whose "next" changed,
-then (2) rebuilds every rollup row of the hours those changes reach. Intervals are
-split at hour boundaries, so summing hours is exact; see docs/metrics.md.
+then (2) rebuilds the rollup rows of the worker-hours and station-hours those
+changes reach (and the day and model rows summed from them), nothing else: a
+round's work follows what changed, not how many workers the hour has.
+Intervals are split at hour boundaries, so summing hours is exact; the detail
+rows keep each hour's intervals and events (offsets in microseconds) so a
+window edge inside an hour is summed exactly without reading ``events``. See
+docs/metrics.md.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,97 +39,290 @@ logger = logging.getLogger(__name__)
 ADVISORY_LOCK_KEY = 0x74616B74  # "takt"
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
-ROLLUP_HOUR_TABLES = ("rollup_hour", "rollup_worker_hour", "rollup_station_hour")
-ROLLUP_TABLES = (*ROLLUP_HOUR_TABLES, "rollup_worker_day", "rollup_station_day")
+# Per worker and hour (rollup_hour has every dimension; model rows are summed from it).
+WORKER_HOUR_TABLES = ("rollup_hour", "rollup_worker_hour", "rollup_worker_detail")
+STATION_HOUR_TABLES = ("rollup_station_hour", "rollup_station_detail")
+ROLLUP_HOUR_TABLES = (*WORKER_HOUR_TABLES, *STATION_HOUR_TABLES, "rollup_model_hour")
+ROLLUP_TABLES = (*ROLLUP_HOUR_TABLES, "rollup_worker_day", "rollup_station_day", "rollup_model_day")
 ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
 # Invalidations one refresh transaction consumes: coalesced per worker, so a
 # larger batch re-derives the same ranges fewer times.
 ROUND_INVALIDATIONS = 10_000
 
-# A piece of a state interval per hour it overlaps, for events in [lo - lookback, hi).
-_PIECES = """
-    SELECT b.bucket, coalesce(e.site_id, '') AS site_id, e.worker_id, e.station_id, e.event_type,
-           coalesce(e.model_version, '') AS model_version, e.shadow,
-           greatest(e.ts, b.bucket) AS s,
-           least(e.ts + e.effective_duration_s * interval '1 second', b.bucket + interval '1 hour') AS en
-    FROM events e
-    CROSS JOIN LATERAL generate_series(
-        greatest(date_bin('1 hour', e.ts, %(origin)s), %(lo)s),
-        least(e.ts + e.effective_duration_s * interval '1 second', %(hi)s) - interval '1 microsecond',
-        interval '1 hour') AS b(bucket)
-    WHERE e.event_type <> 'product_count' AND e.effective_duration_s > 0
-      AND e.ts >= %(lo)s - %(lookback)s * interval '1 second' AND e.ts < %(hi)s
-      AND e.ts + e.effective_duration_s * interval '1 second' > %(lo)s
-"""
+Range = tuple[datetime, datetime]
 
-_ROLLUP_HOUR = f"""
-INSERT INTO rollup_hour (bucket, site_id, worker_id, station_id, event_type, model_version, shadow,
-                         seconds, units, events, conf_sum, conf_min, conf_max)
-SELECT bucket, site_id, worker_id, station_id, event_type, model_version, shadow,
-       coalesce(sum(seconds), 0), sum(units), sum(events), coalesce(sum(conf), 0), min(conf), max(conf)
-FROM (
+
+def _us(interval: str) -> str:
+    """Whole microseconds of an interval under a day, exactly: date_part is a double (15 significant
+    digits, plenty for 8.64e10 us) and avoids numeric arithmetic; timestamps have microsecond
+    resolution, so rounding only removes the binary representation error."""
+    return f"round(date_part('epoch', {interval}) * 1000000)::bigint"
+
+
+# What a rebuild reads: events ``e`` with the range [k.lo, k.hi) (hour-aligned)
+# being rebuilt, looking back for states that started earlier and reach into it.
+# Either every event of one time range, or per key (a worker or a station) its
+# own ranges: one index range scan each (the LATERAL ... OFFSET 0 keeps the
+# planner from hash-joining a sequential scan of events instead).
+_KEYS = "unnest(%(keys)s::text[], %(los)s::timestamptz[], %(his)s::timestamptz[]) AS k(key, lo, hi)"
+_RANGES = "unnest(%(los)s::timestamptz[], %(his)s::timestamptz[]) AS k(lo, hi)"
+_LOOKBACK = "%(lookback)s * interval '1 second'"
+
+
+def _source(key: str | None) -> str:
+    if key is None:
+        return f"{_RANGES} JOIN events e ON e.ts >= k.lo - {_LOOKBACK} AND e.ts < k.hi"
+    return (
+        f"{_KEYS} CROSS JOIN LATERAL (SELECT * FROM events e WHERE e.{key} = k.key "
+        f"AND e.ts >= k.lo - {_LOOKBACK} AND e.ts < k.hi OFFSET 0) e"
+    )
+
+
+def _rows(key: str | None, table: str) -> str:
+    """FROM items: the rows ``r`` of a rollup table in the same ranges (and keys), one index scan each."""
+    cond = "r.bucket >= k.lo AND r.bucket < k.hi"
+    if key is not None:
+        cond = f"r.{key} = k.key AND {cond}"
+    ranges = _RANGES if key is None else _KEYS
+    return f"{ranges} CROSS JOIN LATERAL (SELECT * FROM {table} r WHERE {cond} OFFSET 0) r"
+
+
+# Source columns, state pieces split at hour boundaries (each piece clipped to
+# its hour and to [k.lo, k.hi)) and point events (every event in [k.lo, k.hi)),
+# with microsecond offsets from their hour when ``offsets``. Most states lie
+# within one hour: they skip the set-returning split.
+def _pieces_and_points(key: str | None, *, production_only: bool, piece_offsets: bool) -> str:
+    shadow = " AND NOT e.shadow" if production_only else ""
+    columns = "e.event_id, e.site_id, e.worker_id, e.station_id, e.event_type, e.model_version, e.shadow"
+    piece_us = f", {_us('s - bucket')} AS s_us, {_us('en - bucket')} AS en_us" if piece_offsets else ""
+    return f"""
+src AS MATERIALIZED (
+    SELECT e.event_id, e.ts, date_bin('1 hour', e.ts, %(origin)s) AS hour, coalesce(e.site_id, '') AS site_id,
+           e.worker_id, e.station_id, e.event_type, coalesce(e.model_version, '') AS model_version, e.shadow,
+           e.count, e.confidence, e.ts + coalesce(e.effective_duration_s, 0) * interval '1 second' AS ends,
+           k.lo, k.hi
+    FROM {_source(key)} WHERE true{shadow}
+), pieces AS MATERIALIZED (
+    SELECT *{piece_us} FROM (
+        SELECT e.hour AS bucket, {columns}, e.ts AS s, e.ends AS en
+        FROM src e
+        WHERE e.event_type <> 'product_count' AND e.ends > e.ts AND e.ts >= e.lo
+          AND e.ends <= e.hour + interval '1 hour'
+        UNION ALL
+        SELECT b.bucket, {columns}, greatest(e.ts, b.bucket), least(e.ends, b.bucket + interval '1 hour')
+        FROM src e CROSS JOIN LATERAL generate_series(
+            greatest(e.hour, e.lo), least(e.ends, e.hi) - interval '1 microsecond', interval '1 hour'
+        ) AS b(bucket)
+        WHERE e.event_type <> 'product_count' AND e.ends > e.ts AND e.ends > e.lo
+          AND (e.ts < e.lo OR e.ends > e.hour + interval '1 hour')
+    ) p
+), points AS MATERIALIZED (
+    SELECT hour AS bucket, *, {_us("ts - hour")} AS at_us FROM src WHERE ts >= lo
+)"""
+
+
+# rollup_hour (every dimension: seconds, units, events, confidence) and
+# rollup_worker_detail (per worker, model version and shadow flag: the hour's
+# state pieces and events as microsecond offsets from the hour, in time
+# order) in one pass; the detail arrays in one grouping of pieces and events.
+def _worker_hours(key: str | None) -> str:
+    order = "ORDER BY at_us, event_id"
+    return f"""
+WITH {_pieces_and_points(key, production_only=False, piece_offsets=True)}, totals AS (
+    INSERT INTO rollup_hour (bucket, site_id, worker_id, station_id, event_type, model_version, shadow,
+                             seconds, units, events, conf_sum, conf_min, conf_max)
     SELECT bucket, site_id, worker_id, station_id, event_type, model_version, shadow,
-           extract(epoch FROM en - s)::double precision AS seconds, 0 AS units, 0 AS events,
-           NULL::real AS conf
-    FROM ({_PIECES}) p
-    UNION ALL
-    SELECT date_bin('1 hour', ts, %(origin)s), coalesce(site_id, ''), worker_id, station_id, event_type,
-           coalesce(model_version, ''), shadow, 0,
-           CASE WHEN event_type = 'product_count' THEN count ELSE 0 END, 1, confidence
-    FROM events WHERE ts >= %(lo)s AND ts < %(hi)s
-) x
-GROUP BY bucket, site_id, worker_id, station_id, event_type, model_version, shadow
-"""
-
-_ROLLUP_WORKER_HOUR = """
-INSERT INTO rollup_worker_hour (bucket, site_id, worker_id, working_s, idle_s, absent_s, units, events)
-SELECT bucket, site_id, worker_id,
-       coalesce(sum(seconds) FILTER (WHERE event_type = 'working'), 0),
-       coalesce(sum(seconds) FILTER (WHERE event_type = 'idle'), 0),
-       coalesce(sum(seconds) FILTER (WHERE event_type = 'absent'), 0),
-       sum(units), sum(events)
-FROM rollup_hour WHERE NOT shadow AND bucket >= %(lo)s AND bucket < %(hi)s
-GROUP BY bucket, site_id, worker_id
-"""
-
-# Gaps and islands per (hour, station, kind): an interval starts a new island
-# when it begins after every earlier interval has ended.
-_ROLLUP_STATION_HOUR = f"""
-WITH pieces AS ({_PIECES}),
-kinds AS (
-    SELECT bucket, site_id, station_id, k.kind, s, en
-    FROM pieces CROSS JOIN LATERAL (VALUES ('observed'), ('occupied'), ('working')) AS k(kind)
-    WHERE NOT shadow AND en > s AND (k.kind = 'observed'
-       OR (k.kind = 'occupied' AND event_type IN ('working', 'idle'))
-       OR (k.kind = 'working' AND event_type = 'working'))
-), ordered AS (
-    SELECT *, max(en) OVER (PARTITION BY bucket, site_id, station_id, kind ORDER BY s, en
-                            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end
-    FROM kinds
-), islands AS (
-    SELECT *, sum(CASE WHEN prev_end IS NULL OR s > prev_end THEN 1 ELSE 0 END)
-              OVER (PARTITION BY bucket, site_id, station_id, kind ORDER BY s, en
-                    ROWS UNBOUNDED PRECEDING) AS island
-    FROM ordered
-), merged AS (
-    SELECT bucket, site_id, station_id, kind, extract(epoch FROM max(en) - min(s))::double precision AS secs
-    FROM islands GROUP BY bucket, site_id, station_id, kind, island
+           coalesce(sum(seconds), 0), sum(units), sum(events), coalesce(sum(conf), 0), min(conf), max(conf)
+    FROM (
+        SELECT bucket, site_id, worker_id, station_id, event_type, model_version, shadow,
+               (en_us - s_us)::double precision / 1e6 AS seconds, 0 AS units, 0 AS events,
+               NULL::double precision AS conf
+        FROM pieces
+        UNION ALL
+        SELECT bucket, site_id, worker_id, station_id, event_type, model_version, shadow, 0,
+               CASE WHEN event_type = 'product_count' THEN count ELSE 0 END, 1, confidence
+        FROM points
+    ) x
+    GROUP BY bucket, site_id, worker_id, station_id, event_type, model_version, shadow
 )
-INSERT INTO rollup_station_hour (bucket, site_id, station_id, occupied_s, working_s, observed_s)
-SELECT bucket, site_id, station_id,
-       coalesce(sum(secs) FILTER (WHERE kind = 'occupied'), 0),
-       coalesce(sum(secs) FILTER (WHERE kind = 'working'), 0),
-       coalesce(sum(secs) FILTER (WHERE kind = 'observed'), 0)
-FROM merged GROUP BY bucket, site_id, station_id
+INSERT INTO rollup_worker_detail (bucket, site_id, worker_id, station_id, model_version, shadow, state_kind,
+                                  state_from, state_to, event_at, event_conf, unit_at, unit_count)
+SELECT bucket, site_id, worker_id, station_id, model_version, shadow,
+       coalesce(array_agg(kind {order}) FILTER (WHERE piece), '{{}}'),
+       coalesce(array_agg(at_us {order}) FILTER (WHERE piece), '{{}}'),
+       coalesce(array_agg(to_us {order}) FILTER (WHERE piece), '{{}}'),
+       coalesce(array_agg(at_us {order}) FILTER (WHERE NOT piece), '{{}}'),
+       coalesce(array_agg(conf {order}) FILTER (WHERE NOT piece), '{{}}'),
+       coalesce(array_agg(at_us {order}) FILTER (WHERE unit), '{{}}'),
+       coalesce(array_agg(n {order}) FILTER (WHERE unit), '{{}}')
+FROM (
+    SELECT bucket, site_id, worker_id, station_id, model_version, shadow, event_id, true AS piece,
+           false AS unit, left(event_type, 1)::"char" AS kind, s_us AS at_us, en_us AS to_us,
+           NULL::double precision AS conf, 0 AS n
+    FROM pieces
+    UNION ALL
+    SELECT bucket, site_id, worker_id, station_id, model_version, shadow, event_id, false,
+           event_type = 'product_count' AND count > 0, NULL, at_us, NULL, confidence, count
+    FROM points
+) x
+GROUP BY bucket, site_id, worker_id, station_id, model_version, shadow
 """
 
-_STATION_COUNTS = """
-INSERT INTO rollup_station_hour (bucket, site_id, station_id, units, events)
-SELECT bucket, site_id, station_id, sum(units), sum(events)
-FROM rollup_hour WHERE NOT shadow AND bucket >= %(lo)s AND bucket < %(hi)s
-GROUP BY bucket, site_id, station_id
-ON CONFLICT (bucket, site_id, station_id) DO UPDATE SET units = excluded.units, events = excluded.events
+
+def _worker_hour_totals(key: str | None) -> str:
+    return f"""
+INSERT INTO rollup_worker_hour (bucket, site_id, worker_id, working_s, idle_s, absent_s, units, events)
+SELECT r.bucket, r.site_id, r.worker_id,
+       coalesce(sum(r.seconds) FILTER (WHERE r.event_type = 'working'), 0),
+       coalesce(sum(r.seconds) FILTER (WHERE r.event_type = 'idle'), 0),
+       coalesce(sum(r.seconds) FILTER (WHERE r.event_type = 'absent'), 0),
+       sum(r.units), sum(r.events)
+FROM {_rows(key, "rollup_hour")}
+WHERE NOT r.shadow
+GROUP BY r.bucket, r.site_id, r.worker_id
 """
+
+
+# Per station and hour, production events only, from the (just rebuilt)
+# worker detail rows of that station, not from events: the union of the state
+# pieces per kind, 'o' occupied (working or idle), 'w' working, 'b' observed
+# (any state), by one sweep in start order. A piece starts a new island of its
+# kind when it begins after every earlier piece of that kind has ended (the
+# running maximum of their ends); the island ends at that maximum just before
+# the next island starts, the last at the kind's last end. rollup_station_hour
+# gets the union seconds (sums of island lengths) and counts,
+# rollup_station_detail the islands and the station's event and unit offsets.
+def _station_hours(key: str | None) -> str:
+    kinds = (("b", "true"), ("o", "k <> 'a'"), ("w", "k = 'w'"))
+    running = ",\n           ".join(
+        f"max(t) FILTER (WHERE {member}) OVER {frame} AS {name}_{kind}"
+        for kind, member in kinds
+        for frame, name in (("w", "prev"), ("p", "last"))
+    )
+    values = ", ".join(f"('{kind}'::\"char\", prev_{kind}, last_{kind}, {member})" for kind, member in kinds)
+    # Few pieces start an island: test that before expanding each piece into its kinds.
+    any_start = " OR ".join(
+        f"({member} AND (prev_{kind} IS NULL OR f > prev_{kind}))" for kind, member in kinds
+    )
+    return f"""
+WITH detail AS MATERIALIZED (
+    SELECT r.* FROM {_rows(key, "rollup_worker_detail")} WHERE NOT r.shadow
+), swept AS (
+    SELECT bucket, site_id, station_id, f, k,
+           {running}
+    FROM detail CROSS JOIN LATERAL unnest(state_kind, state_from, state_to) AS x(k, f, t)
+    WINDOW w AS (PARTITION BY bucket, site_id, station_id ORDER BY f, t
+                 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
+           p AS (PARTITION BY bucket, site_id, station_id)
+), starts AS (
+    SELECT bucket, site_id, station_id, i.kind, f, i.prev, i.last
+    FROM swept CROSS JOIN LATERAL (VALUES {values}) AS i(kind, prev, last, member)
+    WHERE ({any_start}) AND i.member AND (i.prev IS NULL OR f > i.prev)
+), islands AS (
+    SELECT bucket, site_id, station_id, kind, f,
+           coalesce(lead(prev) OVER (PARTITION BY bucket, site_id, station_id, kind ORDER BY f), last) AS t
+    FROM starts
+), unions AS (
+    SELECT bucket, site_id, station_id,
+           coalesce(sum((t - f)::double precision / 1e6) FILTER (WHERE kind = 'o'), 0) AS occupied_s,
+           coalesce(sum((t - f)::double precision / 1e6) FILTER (WHERE kind = 'w'), 0) AS working_s,
+           coalesce(sum((t - f)::double precision / 1e6) FILTER (WHERE kind = 'b'), 0) AS observed_s,
+           array_agg(kind ORDER BY kind, f) AS island_kind,
+           array_agg(f ORDER BY kind, f) AS island_from,
+           array_agg(t ORDER BY kind, f) AS island_to
+    FROM islands GROUP BY bucket, site_id, station_id
+), counts AS (
+    SELECT bucket, site_id, station_id, count(t) AS events,
+           array_agg(t ORDER BY t) FILTER (WHERE t IS NOT NULL) AS event_at
+    FROM detail LEFT JOIN LATERAL unnest(event_at) AS e(t) ON true
+    GROUP BY bucket, site_id, station_id
+), units AS (
+    SELECT bucket, site_id, station_id, sum(n) AS units, array_agg(t ORDER BY t, n) AS unit_at,
+           array_agg(n ORDER BY t, n) AS unit_count
+    FROM detail CROSS JOIN LATERAL unnest(unit_at, unit_count) AS u(t, n)
+    GROUP BY bucket, site_id, station_id
+), joined AS MATERIALIZED (
+    SELECT * FROM counts LEFT JOIN unions USING (bucket, site_id, station_id)
+    LEFT JOIN units USING (bucket, site_id, station_id)
+), totals AS (
+    INSERT INTO rollup_station_hour (bucket, site_id, station_id, occupied_s, working_s, observed_s, units,
+                                     events)
+    SELECT bucket, site_id, station_id, coalesce(occupied_s, 0), coalesce(working_s, 0),
+           coalesce(observed_s, 0), coalesce(units, 0), events
+    FROM joined
+)
+INSERT INTO rollup_station_detail (bucket, site_id, station_id, island_kind, island_from, island_to, event_at,
+                                   unit_at, unit_count)
+SELECT bucket, site_id, station_id, coalesce(island_kind, '{{}}'), coalesce(island_from, '{{}}'),
+       coalesce(island_to, '{{}}'), coalesce(event_at, '{{}}'), coalesce(unit_at, '{{}}'),
+       coalesce(unit_count, '{{}}')
+FROM joined
+"""
+
+
+_MODEL_HOURS = f"""
+INSERT INTO rollup_model_hour (bucket, site_id, model_version, shadow, working_s, idle_s, absent_s, units,
+                               events, conf_sum)
+SELECT r.bucket, r.site_id, r.model_version, r.shadow,
+       coalesce(sum(r.seconds) FILTER (WHERE r.event_type = 'working'), 0),
+       coalesce(sum(r.seconds) FILTER (WHERE r.event_type = 'idle'), 0),
+       coalesce(sum(r.seconds) FILTER (WHERE r.event_type = 'absent'), 0),
+       sum(r.units), sum(r.events), sum(r.conf_sum)
+FROM {_rows(None, "rollup_hour")}
+GROUP BY r.bucket, r.site_id, r.model_version, r.shadow
+"""
+
+# Day tables: (day table, hour table, key column or None, summed columns).
+_DAYS = (
+    ("rollup_worker_day", "rollup_worker_hour", "worker_id", "working_s, idle_s, absent_s, units, events"),
+    (
+        "rollup_station_day",
+        "rollup_station_hour",
+        "station_id",
+        "occupied_s, working_s, observed_s, units, events",
+    ),
+    (
+        "rollup_model_day",
+        "rollup_model_hour",
+        None,
+        "working_s, idle_s, absent_s, units, events, conf_sum",
+    ),
+)
+
+
+def _day_totals(day_table: str, hour_table: str, key: str | None, values: str, by_key: bool) -> str:
+    dims = "model_version, shadow" if key is None else key
+    group = ", ".join(f"r.{d.strip()}" for d in dims.split(","))
+    sums = ", ".join(f"sum(r.{v.strip()})" for v in values.split(","))
+    return (
+        f"INSERT INTO {day_table} (bucket, site_id, {dims}, {values}) "
+        f"SELECT date_bin('1 day', r.bucket, %(origin)s), r.site_id, {group}, {sums} "
+        f"FROM {_rows(key if by_key else None, hour_table)} GROUP BY 1, r.site_id, {group}"
+    )
+
+
+def _delete(
+    conn: psycopg.Connection[Any], tables: Iterable[str], key: str | None, params: dict[str, Any]
+) -> None:
+    """Delete the rows of ``tables`` in the ranges (of the keys) of ``params`` (as made by _key_params
+    or _range_params).
+
+    One statement per distinct range, keys as an array: a join with the ranges
+    would be planned as a sequential scan of the table.
+    """
+    by_range: dict[Range, list[str]] = defaultdict(list)
+    for i, (lo, hi) in enumerate(zip(params["los"], params["his"], strict=True)):
+        by_range[(lo, hi)].append(params["keys"][i] if key is not None else "")
+    which = f"{key} = ANY(%(keys)s) AND " if key is not None else ""
+    deletes = ", ".join(
+        f"d{i} AS (DELETE FROM {table} WHERE {which}bucket >= %(lo)s AND bucket < %(hi)s)"
+        for i, table in enumerate(tables)
+    )
+    for (lo, hi), keys in sorted(by_range.items()):
+        values: dict[str, Any] = {"lo": lo, "hi": hi}
+        if key is not None:
+            values["keys"] = keys
+        conn.execute(f"WITH {deletes} SELECT 1", values)
 
 
 # The durations of one worker partition (see docs/metrics.md): the worker, per
@@ -158,7 +358,7 @@ WITH part AS (
 UPDATE events e SET effective_duration_s = d.eff
 FROM derived d
 WHERE e.event_id = d.event_id AND e.ts = d.ts AND e.effective_duration_s IS DISTINCT FROM d.eff
-RETURNING e.ts, greatest(d.eff, coalesce(d.old_eff, 0))
+RETURNING e.station_id, e.ts, greatest(d.eff, coalesce(d.old_eff, 0))
 """
 
 _DERIVE_ALL = """
@@ -185,8 +385,18 @@ WHERE e.event_id = d.event_id AND e.ts = d.ts AND e.effective_duration_s IS DIST
 class RefreshResult:
     invalidations: int
     durations_changed: int
+    # Worker-hours plus station-hours whose rollup rows were rebuilt.
     hours_rebuilt: int
     skipped: bool = False
+
+
+def _tune(conn: psycopg.Connection[Any]) -> None:
+    """Settings for this transaction. JIT off: the statements' estimates (generate_series guesses
+    1,000 rows per event) would have PostgreSQL spend ~0.5 s compiling queries that run in
+    milliseconds. More sort memory: a busy hour's pieces and events are sorted to build the detail
+    arrays and the station unions, and the default 4 MB spills them to disk."""
+    conn.execute("SET LOCAL jit = off")
+    conn.execute("SET LOCAL work_mem = '64MB'")
 
 
 def floor_hour(ts: datetime) -> datetime:
@@ -198,10 +408,34 @@ def ceil_hour(ts: datetime) -> datetime:
     return floored if floored == ts else floored + HOUR
 
 
-def merge_ranges(ranges: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
-    """Hour-aligned, sorted, non-overlapping cover of the given time ranges."""
-    merged: list[tuple[datetime, datetime]] = []
-    for lo, hi in sorted((floor_hour(a), max(ceil_hour(b), floor_hour(a) + HOUR)) for a, b in ranges):
+def floor_day(ts: datetime) -> datetime:
+    return ORIGIN + ((ts - ORIGIN) // DAY) * DAY
+
+
+def ceil_day(ts: datetime) -> datetime:
+    floored = floor_day(ts)
+    return floored if floored == ts else floored + DAY
+
+
+def merge_ranges(ranges: Iterable[Range], unit: timedelta = HOUR, *, inclusive: bool = True) -> list[Range]:
+    """Sorted, non-overlapping cover of the given time ranges, aligned to ``unit`` (hours or days).
+
+    Ends count as included by default: a range reaching exactly 09:00 covers
+    the 09:00 hour too, because an invalidation's ``max_ts`` is an event's
+    timestamp (a point event at 09:00:00 belongs to that hour); for a state's
+    exclusive end that rebuilds one hour more than needed, which is harmless.
+    ``inclusive=False`` for half-open ranges (hours already rebuilt, as days).
+    """
+
+    def floor(ts: datetime) -> datetime:
+        return ORIGIN + ((ts - ORIGIN) // unit) * unit
+
+    def end(a: datetime, b: datetime) -> datetime:
+        last = floor(b) + unit if inclusive or floor(b) != b else b
+        return max(last, floor(a) + unit)
+
+    merged: list[Range] = []
+    for lo, hi in sorted((floor(a), end(a, max(a, b))) for a, b in ranges):
         if merged and lo <= merged[-1][1]:
             merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
         else:
@@ -214,50 +448,101 @@ def _lookback(conn: psycopg.Connection[Any]) -> float:
     return float(row[0]) if row else 0.0
 
 
-def floor_day(ts: datetime) -> datetime:
-    return ORIGIN + ((ts - ORIGIN) // DAY) * DAY
+def _key_params(ranges: Mapping[str, list[Range]]) -> dict[str, Any]:
+    keys: list[str] = []
+    los: list[datetime] = []
+    his: list[datetime] = []
+    for key in sorted(ranges):
+        for lo, hi in ranges[key]:
+            keys.append(key)
+            los.append(lo)
+            his.append(hi)
+    return {"keys": keys, "los": los, "his": his, "origin": ORIGIN}
 
 
-def ceil_day(ts: datetime) -> datetime:
-    floored = floor_day(ts)
-    return floored if floored == ts else floored + DAY
+def _range_params(ranges: list[Range]) -> dict[str, Any]:
+    return {"los": [r[0] for r in ranges], "his": [r[1] for r in ranges], "origin": ORIGIN}
+
+
+def _hours(ranges: Iterable[Range]) -> int:
+    return sum((hi - lo) // HOUR for lo, hi in ranges)
+
+
+def rebuild_keys(
+    conn: psycopg.Connection[Any],
+    workers: Mapping[str, Iterable[Range]],
+    stations: Mapping[str, Iterable[Range]],
+) -> int:
+    """Recompute the rollup rows of the given workers' and stations' hours (and their days, and the
+    model rows of those hours) from events; returns worker-hours plus station-hours rebuilt."""
+    lookback = _lookback(conn)
+    worker_hours = {w: merge_ranges(r) for w, r in workers.items()}
+    station_hours = {s: merge_ranges(r) for s, r in stations.items()}
+    worker_hours = {w: r for w, r in worker_hours.items() if r}
+    station_hours = {s: r for s, r in station_hours.items() if r}
+    if worker_hours:
+        params = {**_key_params(worker_hours), "lookback": lookback}
+        _delete(conn, WORKER_HOUR_TABLES, "worker_id", params)
+        conn.execute(_worker_hours("worker_id"), params)
+        conn.execute(_worker_hour_totals("worker_id"), params)
+        days = {w: merge_ranges(r, DAY, inclusive=False) for w, r in worker_hours.items()}
+        _rebuild_days(conn, _DAYS[0], _key_params(days), by_key=True)
+        # Model rows sum every worker of an hour: rebuilt per touched hour.
+        hours = merge_ranges((r for ranges in worker_hours.values() for r in ranges), inclusive=False)
+        params = _range_params(hours)
+        _delete(conn, ["rollup_model_hour"], None, params)
+        conn.execute(_MODEL_HOURS, params)
+        _rebuild_days(conn, _DAYS[2], _range_params(merge_ranges(hours, DAY, inclusive=False)), by_key=False)
+    if station_hours:
+        params = {**_key_params(station_hours), "lookback": lookback}
+        _delete(conn, STATION_HOUR_TABLES, "station_id", params)
+        conn.execute(_station_hours("station_id"), params)
+        days = {s: merge_ranges(r, DAY, inclusive=False) for s, r in station_hours.items()}
+        _rebuild_days(conn, _DAYS[1], _key_params(days), by_key=True)
+    return sum(_hours(r) for r in worker_hours.values()) + sum(_hours(r) for r in station_hours.values())
+
+
+def _rebuild_days(
+    conn: psycopg.Connection[Any],
+    days: tuple[str, str, str | None, str],
+    params: dict[str, Any],
+    *,
+    by_key: bool,
+) -> None:
+    """Re-sum the day rows of the given (day-aligned) ranges, per key or all keys, from their hour rows."""
+    table, hour_table, key, values = days
+    _delete(conn, [table], key if by_key else None, params)
+    conn.execute(_day_totals(table, hour_table, key, values, by_key), params)
 
 
 def rebuild_hours(conn: psycopg.Connection[Any], lo: datetime, hi: datetime) -> int:
-    """Recompute every rollup row with a bucket in [lo, hi) (hour-aligned) from events."""
-    params = {"lo": lo, "hi": hi, "origin": ORIGIN, "lookback": _lookback(conn)}
-    for table in ROLLUP_HOUR_TABLES:
-        conn.execute(f"DELETE FROM {table} WHERE bucket >= %(lo)s AND bucket < %(hi)s", params)
-    conn.execute(_ROLLUP_HOUR, params)
-    conn.execute(_ROLLUP_WORKER_HOUR, params)
-    conn.execute(_ROLLUP_STATION_HOUR, params)
-    conn.execute(_STATION_COUNTS, params)
+    """Recompute every rollup row with a bucket in [lo, hi) (hour-aligned), all keys, from events."""
+    params = {**_range_params([(lo, hi)]), "lookback": _lookback(conn)}
+    _delete(conn, ROLLUP_HOUR_TABLES, None, params)
+    conn.execute(_worker_hours(None), params)
+    conn.execute(_worker_hour_totals(None), params)
+    conn.execute(_station_hours(None), params)
+    conn.execute(_MODEL_HOURS, params)
     # Days containing a rebuilt hour are re-summed from their (complete) hours.
-    days = {"lo": floor_day(lo), "hi": ceil_day(hi), "origin": ORIGIN}
-    for day_table, hour_table, columns in (
-        ("rollup_worker_day", "rollup_worker_hour", "worker_id, working_s, idle_s, absent_s, units, events"),
-        (
-            "rollup_station_day",
-            "rollup_station_hour",
-            "station_id, occupied_s, working_s, observed_s, units, events",
-        ),
-    ):
-        key, *values = [c.strip() for c in columns.split(",")]
-        conn.execute(f"DELETE FROM {day_table} WHERE bucket >= %(lo)s AND bucket < %(hi)s", days)
-        conn.execute(
-            f"INSERT INTO {day_table} (bucket, site_id, {columns}) "
-            f"SELECT date_bin('1 day', bucket, %(origin)s), site_id, {key}, "
-            f"{', '.join(f'sum({v})' for v in values)} FROM {hour_table} "
-            f"WHERE bucket >= %(lo)s AND bucket < %(hi)s GROUP BY 1, 2, 3",
-            days,
-        )
+    days = _range_params([(floor_day(lo), ceil_day(hi))])
+    for day_tables in _DAYS:
+        _rebuild_days(conn, day_tables, days, by_key=False)
     return (hi - lo) // HOUR
+
+
+@dataclass(slots=True)
+class _Derived:
+    changed: int = 0
+    # (station, start, end) of every event whose duration changed (old or new end, the later).
+    touched: list[tuple[str, datetime, datetime]] = field(default_factory=list)
+    # The longest duration among them and the new rows: rollup_meta's lookback must cover it.
+    max_duration_s: float = 0.0
 
 
 def _derive_worker_range(
     conn: psycopg.Connection[Any], worker: str, station: str, min_ts: datetime, max_ts: datetime, gap: float
-) -> tuple[int, list[tuple[datetime, datetime]]]:
-    """Re-derive durations around [min_ts, max_ts]; returns changes and the time they touch."""
+) -> tuple[_Derived, Range]:
+    """Re-derive durations around [min_ts, max_ts]; returns what changed and the new rows' time range."""
     base = {"worker": worker, "station": station, "gap": gap}
     partitions = conn.execute(
         "SELECT DISTINCT shadow, CASE WHEN shadow THEN coalesce(model_version, '') ELSE '' END FROM events "
@@ -267,8 +552,7 @@ def _derive_worker_range(
     ).fetchall()
     # A deleted event leaves no row behind; its production predecessor still changes.
     keys = {(False, ""), *((bool(s), str(m)) for s, m in partitions)}
-    changed = 0
-    touched: list[tuple[datetime, datetime]] = []
+    derived = _Derived()
     for shadow, model in sorted(keys):
         params = {**base, "shadow": shadow, "model": model}
         prev = conn.execute(
@@ -278,8 +562,8 @@ def _derive_worker_range(
         if prev and prev[0] is not None:
             lo = min(lo, prev[0])
         rows = conn.execute(_DERIVE_RANGE, {**params, "lo": lo, "hi": max_ts}).fetchall()
-        changed += len(rows)
-        touched.extend((ts, ts + timedelta(seconds=float(eff))) for ts, eff in rows)
+        derived.changed += len(rows)
+        derived.touched.extend((st, ts, ts + timedelta(seconds=float(eff))) for st, ts, eff in rows)
     # The new rows themselves (their counts, and explicit durations, which the
     # UPDATE above leaves alone because they are already right).
     end = conn.execute(
@@ -288,15 +572,12 @@ def _derive_worker_range(
         "AND ts >= %(lo)s AND ts <= %(hi)s",
         {**base, "lo": min_ts, "hi": max_ts},
     ).fetchone()
-    touched.append((min_ts, max(max_ts, end[0]) if end and end[0] else max_ts))
-    max_eff = max(
+    new_rows = (min_ts, max(max_ts, end[0]) if end and end[0] else max_ts)
+    derived.max_duration_s = max(
         [float(end[1]) if end and end[1] is not None else 0.0]
-        + [b.timestamp() - a.timestamp() for a, b in touched[:-1]]
+        + [(b - a).total_seconds() for _, a, b in derived.touched]
     )
-    conn.execute(
-        "UPDATE rollup_meta SET max_duration_s = greatest(max_duration_s, %s) WHERE id = 1", (max_eff,)
-    )
-    return changed, touched
+    return derived, new_rows
 
 
 def refresh(conn: psycopg.Connection[Any], *, max_gap_s: float, batch: int = 1000) -> RefreshResult:
@@ -305,6 +586,7 @@ def refresh(conn: psycopg.Connection[Any], *, max_gap_s: float, batch: int = 100
         locked = conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,)).fetchone()
         if not locked or not locked[0]:
             return RefreshResult(0, 0, 0, skipped=True)
+        _tune(conn)
         rows = conn.execute(
             "SELECT id, worker_id, station_id, min_ts, max_ts FROM event_invalidations ORDER BY id LIMIT %s",
             (batch,),
@@ -312,22 +594,35 @@ def refresh(conn: psycopg.Connection[Any], *, max_gap_s: float, batch: int = 100
         if not rows:
             return RefreshResult(0, 0, 0)
         # Coalesce the queue per (worker, station) so a burst of small batches
-        # costs one derivation each.
-        spans: dict[tuple[str, str], tuple[datetime, datetime]] = {}
+        # costs one derivation each; remember the stations the new rows are at.
+        spans: dict[tuple[str, str], tuple[datetime, datetime, set[str]]] = {}
         for _, worker, station, lo, hi in rows:
             key = (worker, station if worker == "unknown" else "")
             old = spans.get(key)
-            spans[key] = (min(old[0], lo), max(old[1], hi)) if old else (lo, hi)
+            spans[key] = (
+                (min(old[0], lo), max(old[1], hi), old[2] | {station}) if old else (lo, hi, {station})
+            )
         changed = 0
-        touched: list[tuple[datetime, datetime]] = []
-        for (worker, station), (lo, hi) in spans.items():
-            n, t = _derive_worker_range(conn, worker, station, lo, hi, max_gap_s)
-            changed += n
-            touched.extend(t)
-        hours = sum(rebuild_hours(conn, lo, hi) for lo, hi in merge_ranges(touched))
+        longest = 0.0
+        workers: dict[str, list[Range]] = defaultdict(list)
+        stations: dict[str, list[Range]] = defaultdict(list)
+        for (worker, station), (lo, hi, at) in spans.items():
+            derived, new_rows = _derive_worker_range(conn, worker, station, lo, hi, max_gap_s)
+            changed += derived.changed
+            longest = max(longest, derived.max_duration_s)
+            workers[worker].append(new_rows)
+            for st in at:
+                stations[st].append(new_rows)
+            for st, a, b in derived.touched:
+                workers[worker].append((a, b))
+                stations[st].append((a, b))
+        conn.execute(
+            "UPDATE rollup_meta SET max_duration_s = greatest(max_duration_s, %s) WHERE id = 1", (longest,)
+        )
+        hours = rebuild_keys(conn, workers, stations)
         conn.execute("DELETE FROM event_invalidations WHERE id = ANY(%s)", ([r[0] for r in rows],))
         conn.execute("UPDATE rollup_meta SET refreshed_at = now() WHERE id = 1")
-    logger.debug("rollups: %d invalidations, %d durations, %d hours", len(rows), changed, hours)
+    logger.debug("rollups: %d invalidations, %d durations, %d key-hours", len(rows), changed, hours)
     return RefreshResult(len(rows), changed, hours)
 
 
@@ -341,11 +636,26 @@ def refresh_all(conn: psycopg.Connection[Any], *, max_gap_s: float, batch: int =
             return total
 
 
-def rebuild(conn: psycopg.Connection[Any], *, max_gap_s: float, chunk: timedelta = timedelta(days=7)) -> None:
-    """Derive every duration and rebuild every rollup (bulk loads, a changed max gap)."""
+def rebuild(
+    conn: psycopg.Connection[Any],
+    *,
+    max_gap_s: float,
+    chunk: timedelta = timedelta(days=7),
+    derive: bool = True,
+) -> dict[str, float]:
+    """Derive every duration and rebuild every rollup (bulk loads, a changed max gap).
+
+    ``derive=False`` keeps the stored durations (a rollup rebuild after a schema
+    change). Returns seconds spent per step.
+    """
+    timings: dict[str, float] = {}
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,))
-        conn.execute(_DERIVE_ALL, {"gap": max_gap_s})
+        _tune(conn)
+        started = time.perf_counter()
+        if derive:
+            conn.execute(_DERIVE_ALL, {"gap": max_gap_s})
+        timings["derive"] = time.perf_counter() - started
         row = conn.execute(
             "SELECT min(ts), max(ts + coalesce(effective_duration_s, 0) * interval '1 second'), "
             "coalesce(max(effective_duration_s), 0) FROM events"
@@ -362,6 +672,8 @@ def rebuild(conn: psycopg.Connection[Any], *, max_gap_s: float, chunk: timedelta
                 hi = min(lo + chunk, end)
                 rebuild_hours(conn, lo, hi)
                 lo = hi
+        timings["rollups"] = time.perf_counter() - started - timings["derive"]
+    return timings
 
 
 def apply_timescale_policies(
@@ -388,9 +700,13 @@ def apply_timescale_policies(
     for table, segment in (
         ("rollup_hour", "worker_id"),
         ("rollup_worker_hour", "worker_id"),
+        ("rollup_worker_detail", "worker_id"),
         ("rollup_station_hour", "station_id"),
+        ("rollup_station_detail", "station_id"),
         ("rollup_worker_day", "worker_id"),
         ("rollup_station_day", "station_id"),
+        ("rollup_model_hour", "model_version"),
+        ("rollup_model_day", "model_version"),
     ):
         if compress_after is not None:
             conn.execute(

@@ -1,10 +1,14 @@
-"""Metric totals over sets of time windows: hourly rollups for whole hours, raw events for the rest.
+"""Metric totals over sets of time windows, from rollups only.
 
 Each query takes labelled windows ``(label, start, end)``; totals come back per
 label, so one query serves a plain window, a shift (many windows, one label)
-and a time series (one label per bucket). Whole hours inside a window read the
-rollup tables; the partial hours at its edges are computed from raw events with
-the same clipping, so both paths give the same numbers (tests check this).
+and a time series (one label per bucket). A window is split into whole UTC days
+(day rollups), whole hours (hour rollups) and at most two parts of an hour at
+its edges; those are summed from the hour's detail rows (its state pieces or a
+station's union islands, and its events, as microsecond offsets), clipped to
+the part exactly as the raw computation clips to the window. So no query reads
+``events``, and every path gives the raw computation's numbers (tests check
+this). ``raw=True`` computes the same totals from events, for comparison.
 """
 
 from __future__ import annotations
@@ -18,9 +22,13 @@ from typing import Any
 import psycopg
 
 from api.metrics.intervals import union_seconds
-from collector.rollups import HOUR, ceil_day, ceil_hour, floor_day, floor_hour
+from collector.rollups import HOUR, ORIGIN, ceil_day, ceil_hour, floor_day, floor_hour
 
 Labelled = tuple[int, datetime, datetime]
+# (label, hour, from, to): the part [hour + from, hour + to) of one hour, offsets in microseconds.
+Part = tuple[int, datetime, int, int]
+MICROSECOND = timedelta(microseconds=1)
+HOUR_US = HOUR // MICROSECOND
 
 
 @dataclass(slots=True)
@@ -64,46 +72,194 @@ class ModelTotals:
     events: int = 0
     conf_sum: float = 0.0
 
+    def add(self, working: float, idle: float, absent: float, units: int, events: int, conf: float) -> None:
+        self.working_s += working
+        self.idle_s += idle
+        self.absent_s += absent
+        self.units += int(units)
+        self.events += int(events)
+        self.conf_sum += float(conf)
+
 
 @dataclass(slots=True)
 class Split:
-    cores: list[Labelled] = field(default_factory=list)
-    edges: list[Labelled] = field(default_factory=list)
     days: list[Labelled] = field(default_factory=list)
+    hours: list[Labelled] = field(default_factory=list)
+    parts: list[Part] = field(default_factory=list)
 
 
-def split(windows: Sequence[Labelled], *, use_days: bool = False) -> Split:
-    """Whole days (optional), whole hours (for rollups) and the partial hours at each window's edges."""
+def _part(label: int, lo: datetime, hi: datetime) -> Part:
+    hour = floor_hour(lo)
+    return (label, hour, (lo - hour) // MICROSECOND, (hi - hour) // MICROSECOND)
+
+
+def split(windows: Sequence[Labelled], *, use_days: bool = True) -> Split:
+    """Whole UTC days (optional), whole hours, and the parts of an hour at each window's edges."""
     out = Split()
     for label, lo, hi in windows:
+        if lo >= hi:
+            continue
         c0, c1 = ceil_hour(lo), floor_hour(hi)
-        if c0 >= c1:
-            out.edges.append((label, lo, hi))
+        if c0 > c1:  # inside one hour
+            out.parts.append(_part(label, lo, hi))
+            continue
+        if lo < c0:
+            out.parts.append(_part(label, lo, c0))
+        if c1 < hi:
+            out.parts.append(_part(label, c1, hi))
+        if c0 == c1:
             continue
         d0, d1 = ceil_day(c0), floor_day(c1)
         if use_days and d0 < d1:
             out.days.append((label, d0, d1))
-            out.cores += [(label, a, b) for a, b in ((c0, d0), (d1, c1)) if a < b]
+            out.hours += [(label, a, b) for a, b in ((c0, d0), (d1, c1)) if a < b]
         else:
-            out.cores.append((label, c0, c1))
-        if lo < c0:
-            out.edges.append((label, lo, c0))
-        if c1 < hi:
-            out.edges.append((label, c1, hi))
+            out.hours.append((label, c0, c1))
     return out
 
 
-def _arrays(windows: Sequence[Labelled]) -> dict[str, Any]:
+def _arrays(windows: Sequence[Labelled], prefix: str = "") -> dict[str, Any]:
     return {
-        "labels": [w[0] for w in windows],
-        "starts": [w[1] for w in windows],
-        "ends": [w[2] for w in windows],
+        f"{prefix}labels": [w[0] for w in windows],
+        f"{prefix}starts": [w[1] for w in windows],
+        f"{prefix}ends": [w[2] for w in windows],
+    }
+
+
+def _split_arrays(parts: Split) -> dict[str, Any]:
+    return {
+        **_arrays(parts.days, "d_"),
+        **_arrays(parts.hours, "h_"),
+        "p_labels": [p[0] for p in parts.parts],
+        "p_buckets": [p[1] for p in parts.parts],
+        "p_froms": [p[2] for p in parts.parts],
+        "p_tos": [p[3] for p in parts.parts],
     }
 
 
 _W = "unnest(%(labels)s::int[], %(starts)s::timestamptz[], %(ends)s::timestamptz[]) AS w(label, a, b)"
-# Per window (LATERAL ... OFFSET 0, a planner fence) so each window is one index
-# range scan; flattened, the planner hash-joins a sequential scan of events.
+
+
+def _rollup_rows(prefix: str, table: str) -> str:
+    # Per window (LATERAL ... OFFSET 0, a planner fence) so each window is one
+    # index range scan; flattened, the planner may hash-join a sequential scan.
+    return (
+        f"unnest(%({prefix}labels)s::int[], %({prefix}starts)s::timestamptz[], "
+        f"%({prefix}ends)s::timestamptz[]) AS w(label, a, b) "
+        f"CROSS JOIN LATERAL (SELECT * FROM {table} r "
+        f"WHERE r.bucket >= w.a AND r.bucket < w.b {{where_r}} OFFSET 0) r"
+    )
+
+
+_PARTS = (
+    "unnest(%(p_labels)s::int[], %(p_buckets)s::timestamptz[], %(p_froms)s::bigint[], %(p_tos)s::bigint[]) "
+    "AS p(label, bucket, a, b)"
+)
+
+
+def _seconds(kind: str) -> str:
+    """Seconds of ``kind`` pieces x(k, f, t) inside the part [p.a, p.b) (offsets in microseconds)."""
+    return (
+        f"coalesce(sum(greatest(least(x.t, p.b) - greatest(x.f, p.a), 0)) FILTER (WHERE x.k = '{kind}'), 0)"
+        f"::double precision / 1e6"
+    )
+
+
+# Offsets are sorted: width_bucket(x, offsets) is the number of offsets <= x
+# (a binary search), so [p.a, p.b) holds offsets number i + 1 .. j.
+def _count_in(at: str) -> str:
+    return f"(width_bucket(p.b - 1, {at}) - width_bucket(p.a - 1, {at}))"
+
+
+_EVENTS_IN = _count_in("d.event_at")
+_UNITS_IN = (
+    "(SELECT coalesce(sum(n), 0) FROM unnest(d.unit_count[width_bucket(p.a - 1, d.unit_at) + 1 "
+    ": width_bucket(p.b - 1, d.unit_at)]) AS n)"
+)
+
+# One statement per figure family: whole days, whole hours and the parts of
+# hours (from the detail rows, clipped to the part) are summed in SQL per
+# label and key, so Python gets one finished row per key.
+_WORKER_TOTALS = f"""
+SELECT label, worker_id, sum(working), sum(idle), sum(absent), sum(units)::bigint, sum(events)::bigint
+FROM (
+    SELECT w.label, r.worker_id, r.working_s AS working, r.idle_s AS idle, r.absent_s AS absent, r.units,
+           r.events
+    FROM {_rollup_rows("d_", "rollup_worker_day")}
+    UNION ALL
+    SELECT w.label, r.worker_id, r.working_s, r.idle_s, r.absent_s, r.units, r.events
+    FROM {_rollup_rows("h_", "rollup_worker_hour")}
+    UNION ALL
+    SELECT p.label, d.worker_id, x.working, x.idle, x.absent, {_UNITS_IN}, {_EVENTS_IN}
+    FROM {_PARTS} JOIN rollup_worker_detail d ON d.bucket = p.bucket AND NOT d.shadow {{where_d}}
+    CROSS JOIN LATERAL (
+        SELECT {_seconds("w")} AS working, {_seconds("i")} AS idle, {_seconds("a")} AS absent
+        FROM unnest(d.state_kind, d.state_from, d.state_to) AS x(k, f, t)
+    ) x
+) t
+GROUP BY label, worker_id
+"""
+
+# Union seconds of disjoint parts of time add up, so a station's islands
+# clipped to each part sum with its whole hours and days.
+_STATION_TOTALS = f"""
+SELECT label, station_id, sum(occupied), sum(working), sum(observed), sum(units)::bigint, sum(events)::bigint
+FROM (
+    SELECT w.label, r.station_id, r.occupied_s AS occupied, r.working_s AS working, r.observed_s AS observed,
+           r.units, r.events
+    FROM {_rollup_rows("d_", "rollup_station_day")}
+    UNION ALL
+    SELECT w.label, r.station_id, r.occupied_s, r.working_s, r.observed_s, r.units, r.events
+    FROM {_rollup_rows("h_", "rollup_station_hour")}
+    UNION ALL
+    SELECT p.label, d.station_id, x.occupied, x.working, x.observed, {_UNITS_IN}, {_EVENTS_IN}
+    FROM {_PARTS} JOIN rollup_station_detail d ON d.bucket = p.bucket {{where_d}}
+    CROSS JOIN LATERAL (
+        SELECT {_seconds("o")} AS occupied, {_seconds("w")} AS working, {_seconds("b")} AS observed
+        FROM unnest(d.island_kind, d.island_from, d.island_to) AS x(k, f, t)
+    ) x
+) t
+GROUP BY label, station_id
+"""
+
+_MODEL_TOTALS = f"""
+SELECT label, model_version, shadow, sum(working), sum(idle), sum(absent), sum(units)::bigint,
+       sum(events)::bigint, sum(conf)
+FROM (
+    SELECT w.label, r.model_version, r.shadow, r.working_s AS working, r.idle_s AS idle, r.absent_s AS absent,
+           r.units, r.events, r.conf_sum AS conf
+    FROM {_rollup_rows("d_", "rollup_model_day")}
+    UNION ALL
+    SELECT w.label, r.model_version, r.shadow, r.working_s, r.idle_s, r.absent_s, r.units, r.events,
+           r.conf_sum
+    FROM {_rollup_rows("h_", "rollup_model_hour")}
+    UNION ALL
+    SELECT p.label, d.model_version, d.shadow, x.working, x.idle, x.absent, {_UNITS_IN}, y.events, y.conf
+    FROM {_PARTS} JOIN rollup_worker_detail d ON d.bucket = p.bucket {{where_d}}
+    CROSS JOIN LATERAL (
+        SELECT {_seconds("w")} AS working, {_seconds("i")} AS idle, {_seconds("a")} AS absent
+        FROM unnest(d.state_kind, d.state_from, d.state_to) AS x(k, f, t)
+    ) x
+    CROSS JOIN LATERAL (
+        SELECT {_EVENTS_IN} AS events, (
+            SELECT coalesce(sum(c), 0) FROM unnest(d.event_conf[width_bucket(p.a - 1, d.event_at) + 1
+                                                               : width_bucket(p.b - 1, d.event_at)]) AS c
+        ) AS conf
+    ) y
+) t
+GROUP BY label, model_version, shadow
+"""
+
+
+def _rollup_query(sql: str, windows: Sequence[Labelled], **filters: str | None) -> tuple[str, dict[str, Any]]:
+    params = _split_arrays(split(windows))
+    where_r = _filters(params, "r", **filters)
+    where_d = _filters(params, "d", **filters)
+    return sql.format(where_r=where_r, where_d=where_d), params
+
+
+# Raw computation (raw=True): the windows' events straight from the table,
+# looking back by the longest derived duration for states reaching into them.
 _EDGE = "e.ts < w.b AND e.ts >= w.a - %(lookback)s * interval '1 second'"
 _EFF_END = "e.ts + coalesce(e.effective_duration_s, 0) * interval '1 second'"
 _CLIPPED = f"greatest(0, extract(epoch FROM least({_EFF_END}, w.b) - greatest(e.ts, w.a)))::double precision"
@@ -134,39 +290,38 @@ def worker_totals(
     worker_id: str | None = None,
     raw: bool = False,
 ) -> dict[tuple[int, str], WorkerTotals]:
-    parts = Split(edges=list(windows)) if raw else split(windows, use_days=True)
-    out: dict[tuple[int, str], WorkerTotals] = defaultdict(WorkerTotals)
-    for table, cores in (("rollup_worker_day", parts.days), ("rollup_worker_hour", parts.cores)):
-        if not cores:
-            continue
-        params = _arrays(cores)
-        where = _filters(params, "r", site_id=site_id, worker_id=worker_id)
-        rows = conn.execute(
-            f"SELECT w.label, r.worker_id, sum(working_s), sum(idle_s), sum(absent_s), sum(units), "
-            f"sum(events) "
-            f"FROM {_W} CROSS JOIN LATERAL (SELECT * FROM {table} r "
-            f"WHERE r.bucket >= w.a AND r.bucket < w.b {where} OFFSET 0) r GROUP BY 1, 2",
-            params,
-        ).fetchall()
-        for label, worker, *sums in rows:
-            out[(label, worker)].add(*sums)
-    if parts.edges:
-        params = {**_arrays(parts.edges), "lookback": lookback_s(conn)}
-        where = _filters(params, "e", site_id=site_id, worker_id=worker_id)
-        rows = conn.execute(
-            f"SELECT w.label, e.worker_id, "
-            f"coalesce(sum({_CLIPPED}) FILTER (WHERE e.event_type = 'working'), 0), "
-            f"coalesce(sum({_CLIPPED}) FILTER (WHERE e.event_type = 'idle'), 0), "
-            f"coalesce(sum({_CLIPPED}) FILTER (WHERE e.event_type = 'absent'), 0), "
-            f"coalesce(sum(e.count) FILTER (WHERE e.event_type = 'product_count' AND e.ts >= w.a), 0), "
-            f"count(*) FILTER (WHERE e.ts >= w.a) "
-            f"FROM {_W} CROSS JOIN LATERAL (SELECT * FROM events e WHERE {_EDGE} "
-            f"AND NOT e.shadow {where} OFFSET 0) e GROUP BY 1, 2",
-            params,
-        ).fetchall()
-        for label, worker, *sums in rows:
-            out[(label, worker)].add(*sums)
-    return dict(out)
+    if raw:
+        out: dict[tuple[int, str], WorkerTotals] = defaultdict(WorkerTotals)
+        _raw_worker_totals(conn, windows, out, site_id=site_id, worker_id=worker_id)
+        return dict(out)
+    sql, params = _rollup_query(_WORKER_TOTALS, windows, site_id=site_id, worker_id=worker_id)
+    rows = conn.execute(sql, params).fetchall()
+    return {(label, worker): WorkerTotals(*sums) for label, worker, *sums in rows}
+
+
+def _raw_worker_totals(
+    conn: psycopg.Connection[Any],
+    windows: Sequence[Labelled],
+    out: dict[tuple[int, str], WorkerTotals],
+    *,
+    site_id: str | None,
+    worker_id: str | None,
+) -> None:
+    params = {**_arrays(windows), "lookback": lookback_s(conn)}
+    where = _filters(params, "e", site_id=site_id, worker_id=worker_id)
+    rows = conn.execute(
+        f"SELECT w.label, e.worker_id, "
+        f"coalesce(sum({_CLIPPED}) FILTER (WHERE e.event_type = 'working'), 0), "
+        f"coalesce(sum({_CLIPPED}) FILTER (WHERE e.event_type = 'idle'), 0), "
+        f"coalesce(sum({_CLIPPED}) FILTER (WHERE e.event_type = 'absent'), 0), "
+        f"coalesce(sum(e.count) FILTER (WHERE e.event_type = 'product_count' AND e.ts >= w.a), 0), "
+        f"count(*) FILTER (WHERE e.ts >= w.a) "
+        f"FROM {_W} CROSS JOIN LATERAL (SELECT * FROM events e WHERE {_EDGE} "
+        f"AND NOT e.shadow {where} OFFSET 0) e GROUP BY 1, 2",
+        params,
+    ).fetchall()
+    for label, worker, *sums in rows:
+        out[(label, worker)].add(*sums)
 
 
 def station_totals(
@@ -177,83 +332,71 @@ def station_totals(
     station_id: str | None = None,
     raw: bool = False,
 ) -> dict[tuple[int, str], StationTotals]:
-    parts = Split(edges=list(windows)) if raw else split(windows, use_days=True)
-    out: dict[tuple[int, str], StationTotals] = defaultdict(StationTotals)
-    for table, cores in (("rollup_station_day", parts.days), ("rollup_station_hour", parts.cores)):
-        if not cores:
-            continue
-        params = _arrays(cores)
-        where = _filters(params, "r", site_id=site_id, station_id=station_id)
-        rows = conn.execute(
-            f"SELECT w.label, r.station_id, sum(occupied_s), sum(working_s), sum(observed_s), sum(units), "
-            f"sum(events) FROM {_W} CROSS JOIN LATERAL (SELECT * FROM {table} r "
-            f"WHERE r.bucket >= w.a AND r.bucket < w.b {where} OFFSET 0) r GROUP BY 1, 2",
-            params,
-        ).fetchall()
-        for label, station, *sums in rows:
-            out[(label, station)].add(*sums)
-    if parts.edges:
-        params = {**_arrays(parts.edges), "lookback": lookback_s(conn)}
-        where = _filters(params, "e", site_id=site_id, station_id=station_id)
-        rows = conn.execute(
-            f"SELECT w.label, e.station_id, e.event_type, greatest(e.ts, w.a), least({_EFF_END}, w.b), "
-            f"CASE WHEN e.ts >= w.a THEN e.count ELSE 0 END, e.ts >= w.a, w.a "
-            f"FROM {_W} CROSS JOIN LATERAL (SELECT * FROM events e WHERE {_EDGE} "
-            f"AND NOT e.shadow {where} OFFSET 0) e",
-            params,
-        ).fetchall()
-        # Unions are taken per edge window: edges never overlap each other or
-        # the whole hours, so their union seconds add up.
-        spans: dict[tuple[int, str, datetime], dict[str, list[tuple[datetime, datetime]]]] = defaultdict(
-            lambda: {"occupied": [], "working": [], "observed": []}
+    if raw:
+        out: dict[tuple[int, str], StationTotals] = defaultdict(StationTotals)
+        _raw_station_totals(conn, windows, out, site_id=site_id, station_id=station_id)
+        return dict(out)
+    sql, params = _rollup_query(_STATION_TOTALS, windows, site_id=site_id, station_id=station_id)
+    rows = conn.execute(sql, params).fetchall()
+    return {(label, station): StationTotals(*sums) for label, station, *sums in rows}
+
+
+def _raw_station_totals(
+    conn: psycopg.Connection[Any],
+    windows: Sequence[Labelled],
+    out: dict[tuple[int, str], StationTotals],
+    *,
+    site_id: str | None,
+    station_id: str | None,
+) -> None:
+    params = {**_arrays(windows), "lookback": lookback_s(conn)}
+    where = _filters(params, "e", site_id=site_id, station_id=station_id)
+    rows = conn.execute(
+        f"SELECT w.label, e.station_id, e.event_type, greatest(e.ts, w.a), least({_EFF_END}, w.b), "
+        f"CASE WHEN e.ts >= w.a THEN e.count ELSE 0 END, e.ts >= w.a, w.a "
+        f"FROM {_W} CROSS JOIN LATERAL (SELECT * FROM events e WHERE {_EDGE} "
+        f"AND NOT e.shadow {where} OFFSET 0) e",
+        params,
+    ).fetchall()
+    # Unions are taken per window: windows never overlap, so their union seconds add up.
+    spans: dict[tuple[int, str, datetime], dict[str, list[tuple[datetime, datetime]]]] = defaultdict(
+        lambda: {"occupied": [], "working": [], "observed": []}
+    )
+    for label, station, etype, s, e, count, inside, edge in rows:
+        t = out[(label, station)]
+        if inside:
+            t.events += 1
+            if etype == "product_count":
+                t.units += int(count)
+        if etype != "product_count" and e > s:
+            kinds = spans[(label, station, edge)]
+            kinds["observed"].append((s, e))
+            if etype in ("working", "idle"):
+                kinds["occupied"].append((s, e))
+            if etype == "working":
+                kinds["working"].append((s, e))
+    for (label, station, _), kinds in spans.items():
+        out[(label, station)].add(
+            union_seconds(kinds["occupied"]),
+            union_seconds(kinds["working"]),
+            union_seconds(kinds["observed"]),
+            0,
+            0,
         )
-        for label, station, etype, s, e, count, inside, edge in rows:
-            t = out[(label, station)]
-            if inside:
-                t.events += 1
-                if etype == "product_count":
-                    t.units += int(count)
-            if etype != "product_count" and e > s:
-                kinds = spans[(label, station, edge)]
-                kinds["observed"].append((s, e))
-                if etype in ("working", "idle"):
-                    kinds["occupied"].append((s, e))
-                if etype == "working":
-                    kinds["working"].append((s, e))
-        for (label, station, _), kinds in spans.items():
-            out[(label, station)].add(
-                union_seconds(kinds["occupied"]),
-                union_seconds(kinds["working"]),
-                union_seconds(kinds["observed"]),
-                0,
-                0,
-            )
-    return dict(out)
 
 
 def model_totals(
-    conn: psycopg.Connection[Any], windows: Sequence[Labelled], *, site_id: str | None = None
+    conn: psycopg.Connection[Any],
+    windows: Sequence[Labelled],
+    *,
+    site_id: str | None = None,
+    raw: bool = False,
 ) -> dict[tuple[int, str, bool], ModelTotals]:
-    parts = split(windows)
     out: dict[tuple[int, str, bool], ModelTotals] = defaultdict(ModelTotals)
-    rows: list[tuple[Any, ...]] = []
-    if parts.cores:
-        params = _arrays(parts.cores)
-        where = _filters(params, "r", site_id=site_id)
-        rows += conn.execute(
-            f"SELECT w.label, r.model_version, r.shadow, "
-            f"coalesce(sum(seconds) FILTER (WHERE event_type = 'working'), 0), "
-            f"coalesce(sum(seconds) FILTER (WHERE event_type = 'idle'), 0), "
-            f"coalesce(sum(seconds) FILTER (WHERE event_type = 'absent'), 0), "
-            f"sum(units), sum(events), sum(conf_sum) "
-            f"FROM {_W} CROSS JOIN LATERAL (SELECT * FROM rollup_hour r "
-            f"WHERE r.bucket >= w.a AND r.bucket < w.b {where} OFFSET 0) r GROUP BY 1, 2, 3",
-            params,
-        ).fetchall()
-    if parts.edges:
-        params = {**_arrays(parts.edges), "lookback": lookback_s(conn)}
+    if raw:
+        params = {**_arrays(windows), "lookback": lookback_s(conn)}
         where = _filters(params, "e", site_id=site_id)
-        rows += conn.execute(
+        rows = conn.execute(
             f"SELECT w.label, coalesce(e.model_version, ''), e.shadow, "
             f"coalesce(sum({_CLIPPED}) FILTER (WHERE e.event_type = 'working'), 0), "
             f"coalesce(sum({_CLIPPED}) FILTER (WHERE e.event_type = 'idle'), 0), "
@@ -265,15 +408,49 @@ def model_totals(
             f"GROUP BY 1, 2, 3",
             params,
         ).fetchall()
-    for label, model, shadow, working, idle, absent, units, events, conf in rows:
-        t = out[(label, model, bool(shadow))]
-        t.working_s += working
-        t.idle_s += idle
-        t.absent_s += absent
-        t.units += int(units)
-        t.events += int(events)
-        t.conf_sum += float(conf)
+        for label, model, shadow, *sums in rows:
+            out[(label, model, bool(shadow))].add(*sums)
+        return {k: v for k, v in out.items() if v.events or v.working_s or v.idle_s or v.absent_s}
+    sql, params = _rollup_query(_MODEL_TOTALS, windows, site_id=site_id)
+    for label, model, shadow, *sums in conn.execute(sql, params).fetchall():
+        out[(label, model, bool(shadow))].add(*sums)
     return {k: v for k, v in out.items() if v.events or v.working_s or v.idle_s or v.absent_s}
+
+
+# Unit events (count > 0) of one station in each window, from the station's
+# detail rows (production events only), as microseconds since ORIGIN, so gaps
+# are exact integers converted to seconds once, like the raw computation's.
+# The offsets of an hour are already in order: gaps are differences of
+# neighbours within an hour, plus one gap joining each hour to the previous
+# hour with units; only the hours at a window's edges are filtered.
+_CYCLES = f"""
+WITH w AS (
+    SELECT *, (extract(epoch FROM a - %(origin)s) * 1000000)::bigint AS lo,
+              (extract(epoch FROM b - %(origin)s) * 1000000)::bigint AS hi
+    FROM {_W}
+), hours AS MATERIALIZED (
+    SELECT w.label, w.a, d.base,
+           CASE WHEN d.base >= w.lo AND d.base + {HOUR_US} <= w.hi THEN d.unit_at
+                ELSE ARRAY(SELECT t FROM unnest(d.unit_at) AS t
+                           WHERE d.base + t >= w.lo AND d.base + t < w.hi) END AS u
+    FROM w CROSS JOIN LATERAL (
+        SELECT (extract(epoch FROM d.bucket - %(origin)s) * 1000000)::bigint AS base, d.unit_at
+        FROM rollup_station_detail d
+        WHERE d.station_id = %(station_id)s AND d.bucket >= date_bin('1 hour', w.a, %(origin)s)
+          AND d.bucket < w.b AND cardinality(d.unit_at) > 0 {{where}} OFFSET 0
+    ) d
+), runs AS (
+    SELECT u, u[1] + base - lag(u[cardinality(u)] + base) OVER (PARTITION BY label, a ORDER BY base) AS joint
+    FROM hours WHERE cardinality(u) > 0
+), gaps AS (
+    SELECT joint AS gap FROM runs WHERE joint IS NOT NULL
+    UNION ALL
+    SELECT g.y - g.x FROM runs CROSS JOIN LATERAL unnest(u[1:cardinality(u) - 1], u[2:]) AS g(x, y)
+)
+SELECT count(gap), percentile_cont(0.5) WITHIN GROUP (ORDER BY gap::double precision / 1e6),
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY gap::double precision / 1e6)
+FROM gaps
+"""
 
 
 def cycle_times(
@@ -284,6 +461,22 @@ def cycle_times(
     site_id: str | None = None,
 ) -> tuple[int, float | None, float | None]:
     """(gaps, median s, p90 s) between consecutive unit events at a station, within each window."""
+    params = {**_arrays(windows), "station_id": station_id, "origin": ORIGIN}
+    where = _filters(params, "d", site_id=site_id)
+    row = conn.execute(_CYCLES.format(where=where), params).fetchone()
+    if not row or not row[0]:
+        return 0, None, None
+    return int(row[0]), float(row[1]), float(row[2])
+
+
+def raw_cycle_times(
+    conn: psycopg.Connection[Any],
+    windows: Sequence[Labelled],
+    *,
+    station_id: str,
+    site_id: str | None = None,
+) -> tuple[int, float | None, float | None]:
+    """:func:`cycle_times` straight from events (the definition; for tests and benchmarks)."""
     params = _arrays(windows)
     where = _filters(params, "e", site_id=site_id, station_id=station_id)
     row = conn.execute(
@@ -313,4 +506,14 @@ def bucket_windows(lo: datetime, hi: datetime, step: timedelta, origin: datetime
     return out
 
 
-__all__ = ["HOUR", "Labelled", "bucket_windows", "model_totals", "station_totals", "worker_totals"]
+__all__ = [
+    "HOUR",
+    "HOUR_US",
+    "Labelled",
+    "bucket_windows",
+    "cycle_times",
+    "model_totals",
+    "raw_cycle_times",
+    "station_totals",
+    "worker_totals",
+]

@@ -8,8 +8,9 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 import psycopg
-from fastapi import APIRouter, Depends, HTTPException, Query
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from pydantic import BaseModel, TypeAdapter
+from typing_extensions import TypedDict
 
 from api.deps import Conn, Settings, Viewer
 from api.metrics.calendar import UnknownShiftError, windows
@@ -55,9 +56,12 @@ def scope(
     lo = _utc(from_) if from_ else None
     hi = _utc(to) if to else None
     if lo is None or hi is None:
-        # Defaults: all stored data.
+        # Defaults: all stored data. min/max(ts) are read off the ts index; the
+        # last state ends at most the longest derived duration later (the
+        # exact max(ts + duration) would scan every event).
         row = conn.execute(
-            "SELECT min(ts), max(ts + coalesce(effective_duration_s, 0) * interval '1 second') FROM events"
+            "SELECT min(ts), max(ts) + coalesce((SELECT max_duration_s FROM rollup_meta WHERE id = 1), 0) "
+            "* interval '1 second' FROM events"
         ).fetchone()
         first, last = (row[0], row[1]) if row and row[0] else (datetime.now(UTC), datetime.now(UTC))
         lo = lo or floor_hour(first)
@@ -132,7 +136,9 @@ class ModelBreakdown(BaseModel):
     mean_confidence: float
 
 
-class SeriesPoint(BaseModel):
+# A TypedDict, not a model: a series has thousands of points, serialized in one
+# pass by pydantic-core (see timeseries) instead of one model object each.
+class SeriesPoint(TypedDict):
     bucket_start: datetime
     id: str
     active_hours: float
@@ -140,6 +146,9 @@ class SeriesPoint(BaseModel):
     utilization_percentage: float
     units: int
     event_count: int
+
+
+_SERIES = TypeAdapter(list[SeriesPoint])
 
 
 def _r(x: float) -> float:
@@ -303,7 +312,7 @@ def models(conn: Conn, s: ScopeDep, _: Viewer) -> list[ModelBreakdown]:
     ]
 
 
-@router.get("/timeseries")
+@router.get("/timeseries", response_model=list[SeriesPoint])
 def timeseries(
     conn: Conn,
     s: ScopeDep,
@@ -311,7 +320,7 @@ def timeseries(
     bucket: Literal["hour", "day"] = "hour",
     by: Literal["worker", "workstation"] = "worker",
     id: Annotated[str | None, Query(max_length=64, description="One worker or station")] = None,
-) -> list[SeriesPoint]:
+) -> Response:
     """Per bucket (hours, or days in the site's time zone) and worker or workstation, for charts."""
     if bucket == "hour":
         buckets = bucket_windows(s.lo, s.hi, HOUR, datetime(2000, 1, 1, tzinfo=UTC))
@@ -328,28 +337,28 @@ def timeseries(
         wt = worker_totals(conn, labelled, site_id=s.site_id, worker_id=id)
         for (label, wid), t in sorted(wt.items()):
             out.append(
-                SeriesPoint(
-                    bucket_start=starts[label],
-                    id=wid,
-                    active_hours=_r(t.working_s / 3600),
-                    idle_hours=_r(t.idle_s / 3600),
-                    utilization_percentage=_pct(t.working_s, t.working_s + t.idle_s),
-                    units=t.units,
-                    event_count=t.events,
-                )
+                {
+                    "bucket_start": starts[label],
+                    "id": wid,
+                    "active_hours": _r(t.working_s / 3600),
+                    "idle_hours": _r(t.idle_s / 3600),
+                    "utilization_percentage": _pct(t.working_s, t.working_s + t.idle_s),
+                    "units": t.units,
+                    "event_count": t.events,
+                }
             )
     else:
         st = station_totals(conn, labelled, site_id=s.site_id, station_id=id)
         for (label, sid), u in sorted(st.items()):
             out.append(
-                SeriesPoint(
-                    bucket_start=starts[label],
-                    id=sid,
-                    active_hours=_r(u.working_s / 3600),
-                    idle_hours=_r(max(u.occupied_s - u.working_s, 0) / 3600),
-                    utilization_percentage=_pct(u.working_s, u.observed_s),
-                    units=u.units,
-                    event_count=u.events,
-                )
+                {
+                    "bucket_start": starts[label],
+                    "id": sid,
+                    "active_hours": _r(u.working_s / 3600),
+                    "idle_hours": _r(max(u.occupied_s - u.working_s, 0) / 3600),
+                    "utilization_percentage": _pct(u.working_s, u.observed_s),
+                    "units": u.units,
+                    "event_count": u.events,
+                }
             )
-    return out
+    return Response(_SERIES.dump_json(out), media_type="application/json")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,6 +22,7 @@ class Raw:
     duration_s: float | None
     shadow: bool
     model_version: str | None
+    confidence: float = 0.9
 
 
 def effective_durations(events: list[Raw], gap: float) -> dict[Any, float]:
@@ -129,3 +131,66 @@ def metrics(events: list[Raw], lo: datetime, hi: datetime, gap: float) -> dict[s
         "total_events": sum(int(w["events"]) for w in workers.values()),
     }
     return {"workers": worker_out, "workstations": station_out, "factory": factory}
+
+
+def models(
+    events: list[Raw], lo: datetime, hi: datetime, gap: float
+) -> dict[tuple[str, bool], dict[str, float]]:
+    """``/metrics/models``: per model version and shadow flag (shadow events included)."""
+    unique = list({e.event_id: e for e in events}.values())
+    eff = effective_durations(unique, gap)
+    acc: dict[tuple[str, bool], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for e in unique:
+        m = acc[(e.model_version or "", e.shadow)]
+        if lo <= e.ts < hi:
+            m["events"] += 1
+            m["conf"] += e.confidence
+            if e.event_type == "product_count":
+                m["units"] += e.count
+        if e.event_type in STATES:
+            m[e.event_type] += _overlap(e.ts, e.ts + timedelta(seconds=eff[e.event_id]), lo, hi)
+    out = {}
+    for key, m in acc.items():
+        if not (m["events"] or m["working"] or m["idle"] or m["absent"]):
+            continue
+        working, idle = m["working"], m["idle"]
+        out[key] = {
+            "event_count": int(m["events"]),
+            "total_units": int(m["units"]),
+            "working_hours": working / 3600,
+            "idle_hours": idle / 3600,
+            "absent_hours": m["absent"] / 3600,
+            "utilization_percentage": working / (working + idle) * 100 if working + idle else 0.0,
+            "units_per_working_hour": m["units"] / (working / 3600) if working else 0.0,
+            "mean_confidence": m["conf"] / m["events"] if m["events"] else 0.0,
+        }
+    return out
+
+
+def _percentile_cont(values: list[float], p: float) -> float:
+    """PostgreSQL's percentile_cont: linear interpolation between the closest ranks."""
+    ordered = sorted(values)
+    pos = p * (len(ordered) - 1)
+    below = int(pos)
+    above = min(below + 1, len(ordered) - 1)
+    return ordered[below] + (ordered[above] - ordered[below]) * (pos - below)
+
+
+def cycle_time(
+    events: list[Raw], station: str, lo: datetime, hi: datetime
+) -> tuple[int, float | None, float | None]:
+    """(gaps, median s, p90 s) between consecutive unit events (count > 0) at a station in [lo, hi)."""
+    unique = list({e.event_id: e for e in events}.values())
+    units = sorted(
+        (e.ts, str(e.event_id))
+        for e in unique
+        if e.station_id == station
+        and not e.shadow
+        and e.event_type == "product_count"
+        and e.count > 0
+        and lo <= e.ts < hi
+    )
+    gaps = [(b[0] - a[0]).total_seconds() for a, b in itertools.pairwise(units)]
+    if not gaps:
+        return 0, None, None
+    return len(gaps), _percentile_cont(gaps, 0.5), _percentile_cont(gaps, 0.9)

@@ -36,11 +36,26 @@ def test_clip_and_subtract() -> None:
     assert subtract([(h(0), h(10))], [(h(2), h(3)), (h(9), h(11))]) == [(h(0), h(2)), (h(3), h(9))]
 
 
-def test_split_uses_whole_hours_and_edges() -> None:
+def us(hours: float) -> int:
+    return round(hours * 3600 * 1_000_000)
+
+
+def test_split_uses_whole_days_hours_and_parts_of_hours() -> None:
     parts = split([(7, h(0.5), h(3.25))])
-    assert parts.cores == [(7, h(1), h(3))]
-    assert parts.edges == [(7, h(0.5), h(1)), (7, h(3), h(3.25))]
-    assert split([(1, h(0.1), h(0.2))]).edges == [(1, h(0.1), h(0.2))]
+    assert parts.days == []
+    assert parts.hours == [(7, h(1), h(3))]
+    assert parts.parts == [(7, h(0), us(0.5), us(1)), (7, h(3), 0, us(0.25))]
+    assert split([(1, h(0.1), h(0.2))]).parts == [(1, h(0), us(0.1), us(0.2))]
+    # Adjacent partial hours with no whole hour between them.
+    assert split([(2, h(0.5), h(1.5))]) == split([(2, h(0.5), h(1)), (2, h(1), h(1.5))])
+    assert split([(2, h(0.5), h(1.5))]).hours == []
+    # Whole days in the middle, whole hours beside them.
+    long = split([(3, h(-1.5), h(49.25))])
+    assert long.days == [(3, h(0), h(48))]
+    assert long.hours == [(3, h(-1), h(0)), (3, h(48), h(49))]
+    assert long.parts == [(3, h(-2), us(0.5), us(1)), (3, h(49), 0, us(0.25))]
+    assert split([(3, h(-1.5), h(49.25))], use_days=False).hours == [(3, h(-1), h(49))]
+    assert split([(4, h(1), h(1))]) == split([])
 
 
 def test_shift_windows_exclude_planned_breaks_in_local_time() -> None:

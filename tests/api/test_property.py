@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.settings import ApiSettings
-from collector.rollups import refresh_all
+from collector.rollups import ROLLUP_TABLES, refresh_all
 from takt.contract import Event
-from tests.api.reference import Raw, metrics
+from tests.api.reference import Raw, cycle_time, metrics, models
 
 BASE = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 GAP = 600.0
@@ -30,6 +30,7 @@ event_st = st.fixed_dictionaries(
         "duration_s": st.none() | st.none() | st.integers(0, 1800).map(lambda x: x / 2),
         "shadow": st.sampled_from([False, False, False, True]),
         "model_version": st.sampled_from(["m1", "m2"]),
+        "confidence": st.integers(0, 100).map(lambda x: x / 100),
     }
 )
 
@@ -40,7 +41,7 @@ def _as_json(d: dict[str, Any]) -> dict[str, Any]:
         "worker_id": d["worker_id"],
         "workstation_id": d["station_id"],
         "event_type": d["event_type"],
-        "confidence": 0.9,
+        "confidence": d["confidence"],
         "count": d["count"] if d["event_type"] == "product_count" else 0,
         "model_version": d["model_version"],
         "shadow": d["shadow"],
@@ -62,6 +63,7 @@ def _raw(body: dict[str, Any]) -> Raw:
         e.duration_s,
         e.shadow,
         e.model_version,
+        e.confidence,
     )
 
 
@@ -72,9 +74,8 @@ def _close(a: float, b: float) -> bool:
 def _reset(dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(
-            "TRUNCATE events, workers, workstations, event_invalidations, rollup_hour, rollup_worker_hour, "
-            "rollup_worker_day, rollup_station_day, "
-            "rollup_station_hour, dead_letters"
+            f"TRUNCATE events, workers, workstations, event_invalidations, dead_letters, "
+            f"{', '.join(ROLLUP_TABLES)}"
         )
         conn.execute("UPDATE rollup_meta SET max_duration_s = 0")
 
@@ -98,7 +99,11 @@ def test_api_equals_raw_computation(
 ) -> None:
     _reset(settings.database_url)
     rng = random.Random(dup_seed)
-    bodies = [_as_json(d) for d in events]
+    # Bodies without an event_id get one derived from their content, which
+    # leaves out confidence and the shadow flag: of bodies differing only
+    # there, which one is stored depends on arrival order. Keep the first.
+    unique = {_raw(b).event_id: b for b in reversed([_as_json(d) for d in events])}
+    bodies = list(reversed(unique.values()))
     # Duplicates and any arrival order; a refresh between chunks makes later
     # chunks late data for rollups already built.
     arrivals = bodies + rng.sample(bodies, k=rng.randint(0, len(bodies)))
@@ -131,3 +136,22 @@ def test_api_equals_raw_computation(
     factory = client.get("/api/metrics/factory", params=q).json()
     for key, value in expected["factory"].items():
         assert _close(factory[key], value), (key, factory[key], value)
+
+    raws = [_raw(b) for b in bodies]
+    got_models = {
+        (m["model_version"], m["shadow"]): m for m in client.get("/api/metrics/models", params=q).json()
+    }
+    expected_models = models(raws, lo, hi, GAP)
+    assert set(got_models) == set(expected_models)
+    for key, exp in expected_models.items():
+        for name, value in exp.items():
+            assert _close(got_models[key][name], value), (key, name, got_models[key][name], value)
+
+    for sid in sorted({r.station_id for r in raws}):
+        got = client.get(f"/api/metrics/workstations/{sid}/cycle-time", params=q).json()
+        n, median, p90 = cycle_time(raws, sid, lo, hi)
+        assert got["cycles"] == n, (sid, got, n)
+        for name, value in (("median_s", median), ("p90_s", p90)):
+            assert (got[name] is None) == (value is None), (sid, name, got, value)
+            if value is not None:
+                assert _close(got[name], value), (sid, name, got[name], value)
