@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 
 from api.metrics.intervals import union_seconds
-from collector.rollups import HOUR, ORIGIN, ceil_day, ceil_hour, floor_day, floor_hour
+from collector.rollups import DAY, HOUR, ORIGIN, ceil_day, ceil_hour, floor_day, floor_hour
 
 Labelled = tuple[int, datetime, datetime]
 # (label, hour, from, to): the part [hour + from, hour + to) of one hour, offsets in microseconds.
@@ -81,16 +81,53 @@ class ModelTotals:
         self.conf_sum += float(conf)
 
 
+# (label, start, end, sign): whole days or hours added (+1) or subtracted (-1).
+Signed = tuple[int, datetime, datetime, int]
+
+
 @dataclass(slots=True)
 class Split:
-    days: list[Labelled] = field(default_factory=list)
-    hours: list[Labelled] = field(default_factory=list)
+    days: list[Signed] = field(default_factory=list)
+    hours: list[Signed] = field(default_factory=list)
     parts: list[Part] = field(default_factory=list)
 
 
 def _part(label: int, lo: datetime, hi: datetime) -> Part:
     hour = floor_hour(lo)
     return (label, hour, (lo - hour) // MICROSECOND, (hi - hour) // MICROSECOND)
+
+
+def _whole_hours(out: Split, label: int, c0: datetime, c1: datetime) -> None:
+    """[c0, c1) (whole hours) as whole UTC days and hours, reading as few rows as possible.
+
+    Totals are additive over disjoint time (union seconds too), so the hours of
+    a day outside the window can be subtracted from the day's row: 13 hours or
+    more of a day read as the day minus the rest. A local-time day (23:00 to
+    23:00 UTC) is one day row and two hour rows instead of 24 hour rows.
+    """
+    first, last = floor_day(c0), floor_day(c1 - HOUR)
+    if first == last:
+        if (c1 - c0) // HOUR > 12:
+            out.days.append((label, first, first + DAY, 1))
+            out.hours += [(label, a, b, -1) for a, b in ((first, c0), (c1, first + DAY)) if a < b]
+        else:
+            out.hours.append((label, c0, c1, 1))
+        return
+    lo, hi = ceil_day(c0), floor_day(c1)
+    if c0 < lo:
+        if (lo - c0) // HOUR > 12:
+            out.hours.append((label, first, c0, -1))
+            lo = first
+        else:
+            out.hours.append((label, c0, lo, 1))
+    if hi < c1:
+        if (c1 - hi) // HOUR > 12:
+            out.hours.append((label, c1, hi + DAY, -1))
+            hi += DAY
+        else:
+            out.hours.append((label, hi, c1, 1))
+    if lo < hi:
+        out.days.append((label, lo, hi, 1))
 
 
 def split(windows: Sequence[Labelled], *, use_days: bool = True) -> Split:
@@ -109,12 +146,10 @@ def split(windows: Sequence[Labelled], *, use_days: bool = True) -> Split:
             out.parts.append(_part(label, c1, hi))
         if c0 == c1:
             continue
-        d0, d1 = ceil_day(c0), floor_day(c1)
-        if use_days and d0 < d1:
-            out.days.append((label, d0, d1))
-            out.hours += [(label, a, b) for a, b in ((c0, d0), (d1, c1)) if a < b]
+        if use_days:
+            _whole_hours(out, label, c0, c1)
         else:
-            out.hours.append((label, c0, c1))
+            out.hours.append((label, c0, c1, 1))
     return out
 
 
@@ -126,10 +161,17 @@ def _arrays(windows: Sequence[Labelled], prefix: str = "") -> dict[str, Any]:
     }
 
 
+def _signed_arrays(spans: Sequence[Signed], prefix: str) -> dict[str, Any]:
+    return {
+        **_arrays([(label, a, b) for label, a, b, _ in spans], prefix),
+        f"{prefix}signs": [sign for *_, sign in spans],
+    }
+
+
 def _split_arrays(parts: Split) -> dict[str, Any]:
     return {
-        **_arrays(parts.days, "d_"),
-        **_arrays(parts.hours, "h_"),
+        **_signed_arrays(parts.days, "d_"),
+        **_signed_arrays(parts.hours, "h_"),
         "p_labels": [p[0] for p in parts.parts],
         "p_buckets": [p[1] for p in parts.parts],
         "p_froms": [p[2] for p in parts.parts],
@@ -145,10 +187,20 @@ def _rollup_rows(prefix: str, table: str) -> str:
     # index range scan; flattened, the planner may hash-join a sequential scan.
     return (
         f"unnest(%({prefix}labels)s::int[], %({prefix}starts)s::timestamptz[], "
-        f"%({prefix}ends)s::timestamptz[]) AS w(label, a, b) "
+        f"%({prefix}ends)s::timestamptz[], %({prefix}signs)s::int[]) AS w(label, a, b, sign) "
         f"CROSS JOIN LATERAL (SELECT * FROM {table} r "
         f"WHERE r.bucket >= w.a AND r.bucket < w.b {{where_r}} OFFSET 0) r"
     )
+
+
+def _signed(*columns: str) -> str:
+    """Rollup columns times the span's sign, named as the union's columns (``working_s`` → working)."""
+    return ", ".join(f"r.{c} * w.sign AS {c.removesuffix('_s').removesuffix('_sum')}" for c in columns)
+
+
+def _nonnegative(*columns: str) -> str:
+    """Sums that subtracted hours may leave a rounding error below zero (never a real amount)."""
+    return ", ".join(f"greatest(sum({c}), 0)" for c in columns)
 
 
 _PARTS = (
@@ -181,13 +233,12 @@ _UNITS_IN = (
 # hours (from the detail rows, clipped to the part) are summed in SQL per
 # label and key, so Python gets one finished row per key.
 _WORKER_TOTALS = f"""
-SELECT label, worker_id, sum(working), sum(idle), sum(absent), sum(units)::bigint, sum(events)::bigint
+SELECT label, worker_id, {_nonnegative("working", "idle", "absent")}, sum(units)::bigint, sum(events)::bigint
 FROM (
-    SELECT w.label, r.worker_id, r.working_s AS working, r.idle_s AS idle, r.absent_s AS absent, r.units,
-           r.events
+    SELECT w.label, r.worker_id, {_signed("working_s", "idle_s", "absent_s", "units", "events")}
     FROM {_rollup_rows("d_", "rollup_worker_day")}
     UNION ALL
-    SELECT w.label, r.worker_id, r.working_s, r.idle_s, r.absent_s, r.units, r.events
+    SELECT w.label, r.worker_id, {_signed("working_s", "idle_s", "absent_s", "units", "events")}
     FROM {_rollup_rows("h_", "rollup_worker_hour")}
     UNION ALL
     SELECT p.label, d.worker_id, x.working, x.idle, x.absent, {_UNITS_IN}, {_EVENTS_IN}
@@ -203,13 +254,13 @@ GROUP BY label, worker_id
 # Union seconds of disjoint parts of time add up, so a station's islands
 # clipped to each part sum with its whole hours and days.
 _STATION_TOTALS = f"""
-SELECT label, station_id, sum(occupied), sum(working), sum(observed), sum(units)::bigint, sum(events)::bigint
+SELECT label, station_id, {_nonnegative("occupied", "working", "observed")}, sum(units)::bigint,
+       sum(events)::bigint
 FROM (
-    SELECT w.label, r.station_id, r.occupied_s AS occupied, r.working_s AS working, r.observed_s AS observed,
-           r.units, r.events
+    SELECT w.label, r.station_id, {_signed("occupied_s", "working_s", "observed_s", "units", "events")}
     FROM {_rollup_rows("d_", "rollup_station_day")}
     UNION ALL
-    SELECT w.label, r.station_id, r.occupied_s, r.working_s, r.observed_s, r.units, r.events
+    SELECT w.label, r.station_id, {_signed("occupied_s", "working_s", "observed_s", "units", "events")}
     FROM {_rollup_rows("h_", "rollup_station_hour")}
     UNION ALL
     SELECT p.label, d.station_id, x.occupied, x.working, x.observed, {_UNITS_IN}, {_EVENTS_IN}
@@ -223,15 +274,15 @@ GROUP BY label, station_id
 """
 
 _MODEL_TOTALS = f"""
-SELECT label, model_version, shadow, sum(working), sum(idle), sum(absent), sum(units)::bigint,
-       sum(events)::bigint, sum(conf)
+SELECT label, model_version, shadow, {_nonnegative("working", "idle", "absent")}, sum(units)::bigint,
+       sum(events)::bigint, {_nonnegative("conf")}
 FROM (
-    SELECT w.label, r.model_version, r.shadow, r.working_s AS working, r.idle_s AS idle, r.absent_s AS absent,
-           r.units, r.events, r.conf_sum AS conf
+    SELECT w.label, r.model_version, r.shadow,
+           {_signed("working_s", "idle_s", "absent_s", "units", "events", "conf_sum")}
     FROM {_rollup_rows("d_", "rollup_model_day")}
     UNION ALL
-    SELECT w.label, r.model_version, r.shadow, r.working_s, r.idle_s, r.absent_s, r.units, r.events,
-           r.conf_sum
+    SELECT w.label, r.model_version, r.shadow,
+           {_signed("working_s", "idle_s", "absent_s", "units", "events", "conf_sum")}
     FROM {_rollup_rows("h_", "rollup_model_hour")}
     UNION ALL
     SELECT p.label, d.model_version, d.shadow, x.working, x.idle, x.absent, {_UNITS_IN}, y.events, y.conf

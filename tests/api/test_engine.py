@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from api.metrics.engine import (
     Labelled,
+    bucket_windows,
     cycle_times,
     model_totals,
     raw_cycle_times,
@@ -123,7 +124,19 @@ def test_rollups_equal_raw_for_any_window(
     for lo, hi in sorted(spans):
         if not disjoint or lo >= disjoint[-1][2]:
             disjoint.append((99, lo, hi))
-    for wins in (labelled, disjoint):
+    # Day buckets of a UTC+1 site: whole UTC days minus or plus hours.
+    local_days = bucket_windows(
+        BASE - timedelta(hours=40), BASE + timedelta(hours=40), timedelta(days=1), BASE + timedelta(hours=1)
+    )
+    # Spans whose hours are read as a day minus other hours (BASE is 22:00).
+    midnight = BASE - timedelta(hours=22)
+    fixed: list[Labelled] = [
+        (200, midnight + timedelta(hours=2, minutes=10), midnight + timedelta(hours=20, seconds=3)),
+        (201, midnight, midnight + timedelta(hours=19)),
+        (202, midnight + timedelta(hours=5), midnight + timedelta(days=1)),
+        (203, midnight - timedelta(hours=19, minutes=1), midnight + timedelta(days=1, hours=21)),
+    ]
+    for wins in (labelled, disjoint, local_days, fixed):
         _same(worker_totals(conn, wins), worker_totals(conn, wins, raw=True))
         _same(station_totals(conn, wins), station_totals(conn, wins, raw=True))
         for station in ("S1", "S2"):

@@ -43,7 +43,7 @@ def us(hours: float) -> int:
 def test_split_uses_whole_days_hours_and_parts_of_hours() -> None:
     parts = split([(7, h(0.5), h(3.25))])
     assert parts.days == []
-    assert parts.hours == [(7, h(1), h(3))]
+    assert parts.hours == [(7, h(1), h(3), 1)]
     assert parts.parts == [(7, h(0), us(0.5), us(1)), (7, h(3), 0, us(0.25))]
     assert split([(1, h(0.1), h(0.2))]).parts == [(1, h(0), us(0.1), us(0.2))]
     # Adjacent partial hours with no whole hour between them.
@@ -51,11 +51,26 @@ def test_split_uses_whole_days_hours_and_parts_of_hours() -> None:
     assert split([(2, h(0.5), h(1.5))]).hours == []
     # Whole days in the middle, whole hours beside them.
     long = split([(3, h(-1.5), h(49.25))])
-    assert long.days == [(3, h(0), h(48))]
-    assert long.hours == [(3, h(-1), h(0)), (3, h(48), h(49))]
+    assert long.days == [(3, h(0), h(48), 1)]
+    assert long.hours == [(3, h(-1), h(0), 1), (3, h(48), h(49), 1)]
     assert long.parts == [(3, h(-2), us(0.5), us(1)), (3, h(49), 0, us(0.25))]
-    assert split([(3, h(-1.5), h(49.25))], use_days=False).hours == [(3, h(-1), h(49))]
+    assert split([(3, h(-1.5), h(49.25))], use_days=False).hours == [(3, h(-1), h(49), 1)]
     assert split([(4, h(1), h(1))]) == split([])
+
+
+def test_split_subtracts_the_rest_of_a_day_when_that_reads_fewer_rows() -> None:
+    # A local day (UTC+1): one day row and two hour rows, not 24 hour rows.
+    local_day = split([(5, h(-1), h(23))])
+    assert local_day.days == [(5, h(0), h(24), 1)]
+    assert local_day.hours == [(5, h(-1), h(0), 1), (5, h(23), h(24), -1)]
+    # 18 hours of one day: the day minus the 6 hours outside.
+    assert split([(6, h(2), h(20))]).hours == [(6, h(0), h(2), -1), (6, h(20), h(24), -1)]
+    # 12 hours or fewer: added.
+    assert split([(6, h(2), h(14))]).hours == [(6, h(2), h(14), 1)]
+    # Several days: each end separately.
+    ends = split([(8, h(4), h(24 * 3 + 20))])
+    assert ends.days == [(8, h(0), h(24 * 4), 1)]
+    assert ends.hours == [(8, h(0), h(4), -1), (8, h(24 * 3 + 20), h(24 * 4), -1)]
 
 
 def test_shift_windows_exclude_planned_breaks_in_local_time() -> None:
