@@ -143,43 +143,14 @@ def _copy_line(event: Event) -> str:
     )
 
 
-# Inserted rows feed four things in the same statement: the invalidation log
-# (derived durations and rollups), auto-registration of unknown workers and
-# stations (kept, flagged registered=false, never rejected), and the mirror of
-# deployed model versions (cv_models: which version, since when, on which
-# gateways). The model inserts are DO NOTHING, so a known version costs one
-# index probe and takes no row lock that concurrent collectors could wait on;
-# sorted so two collectors meeting two new versions insert them in one order.
-_MERGE_TAIL = """
-    ON CONFLICT DO NOTHING
-    RETURNING worker_id, station_id, ts, model_version, gateway_id, site_id, shadow
-), seen_models AS (
-    INSERT INTO cv_models (model_version, first_seen)
-    SELECT model_version, min(ts) FROM inserted WHERE model_version IS NOT NULL
-    GROUP BY model_version ORDER BY model_version
-    ON CONFLICT DO NOTHING
-), seen_model_gateways AS (
-    INSERT INTO cv_model_gateways (model_version, gateway_id, shadow, site_id, first_seen)
-    SELECT model_version, coalesce(gateway_id, ''), shadow, min(site_id), min(ts) FROM inserted
-    WHERE model_version IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-    ON CONFLICT DO NOTHING
-), invalidated AS (
-    INSERT INTO event_invalidations (worker_id, station_id, min_ts, max_ts)
-    SELECT worker_id, station_id, min(ts), max(ts) FROM inserted GROUP BY worker_id, station_id
-), new_workers AS (
-    INSERT INTO workers (worker_id, name, registered)
-    SELECT DISTINCT worker_id, worker_id, false FROM inserted ON CONFLICT DO NOTHING
-), new_stations AS (
-    INSERT INTO workstations (station_id, name, registered)
-    SELECT DISTINCT station_id, station_id, false FROM inserted ON CONFLICT DO NOTHING
-)
-SELECT count(*) FROM inserted
-"""
-
-
-# What storing a batch registers besides its rows, when the rows were copied
-# straight into ``events`` (no RETURNING to read them back from): the same
-# four things as _MERGE_TAIL, from aggregates the decoder computed.
+# Storing a batch also feeds four things: the invalidation log (derived
+# durations and rollups), auto-registration of unknown workers and stations
+# (kept, flagged registered=false, never rejected), and the mirror of deployed
+# model versions (cv_models: which version, since when, on which gateways).
+# From the batch's aggregates (Registration), whichever way its rows went in.
+# The model inserts are DO NOTHING, so a known version costs one index probe
+# and takes no row lock that concurrent collectors could wait on; sorted so
+# two collectors meeting two new versions insert them in one order.
 _REGISTER = """
 WITH spans AS (
     SELECT * FROM unnest(%(workers)s::text[], %(stations)s::text[], %(min_ts)s::timestamptz[],
@@ -216,6 +187,58 @@ _STORED = (
 
 
 @dataclass(frozen=True, slots=True)
+class Registration:
+    """What storing a batch registers besides its rows (see _REGISTER)."""
+
+    # (worker, station, first ts, last ts)
+    spans: tuple[tuple[str, str, datetime, datetime], ...] = ()
+    # (model version, gateway or '', shadow, site, first ts)
+    models: tuple[tuple[str, str, bool, str | None, datetime], ...] = ()
+
+    @classmethod
+    def of(cls, events: Iterable[Event]) -> Registration:
+        spans: dict[tuple[str, str], tuple[datetime, datetime]] = {}
+        models: dict[tuple[str, str, bool], tuple[str | None, datetime]] = {}
+        for e in events:
+            ts = e.timestamp
+            key = (e.worker_id, e.station_id)
+            span = spans.get(key)
+            if span is None:
+                spans[key] = (ts, ts)
+            elif ts < span[0] or ts > span[1]:
+                spans[key] = (min(ts, span[0]), max(ts, span[1]))
+            if e.model_version is not None:
+                # min(site_id), min(ts) per version, gateway and shadow flag, NULL sites ignored.
+                model_key = (e.model_version, e.gateway_id or "", e.shadow)
+                seen = models.get(model_key)
+                if seen is None:
+                    models[model_key] = (e.site_id, ts)
+                elif ts < seen[1] or (e.site_id is not None and (seen[0] is None or e.site_id < seen[0])):
+                    sites = [site for site in (seen[0], e.site_id) if site is not None]
+                    models[model_key] = (min(sites) if sites else None, min(ts, seen[1]))
+        return cls(
+            spans=tuple((w, s, lo, hi) for (w, s), (lo, hi) in spans.items()),
+            models=tuple((m, g, sh, site, ts) for (m, g, sh), (site, ts) in sorted(models.items())),
+        )
+
+    def write(self, conn: psycopg.Connection[Any]) -> None:
+        conn.execute(
+            _REGISTER,
+            {
+                "workers": [s[0] for s in self.spans],
+                "stations": [s[1] for s in self.spans],
+                "min_ts": [s[2] for s in self.spans],
+                "max_ts": [s[3] for s in self.spans],
+                "models": [m[0] for m in self.models],
+                "gateways": [m[1] for m in self.models],
+                "shadows": [m[2] for m in self.models],
+                "sites": [m[3] for m in self.models],
+                "first_seen": [m[4] for m in self.models],
+            },
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class CopyBatch:
     """Events as COPY text, with what registering them needs; small and cheap to pickle.
 
@@ -228,10 +251,7 @@ class CopyBatch:
     ids: str  # PostgreSQL array literal of the events' ids, in row order
     first_ts: datetime | None
     last_ts: datetime | None
-    # (worker, station, first ts, last ts)
-    spans: tuple[tuple[str, str, datetime, datetime], ...] = ()
-    # (model version, gateway or '', shadow, site, first ts)
-    models: tuple[tuple[str, str, bool, str | None, datetime], ...] = ()
+    registration: Registration = Registration()
 
 
 def copy_data(events: Iterable[Event]) -> bytes:
@@ -243,36 +263,16 @@ def copy_batch(events: Sequence[Event]) -> CopyBatch:
     """COPY text and registration aggregates of ``events`` (distinct ids)."""
     if not events:
         return CopyBatch(b"", 0, "{}", None, None)
-    lines = []
-    spans: dict[tuple[str, str], tuple[datetime, datetime]] = {}
-    models: dict[tuple[str, str, bool], tuple[str | None, datetime]] = {}
-    for e in events:
-        lines.append(_copy_line(e))
-        ts = e.timestamp
-        key = (e.worker_id, e.station_id)
-        span = spans.get(key)
-        if span is None:
-            spans[key] = (ts, ts)
-        elif ts < span[0] or ts > span[1]:
-            spans[key] = (min(ts, span[0]), max(ts, span[1]))
-        if e.model_version is not None:
-            # As SQL's min(site_id), min(ts) per version, gateway and shadow flag.
-            model_key = (e.model_version, e.gateway_id or "", e.shadow)
-            seen = models.get(model_key)
-            if seen is None:
-                models[model_key] = (e.site_id, ts)
-            elif ts < seen[1] or (e.site_id is not None and (seen[0] is None or e.site_id < seen[0])):
-                sites = [site for site in (seen[0], e.site_id) if site is not None]
-                models[model_key] = (min(sites) if sites else None, min(ts, seen[1]))
+    lines = [_copy_line(e) for e in events]
+    registration = Registration.of(events)
     return CopyBatch(
         data=("\n".join(lines) + "\n").encode(),
         rows=len(events),
         # Each line starts with its event's id: 32 hex digits.
         ids="{" + ",".join([line[:32] for line in lines]) + "}",
-        first_ts=min(lo for lo, _ in spans.values()),
-        last_ts=max(hi for _, hi in spans.values()),
-        spans=tuple((w, s, lo, hi) for (w, s), (lo, hi) in spans.items()),
-        models=tuple((m, g, sh, site, ts) for (m, g, sh), (site, ts) in sorted(models.items())),
+        first_ts=min(span[2] for span in registration.spans),
+        last_ts=max(span[3] for span in registration.spans),
+        registration=registration,
     )
 
 
@@ -301,29 +301,14 @@ def insert_copy_batch(conn: psycopg.Connection[Any], batch: CopyBatch) -> WriteR
         ):
             copy.write(data)
     except psycopg.errors.UniqueViolation:
-        return insert_copy_data(conn, batch.data, batch.rows)
-    conn.execute(
-        _REGISTER,
-        {
-            "workers": [s[0] for s in batch.spans],
-            "stations": [s[1] for s in batch.spans],
-            "min_ts": [s[2] for s in batch.spans],
-            "max_ts": [s[3] for s in batch.spans],
-            "models": [m[0] for m in batch.models],
-            "gateways": [m[1] for m in batch.models],
-            "shadows": [m[2] for m in batch.models],
-            "sites": [m[3] for m in batch.models],
-            "first_seen": [m[4] for m in batch.models],
-        },
-    )
+        return _merge_copy_data(conn, batch)
+    batch.registration.write(conn)
     inserted = batch.rows - len(stored)
     return WriteResult(inserted=inserted, duplicates=len(stored))
 
 
-def insert_copy_data(conn: psycopg.Connection[Any], data: bytes, rows: int) -> WriteResult:
-    """Merge COPY text through a staging table (``INSERT … ON CONFLICT DO NOTHING``)."""
-    if not rows:
-        return WriteResult(0, 0)
+def _merge_copy_data(conn: psycopg.Connection[Any], batch: CopyBatch) -> WriteResult:
+    """Merge the batch through a staging table (``INSERT … ON CONFLICT DO NOTHING``)."""
     # One round trip for both statements: each costs a GIL hand-off in a busy collector.
     conn.execute(
         f"CREATE TEMP TABLE IF NOT EXISTS staging_events AS SELECT {_COLUMNS_SQL} FROM events "
@@ -331,13 +316,15 @@ def insert_copy_data(conn: psycopg.Connection[Any], data: bytes, rows: int) -> W
     )
     with conn.cursor() as cur:
         with cur.copy(f"COPY staging_events ({_COLUMNS_SQL}) FROM STDIN") as copy:
-            copy.write(data)
-        row = cur.execute(
-            f"WITH inserted AS (INSERT INTO events ({_COLUMNS_SQL}) "
-            f"SELECT {_COLUMNS_SQL} FROM staging_events {_MERGE_TAIL}"
-        ).fetchone()
-    inserted = int(row[0]) if row else 0
-    return WriteResult(inserted=inserted, duplicates=rows - inserted)
+            copy.write(batch.data)
+        cur.execute(
+            f"INSERT INTO events ({_COLUMNS_SQL}) SELECT {_COLUMNS_SQL} FROM staging_events "
+            "ON CONFLICT DO NOTHING"
+        )
+        inserted = cur.rowcount
+    if inserted:
+        batch.registration.write(conn)
+    return WriteResult(inserted=inserted, duplicates=batch.rows - inserted)
 
 
 def insert_events(
@@ -350,11 +337,12 @@ def insert_events(
         return insert_copy_batch(conn, copy_batch(events))
     columns = list(zip(*(_row(e) for e in events), strict=True))
     arrays = ", ".join(f"%s::{t}[]" for t in _COLUMN_TYPES)
-    row = conn.execute(
-        f"WITH inserted AS (INSERT INTO events ({_COLUMNS_SQL}) SELECT * FROM unnest({arrays}) {_MERGE_TAIL}",
+    inserted = conn.execute(
+        f"INSERT INTO events ({_COLUMNS_SQL}) SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING",
         [list(c) for c in columns],
-    ).fetchone()
-    inserted = int(row[0]) if row else 0
+    ).rowcount
+    if inserted:
+        Registration.of(events).write(conn)
     return WriteResult(inserted=inserted, duplicates=len(events) - inserted)
 
 

@@ -186,8 +186,8 @@ def test_copy_batch_aggregates_like_the_merge_statement() -> None:
     batch = copy_batch([event(5, "site-b"), event(1, None), event(9, "site-a", "w2"), event(3, "site-c")])
     assert batch.rows == 4 and batch.data.count(b"\n") == 4
     assert (batch.first_ts, batch.last_ts) == (base + timedelta(seconds=1), base + timedelta(seconds=9))
-    assert sorted(batch.spans) == [
+    assert sorted(batch.registration.spans) == [
         ("w1", "s1", base + timedelta(seconds=1), base + timedelta(seconds=5)),
         ("w2", "s1", base + timedelta(seconds=9), base + timedelta(seconds=9)),
     ]
-    assert batch.models == (("m@1", "gw1", False, "site-a", base + timedelta(seconds=1)),)
+    assert batch.registration.models == (("m@1", "gw1", False, "site-a", base + timedelta(seconds=1)),)
