@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from collector.store import CopyBatch, DeadLetter, copy_batch
+from collector.store import CopyBatch, DeadLetter, SeenSeqs, copy_batch
 from takt.contract import (
     CommitAck,
     EnvelopeError,
@@ -283,10 +283,17 @@ def dead_letter_plan(messages: Iterable[Message], reason: str) -> Plan:
     return plan
 
 
-def prepare_copy(plan: Plan) -> Plan:
-    """Turn the plan's events into COPY text (the writer then needs only the text)."""
-    plan.copy = copy_batch(plan.events)
+def prepare_copy(plan: Plan, seen: SeenSeqs | None = None) -> Plan:
+    """Turn the plan's events into COPY text (the writer then needs only the text).
+
+    ``seen``: the caller's :class:`~collector.store.SeenSeqs`, for batches prepared in order.
+    """
+    plan.copy = copy_batch(plan.events, seen)
     return plan
+
+
+# What this decoding process has seen: plans are made in arrival order.
+_DECODER_SEEN = SeenSeqs()
 
 
 def plan_for_copy(raw: list[tuple[str, bytes]], now: datetime, limits: Limits) -> Plan:
@@ -295,7 +302,8 @@ def plan_for_copy(raw: list[tuple[str, bytes]], now: datetime, limits: Limits) -
     Events travel as COPY text only (pickling thousands of models would cost
     more than decoding them); the caller puts its own messages back.
     """
-    plan = prepare_copy(plan_batch([Message(topic, payload) for topic, payload in raw], now, limits))
+    messages = [Message(topic, payload) for topic, payload in raw]
+    plan = prepare_copy(plan_batch(messages, now, limits), _DECODER_SEEN)
     plan.events = []
     plan._ids = set()
     plan.messages = []

@@ -397,6 +397,7 @@ def _tune(conn: psycopg.Connection[Any]) -> None:
     arrays and the station unions, and the default 4 MB spills them to disk."""
     conn.execute("SET LOCAL jit = off")
     conn.execute("SET LOCAL work_mem = '64MB'")
+    conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
 
 
 def floor_hour(ts: datetime) -> datetime:

@@ -50,7 +50,7 @@ from collector.pipeline import (
 )
 from collector.rollups import RollupRefresher
 from collector.settings import CollectorSettings
-from collector.store import WriteMethod, WriteResult
+from collector.store import SeenSeqs, WriteMethod, WriteResult
 from collector.writer import write_plan
 from takt.contract import ack_topic, encode_ack, shared_subscription
 from takt.contract.topics import TOPIC_ROOT
@@ -106,6 +106,8 @@ class Collector:
                 initializer=_init_decoder,
                 initargs=(os.getpid(),),
             )
+        # Decoding in this process (no pool): what it has seen, for copy_batch.
+        self._seen = SeenSeqs()
         self._planner = threading.Thread(target=self._run_planner, name="collector-planner", daemon=True)
         self._writer = threading.Thread(target=self._run_writer, name="collector-writer", daemon=True)
         # Keeps derived durations and rollups current; an API process may run
@@ -251,7 +253,7 @@ class Collector:
                 else:
                     pending = plan_batch(batch, datetime.now(UTC), self._limits)
                     if self.settings.collector_write_method is WriteMethod.COPY:
-                        prepare_copy(pending)
+                        prepare_copy(pending, self._seen)
                     self.metrics.plan_seconds.observe(time.perf_counter() - started)
                 while not self._stop.is_set():
                     try:

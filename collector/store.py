@@ -9,7 +9,7 @@ stores it once.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -177,12 +177,14 @@ INSERT INTO workstations (station_id, name, registered)
 SELECT DISTINCT station_id, station_id, false FROM spans ON CONFLICT DO NOTHING
 """
 
-# Which of a batch's events are stored already. The time bounds let
-# TimescaleDB skip chunks outside the batch, and keep the scan bounded on
-# PostgreSQL whichever index the planner picks.
+# Which of a batch's events are stored already: one primary key lookup per
+# (event_id, ts). LATERAL ... LIMIT 1 keeps it so whatever the statistics say:
+# they lag a table that grows by a million rows a minute, and a plan from
+# stale estimates (scanning the batch's time range) costs a hundred times more.
 _STORED = (
-    "SELECT encode(uuid_send(event_id), 'hex') FROM events "
-    "WHERE event_id = ANY(%s::uuid[]) AND ts >= %s AND ts <= %s"
+    "SELECT encode(uuid_send(k.event_id), 'hex') "
+    "FROM unnest(%s::uuid[], %s::timestamptz[]) AS k(event_id, ts) CROSS JOIN LATERAL "
+    "(SELECT FROM events e WHERE e.event_id = k.event_id AND e.ts = k.ts LIMIT 1) e"
 )
 
 
@@ -248,9 +250,10 @@ class CopyBatch:
 
     data: bytes
     rows: int
-    ids: str  # PostgreSQL array literal of the events' ids, in row order
-    first_ts: datetime | None
-    last_ts: datetime | None
+    # The events that may be stored already, which the writer looks up before
+    # copying: PostgreSQL array literals of their ids and times.
+    probe_ids: str
+    probe_times: str
     registration: Registration = Registration()
 
 
@@ -259,20 +262,52 @@ def copy_data(events: Iterable[Event]) -> bytes:
     return "".join(_copy_line(e) + "\n" for e in events).encode()
 
 
-def copy_batch(events: Sequence[Event]) -> CopyBatch:
-    """COPY text and registration aggregates of ``events`` (distinct ids)."""
+@dataclass(slots=True)
+class SeenSeqs:
+    """Per gateway, the highest ``seq`` among the batches one decoder has turned into COPY text.
+
+    An event numbered above it is new to that decoder, so its writer need not
+    look it up before copying: the lookup is most of the database's work per
+    event beyond the copy itself. A wrong guess costs time, not correctness:
+    should such an event be stored already (another collector stored it, this
+    one restarted, or the gateway's numbering restarted), the copy fails on the
+    primary key and the batch is merged instead.
+    """
+
+    highest: dict[str, int] = field(default_factory=dict)
+
+    def is_new(self, event: Event) -> bool:
+        seen = self.highest.get(event.gateway_id or "")
+        return seen is not None and event.seq is not None and event.seq > seen
+
+    def add(self, events: Iterable[Event]) -> None:
+        highest = self.highest
+        for e in events:
+            if e.seq is not None and e.seq > highest.get(e.gateway_id or "", -1):
+                highest[e.gateway_id or ""] = e.seq
+
+
+def copy_batch(events: Sequence[Event], seen: SeenSeqs | None = None) -> CopyBatch:
+    """COPY text and registration aggregates of ``events`` (distinct ids).
+
+    Without ``seen`` every event is looked up before copying; with it, only
+    those not new to the decoder (see :class:`SeenSeqs`), and ``seen`` then
+    advances past this batch.
+    """
     if not events:
-        return CopyBatch(b"", 0, "{}", None, None)
+        return CopyBatch(b"", 0, "{}", "{}")
     lines = [_copy_line(e) for e in events]
-    registration = Registration.of(events)
+    probe = lines
+    if seen is not None:
+        probe = [line for line, e in zip(lines, events, strict=True) if not seen.is_new(e)]
+        seen.add(events)
     return CopyBatch(
         data=("\n".join(lines) + "\n").encode(),
         rows=len(events),
-        # Each line starts with its event's id: 32 hex digits.
-        ids="{" + ",".join([line[:32] for line in lines]) + "}",
-        first_ts=min(span[2] for span in registration.spans),
-        last_ts=max(span[3] for span in registration.spans),
-        registration=registration,
+        # Each line starts with its event's id (32 hex digits), then a tab and its time.
+        probe_ids="{" + ",".join([line[:32] for line in probe]) + "}",
+        probe_times="{" + ",".join([line[33 : line.index("\t", 33)] for line in probe]) + "}",
+        registration=Registration.of(events),
     )
 
 
@@ -286,7 +321,9 @@ def insert_copy_batch(conn: psycopg.Connection[Any], batch: CopyBatch) -> WriteR
     """
     if not batch.rows:
         return WriteResult(0, 0)
-    stored = {row[0].encode() for row in conn.execute(_STORED, (batch.ids, batch.first_ts, batch.last_ts))}
+    stored: set[bytes] = set()
+    if batch.probe_ids != "{}":
+        stored = {row[0].encode() for row in conn.execute(_STORED, (batch.probe_ids, batch.probe_times))}
     data = batch.data
     if stored:
         lines = [line for line in data.split(b"\n")[:-1] if line[:32] not in stored]

@@ -12,7 +12,14 @@ import psycopg
 import pytest
 
 from collector.db import upgrade
-from collector.store import WriteMethod, WriteResult, copy_batch, insert_copy_batch, insert_events
+from collector.store import (
+    SeenSeqs,
+    WriteMethod,
+    WriteResult,
+    copy_batch,
+    insert_copy_batch,
+    insert_events,
+)
 from takt.contract import Event, EventType
 from takt.devstack import PostgresServer
 
@@ -166,6 +173,38 @@ def test_a_concurrent_writer_storing_the_same_events_falls_back_to_the_merge(dat
     assert count == (12, 12)
 
 
+def _probed(batch_ids: str) -> int:
+    return 0 if batch_ids == "{}" else batch_ids.count(",") + 1
+
+
+def test_only_events_a_decoder_has_not_seen_skip_the_lookup() -> None:
+    """New to the decoder: a gateway it knows, numbered above what it has seen."""
+    events = _models_events()  # gw0: seq 1, 3, ... 11; gw1: seq 2, 4, ... 12
+    seen = SeenSeqs()
+    first = copy_batch(events[:6], seen)  # unknown gateways: every event is looked up
+    assert _probed(first.probe_ids) == 6
+    assert seen.highest == {"gw0": 5, "gw1": 6}
+    resent = copy_batch([*events[6:], events[0], events[5]], seen)  # 7..12 are new; 1 and 6 re-sent
+    assert _probed(resent.probe_ids) == 2
+    assert {events[0].event_id.hex, events[5].event_id.hex} == set(resent.probe_ids.strip("{}").split(","))
+    assert resent.probe_times.strip("{}").split(",")[0] == events[0].timestamp.isoformat()
+    assert _probed(copy_batch(events).probe_ids) == 12  # no decoder state: all
+
+
+def test_a_wrong_guess_that_events_are_new_falls_back_to_the_merge(database: str) -> None:
+    """Stored by another collector, so new only to this decoder: the COPY fails, the merge skips them."""
+    events = _models_events()
+    seen = SeenSeqs({"gw0": 0, "gw1": 0})
+    batch = copy_batch(events, seen)
+    assert batch.probe_ids == "{}"
+    with psycopg.connect(database) as conn:
+        insert_events(conn, events[:5])
+        result = insert_copy_batch(conn, batch)
+        count = conn.execute("SELECT count(*), count(DISTINCT event_id) FROM events").fetchone()
+    assert result == WriteResult(inserted=7, duplicates=5)
+    assert count == (12, 12)
+
+
 def test_copy_batch_aggregates_like_the_merge_statement() -> None:
     """Spans per worker and station; per model, gateway and shadow flag: min(site), min(ts), NULLs ignored."""
     base = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -185,7 +224,6 @@ def test_copy_batch_aggregates_like_the_merge_statement() -> None:
 
     batch = copy_batch([event(5, "site-b"), event(1, None), event(9, "site-a", "w2"), event(3, "site-c")])
     assert batch.rows == 4 and batch.data.count(b"\n") == 4
-    assert (batch.first_ts, batch.last_ts) == (base + timedelta(seconds=1), base + timedelta(seconds=9))
     assert sorted(batch.registration.spans) == [
         ("w1", "s1", base + timedelta(seconds=1), base + timedelta(seconds=5)),
         ("w2", "s1", base + timedelta(seconds=9), base + timedelta(seconds=9)),
