@@ -4,8 +4,8 @@ Starts its own Mosquitto and PostgreSQL (takt.devstack, free ports, fsync on)
 and one collector process, then:
 
 1. measures the raw COPY rate of the same database into the events table
-   (pre-built rows with the same columns and values as the run's events, no
-   conflict handling): the ceiling;
+   (pre-built rows with the same columns and values as the run's events, as
+   many as the run publishes, no conflict handling): the ceiling;
 2. streams numbered batches from simulated gateways, 10 % of each batch being
    re-sends of events already sent, each gateway (a thread) with at most
    ``--window`` unacknowledged messages in flight (gateways wait for
@@ -14,7 +14,11 @@ and one collector process, then:
    message, and the CPU time each process spent per event;
 3. checks the database holds each unique event exactly once.
 
-    .venv/bin/python bench/ingest.py [--events 400000] [--batch 500] [--gateways 8]
+The collector runs as deployed, its rollup refresher included (rounds take at
+most TAKT_REFRESH_MAX_SHARE of the time); ``--no-refresher`` measures the
+ingest path alone, as with collectors that leave refreshing to another process.
+
+    .venv/bin/python bench/ingest.py [--events 1000000] [--batch 500] [--gateways 8] [--no-refresher]
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from takt.contract import ack_topic, decode_ack, encode_events_envelope, events_
 from takt.devstack import MosquittoServer, PostgresServer
 from takt.devstack.system import free_port
 from takt.mqtt import MqttEndpoint, connect, make_client
+from takt.settings import CommonSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = "bench"
@@ -143,7 +148,11 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _processes() -> dict[int, tuple[int, float]]:
-    """pid -> (parent pid, CPU seconds used so far), for every process (Linux /proc)."""
+    """pid -> (parent pid, CPU seconds used so far), for every process (Linux /proc).
+
+    Includes what its exited children used (PostgreSQL backends and
+    autovacuum workers come and go), so a tree's total stays exact.
+    """
     out = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -152,7 +161,8 @@ def _processes() -> dict[int, tuple[int, float]]:
             except OSError:
                 continue
             fields = stat[stat.rfind(")") + 2 :].split()
-            out[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICKS)
+            ticks = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+            out[int(entry.name)] = (int(fields[1]), ticks / _TICKS)
     return out
 
 
@@ -239,7 +249,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--events", type=int, default=400_000, help="events published, re-sends included")
+    parser.add_argument("--events", type=int, default=1_000_000, help="events published, re-sends included")
     parser.add_argument("--batch", type=int, default=500, help="events per MQTT message")
     parser.add_argument("--gateways", type=int, default=8)
     parser.add_argument(
@@ -249,7 +259,10 @@ def main() -> None:
         help="unacknowledged messages in flight per gateway (the edge agent's max_inflight_batches default)",
     )
     parser.add_argument("--duplicates", type=float, default=0.10)
-    parser.add_argument("--copy-rows", type=int, default=200_000)
+    parser.add_argument("--copy-rows", type=int, help="rows of the raw COPY ceiling (default: --events)")
+    parser.add_argument(
+        "--no-refresher", action="store_true", help="TAKT_COLLECTOR_REFRESH_INTERVAL_S=0 for the collector"
+    )
     parser.add_argument("--collector-batch", type=int, default=20, help="TAKT_COLLECTOR_BATCH_MAX_MESSAGES")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
@@ -265,9 +278,14 @@ def main() -> None:
         mosquitto.start()
         dsn = postgres.create_database("bench")
         upgrade(dsn)
-        print(f"raw COPY of {args.copy_rows} rows ...", flush=True)
-        copy_rate = raw_copy_rate(dsn, args.copy_rows)
-        print(f"  raw COPY: {copy_rate:,.0f} rows/s", flush=True)
+        copy_rows = args.copy_rows or args.events
+        print(f"raw COPY of {copy_rows:,} rows ...", flush=True)
+        postgres_role = {"postgres": (int((postgres.pgdata / "postmaster.pid").read_text().split()[0]), True)}
+        postgres_cpu = cpu_by_role(postgres_role)["postgres"]
+        copy_rate = raw_copy_rate(dsn, copy_rows)
+        postgres_cpu = cpu_by_role(postgres_role)["postgres"] - postgres_cpu
+        per_row = postgres_cpu / copy_rows * 1e6
+        print(f"  raw COPY: {copy_rate:,.0f} rows/s (PostgreSQL CPU {per_row:.1f} us/row)", flush=True)
 
         names = [f"gw{i}" for i in range(args.gateways)]
         metrics_port = free_port()
@@ -281,6 +299,8 @@ def main() -> None:
             "TAKT_COLLECTOR_BATCH_MAX_MESSAGES": str(args.collector_batch),
             "TAKT_LOG_LEVEL": "WARNING",
         }
+        if args.no_refresher:
+            env["TAKT_COLLECTOR_REFRESH_INTERVAL_S"] = "0"
         log = (root / "collector.log").open("wb")
         collector = subprocess.Popen(
             [sys.executable, "-m", "takt.cli", "collector"],
@@ -292,16 +312,19 @@ def main() -> None:
         gateways = Gateways(mosquitto, names, args.window)
         time.sleep(2)  # the collector connects and subscribes
         published = sum(n for *_, n in messages)
+        share = os.environ.get(
+            "TAKT_REFRESH_MAX_SHARE", CommonSettings.model_fields["refresh_max_share"].default
+        )
+        refresher = "off" if args.no_refresher else f"on, TAKT_REFRESH_MAX_SHARE {share}"
         print(
-            f"streaming {published:,} events ({unique:,} unique) in {len(messages)} messages ...", flush=True
+            f"streaming {published:,} events ({unique:,} unique) in {len(messages)} messages "
+            f"(collector's rollup refresher {refresher}) ...",
+            flush=True,
         )
         roles = {
             "collector (main process)": (collector.pid, False),
             "collector (with its decoding processes)": (collector.pid, True),
-            "PostgreSQL (every server process)": (
-                int((postgres.pgdata / "postmaster.pid").read_text().split()[0]),
-                True,
-            ),
+            "PostgreSQL (every server process)": postgres_role["postgres"],
             "Mosquitto": (mosquitto.pid() or 0, False),
             # Alone: the collector is a child of this process.
             "simulated gateways (this process)": (os.getpid(), False),

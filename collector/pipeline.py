@@ -286,9 +286,12 @@ def dead_letter_plan(messages: Iterable[Message], reason: str) -> Plan:
 def prepare_copy(plan: Plan, seen: SeenSeqs | None = None) -> Plan:
     """Turn the plan's events into COPY text (the writer then needs only the text).
 
-    ``seen``: the caller's :class:`~collector.store.SeenSeqs`, for batches prepared in order.
+    ``seen``: the caller's :class:`~collector.store.SeenSeqs`, for batches prepared
+    in order; it then advances past this plan.
     """
     plan.copy = copy_batch(plan.events, seen)
+    if seen is not None:
+        seen.advance(plan.seqs)
     return plan
 
 

@@ -276,31 +276,31 @@ class SeenSeqs:
 
     highest: dict[str, int] = field(default_factory=dict)
 
-    def is_new(self, event: Event) -> bool:
-        seen = self.highest.get(event.gateway_id or "")
-        return seen is not None and event.seq is not None and event.seq > seen
-
-    def add(self, events: Iterable[Event]) -> None:
+    def advance(self, seqs_by_gateway: Mapping[str, Sequence[int]]) -> None:
+        """Take in a batch's seq numbers (``Plan.seqs``)."""
         highest = self.highest
-        for e in events:
-            if e.seq is not None and e.seq > highest.get(e.gateway_id or "", -1):
-                highest[e.gateway_id or ""] = e.seq
+        for gateway_id, seqs in seqs_by_gateway.items():
+            if seqs:
+                highest[gateway_id] = max(highest.get(gateway_id, -1), *seqs)
 
 
 def copy_batch(events: Sequence[Event], seen: SeenSeqs | None = None) -> CopyBatch:
     """COPY text and registration aggregates of ``events`` (distinct ids).
 
     Without ``seen`` every event is looked up before copying; with it, only
-    those not new to the decoder (see :class:`SeenSeqs`), and ``seen`` then
-    advances past this batch.
+    those not new to the decoder (see :class:`SeenSeqs`).
     """
     if not events:
         return CopyBatch(b"", 0, "{}", "{}")
     lines = [_copy_line(e) for e in events]
     probe = lines
     if seen is not None:
-        probe = [line for line, e in zip(lines, events, strict=True) if not seen.is_new(e)]
-        seen.add(events)
+        highest = seen.highest
+        probe = []
+        for line, e in zip(lines, events, strict=True):
+            known = highest.get(e.gateway_id or "")
+            if known is None or e.seq is None or e.seq <= known:
+                probe.append(line)
     return CopyBatch(
         data=("\n".join(lines) + "\n").encode(),
         rows=len(events),

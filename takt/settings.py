@@ -51,7 +51,7 @@ class CommonSettings(BaseSettings):
         default=600.0, gt=0, le=86_400, description="Cap on a state's length when it has no duration_s."
     )
     refresh_max_share: float = Field(
-        default=0.2,
+        default=0.1,
         gt=0,
         le=1,
         description="Largest share of wall time a rollup refresher spends in rounds; under heavy ingest "

@@ -183,6 +183,7 @@ def test_only_events_a_decoder_has_not_seen_skip_the_lookup() -> None:
     seen = SeenSeqs()
     first = copy_batch(events[:6], seen)  # unknown gateways: every event is looked up
     assert _probed(first.probe_ids) == 6
+    seen.advance({"gw0": [1, 5, 3], "gw1": [2, 4, 6], "gw2": []})
     assert seen.highest == {"gw0": 5, "gw1": 6}
     resent = copy_batch([*events[6:], events[0], events[5]], seen)  # 7..12 are new; 1 and 6 re-sent
     assert _probed(resent.probe_ids) == 2
