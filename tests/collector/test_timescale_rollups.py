@@ -23,7 +23,7 @@ from api.metrics.engine import (
 )
 from collector import db
 from collector.rollups import refresh_all
-from collector.store import WriteMethod, write_events
+from collector.store import WriteMethod, copy_batch, stored_ids, write_events
 from takt.contract import Event
 from takt.devstack.timescale_lite import TimescaleLite
 
@@ -100,3 +100,12 @@ def test_rollups_on_hypertables_equal_the_raw_computation(timescale_dsn: str) ->
             assert cycle_times(conn, windows, station_id=station) == raw_cycle_times(
                 conn, windows, station_id=station
             )
+
+
+def test_the_stored_id_lookup_on_hypertables(timescale_dsn: str) -> None:
+    """The direct COPY path's lookup (PGlite has no COPY, so only the lookup runs here)."""
+    events = _events("probe")[:10]
+    with psycopg.connect(timescale_dsn, autocommit=True) as conn:
+        write_events(conn, events[:4], WriteMethod.UNNEST)
+        found = stored_ids(conn, copy_batch(events))
+    assert found == {e.event_id.hex.encode() for e in events[:4]}
