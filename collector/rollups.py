@@ -444,7 +444,8 @@ def merge_ranges(ranges: Iterable[Range], unit: timedelta = HOUR, *, inclusive: 
     return merged
 
 
-def _lookback(conn: psycopg.Connection[Any]) -> float:
+def lookback_s(conn: psycopg.Connection[Any]) -> float:
+    """How far before a range a state may start and still reach into it (the longest stored)."""
     row = conn.execute("SELECT max_duration_s FROM rollup_meta WHERE id = 1").fetchone()
     return float(row[0]) if row else 0.0
 
@@ -476,7 +477,7 @@ def rebuild_keys(
 ) -> int:
     """Recompute the rollup rows of the given workers' and stations' hours (and their days, and the
     model rows of those hours) from events; returns worker-hours plus station-hours rebuilt."""
-    lookback = _lookback(conn)
+    lookback = lookback_s(conn)
     worker_hours = {w: merge_ranges(r) for w, r in workers.items()}
     station_hours = {s: merge_ranges(r) for s, r in stations.items()}
     worker_hours = {w: r for w, r in worker_hours.items() if r}
@@ -518,7 +519,7 @@ def _rebuild_days(
 
 def rebuild_hours(conn: psycopg.Connection[Any], lo: datetime, hi: datetime) -> int:
     """Recompute every rollup row with a bucket in [lo, hi) (hour-aligned), all keys, from events."""
-    params = {**_range_params([(lo, hi)]), "lookback": _lookback(conn)}
+    params = {**_range_params([(lo, hi)]), "lookback": lookback_s(conn)}
     _delete(conn, ROLLUP_HOUR_TABLES, None, params)
     conn.execute(_worker_hours(None), params)
     conn.execute(_worker_hour_totals(None), params)

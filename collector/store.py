@@ -261,11 +261,6 @@ class CopyBatch:
     registration: Registration = Registration()
 
 
-def copy_data(events: Iterable[Event]) -> bytes:
-    """The COPY text of ``events``."""
-    return "".join(_copy_line(e) + "\n" for e in events).encode()
-
-
 @dataclass(slots=True)
 class SeenSeqs:
     """Per gateway, the highest ``seq`` among the batches one decoder has turned into COPY text.

@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 
 from api.metrics.intervals import union_seconds
-from collector.rollups import DAY, HOUR, ORIGIN, ceil_day, ceil_hour, floor_day, floor_hour
+from collector.rollups import DAY, HOUR, ORIGIN, ceil_day, ceil_hour, floor_day, floor_hour, lookback_s
 
 Labelled = tuple[int, datetime, datetime]
 # (label, hour, from, to): the part [hour + from, hour + to) of one hour, offsets in microseconds.
@@ -314,11 +314,6 @@ def _rollup_query(sql: str, windows: Sequence[Labelled], **filters: str | None) 
 _EDGE = "e.ts < w.b AND e.ts >= w.a - %(lookback)s * interval '1 second'"
 _EFF_END = "e.ts + coalesce(e.effective_duration_s, 0) * interval '1 second'"
 _CLIPPED = f"greatest(0, extract(epoch FROM least({_EFF_END}, w.b) - greatest(e.ts, w.a)))::double precision"
-
-
-def lookback_s(conn: psycopg.Connection[Any]) -> float:
-    row = conn.execute("SELECT max_duration_s FROM rollup_meta WHERE id = 1").fetchone()
-    return float(row[0]) if row else 0.0
 
 
 def _filters(params: dict[str, Any], alias: str, **values: str | None) -> str:

@@ -30,6 +30,13 @@ def database(fresh_database: str) -> str:
     return fresh_database
 
 
+@pytest.fixture
+def conn(database: str) -> Iterator[psycopg.Connection[Any]]:
+    """An autocommit connection to ``database`` in a UTC session."""
+    with psycopg.connect(database, autocommit=True, options="-c TimeZone=UTC") as c:
+        yield c
+
+
 def discard_session(mqtt_url: str, client_id: str) -> None:
     """Connect once with a clean start and no expiry, so the broker forgets the session."""
     endpoint = MqttEndpoint.from_url(mqtt_url)

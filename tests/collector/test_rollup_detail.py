@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -13,30 +12,9 @@ from alembic import command
 from collector import db
 from collector.rollups import ROLLUP_TABLES, rebuild, refresh, refresh_all
 from collector.store import write_events
-from takt.contract import Event
+from tests.collector.rollup_events import GAP, T0, ev
 
-T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
-GAP = 600.0
 US = 1_000_000
-
-
-@pytest.fixture
-def conn(database: str) -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(database, autocommit=True, options="-c TimeZone=UTC") as c:
-        yield c
-
-
-def ev(minute: float, kind: str = "working", worker: str = "W1", station: str = "S1", **kw: Any) -> Event:
-    return Event.model_validate(
-        {
-            "timestamp": T0 + timedelta(minutes=minute),
-            "worker_id": worker,
-            "station_id": station,
-            "event_type": kind,
-            "confidence": kw.pop("confidence", 0.9),
-            **kw,
-        }
-    )
 
 
 def snapshot(conn: psycopg.Connection[Any], tables: tuple[str, ...] = ROLLUP_TABLES) -> dict[str, list[Any]]:

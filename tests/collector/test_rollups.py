@@ -2,40 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
-import pytest
 
-from collector.db import upgrade
 from collector.rollups import ROLLUP_TABLES, merge_ranges, rebuild, refresh, refresh_all
 from collector.store import write_events
-from takt.contract import Event
-
-T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
-GAP = 600.0
-
-
-@pytest.fixture
-def conn(fresh_database: str) -> Iterator[psycopg.Connection[Any]]:
-    upgrade(fresh_database)
-    with psycopg.connect(fresh_database, autocommit=True, options="-c TimeZone=UTC") as c:
-        yield c
-
-
-def ev(minute: float, kind: str = "working", worker: str = "W1", station: str = "S1", **kw: Any) -> Event:
-    return Event.model_validate(
-        {
-            "timestamp": T0 + timedelta(minutes=minute),
-            "worker_id": worker,
-            "station_id": station,
-            "event_type": kind,
-            "confidence": 0.9,
-            **kw,
-        }
-    )
+from tests.collector.rollup_events import GAP, T0, ev
 
 
 def durations(conn: psycopg.Connection[Any]) -> list[tuple[float, str, float | None]]:
