@@ -11,7 +11,7 @@ import json
 import math
 import random
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import numpy as np
 from edge_agent.detect.base import Image
 
 WIDTH, HEIGHT, FPS = 320, 240, 10.0
+# A fixed start for tests that need a reproducible calendar date; render() defaults to recent_start().
 START = datetime(2026, 11, 23, 8, 0, 30, tzinfo=UTC)  # mid-minute: segments must be cut at :01:00 etc.
 ZONES = {
     "st-1": [(20, 30), (140, 30), (140, 150), (20, 150)],
@@ -94,10 +95,30 @@ def _background(rng: np.random.Generator) -> Image:
     return img
 
 
+def recent_start(duration_s: float, now: datetime | None = None) -> datetime:
+    """Half a minute past the minute, such that a clip of ``duration_s`` ended a minute ago.
+
+    Footage stamped from here passes the collector's plausibility window
+    (events must be at most days old) on whatever date it is rendered.
+    """
+    end = (now or datetime.now(UTC)) - timedelta(minutes=1, seconds=duration_s + 30)
+    return end.replace(second=30, microsecond=0)
+
+
 def render(
-    out_dir: Path, *, seed: int = 7, duration_s: float = 90.0, name: str = "demo"
+    out_dir: Path,
+    *,
+    seed: int = 7,
+    duration_s: float = 90.0,
+    name: str = "demo",
+    start_time: datetime | None = None,
 ) -> tuple[Path, Path]:
-    """Write ``<name>.avi`` and ``<name>.ground_truth.json``; returns both paths."""
+    """Write ``<name>.avi`` and ``<name>.ground_truth.json``; returns both paths.
+
+    The ground truth's ``start_time`` (what ``demo_config`` stamps frames
+    from) is ``start_time``, by default :func:`recent_start`.
+    """
+    start = (start_time or recent_start(duration_s)).astimezone(UTC)
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)  # noqa: S311 - a reproducible scene, not secrets
     noise = np.random.default_rng(seed)
@@ -181,7 +202,7 @@ def render(
         "width": WIDTH,
         "height": HEIGHT,
         "duration_s": n_frames / FPS,
-        "start_time": START.isoformat(),
+        "start_time": start.isoformat(),
         "stations": stations,
         "count_line": {"id": "line-1", "station_id": "st-2", "points": LINE, "labels": ["product"]},
         "product_count": crossed,
@@ -222,8 +243,11 @@ def demo_config(video: Path, truth_path: Path, *, buffer_path: Path, mqtt_url: s
         ],
         "count_lines": [truth["count_line"]],
         "roster": [
-            {"station_id": "st-1", "worker_id": "w-ana", "start": "06:00:00", "end": "14:00:00"},
-            {"station_id": "st-2", "worker_id": "w-ben", "start": "06:00:00", "end": "14:00:00"},
+            # Day and night shifts: the footage may be stamped at any time of day.
+            {"station_id": "st-1", "worker_id": "w-ana", "start": "06:00:00", "end": "18:00:00"},
+            {"station_id": "st-1", "worker_id": "w-cai", "start": "18:00:00", "end": "06:00:00"},
+            {"station_id": "st-2", "worker_id": "w-ben", "start": "06:00:00", "end": "18:00:00"},
+            {"station_id": "st-2", "worker_id": "w-dan", "start": "18:00:00", "end": "06:00:00"},
         ],
         "mqtt": {"url": mqtt_url},
         "buffer": {"path": str(buffer_path)},

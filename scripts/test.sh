@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # Runs every check: ruff, mypy and the whole pytest suite against real
 # Mosquitto and PostgreSQL servers that the tests start themselves.
-# Installs what is missing first (scripts/bootstrap.sh). Extra arguments go to pytest.
+# Installs what is missing first (scripts/bootstrap.sh). Extra arguments go to pytest
+# (and skip the moved-clock re-run of the wall-clock tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Node.js runs the TimescaleDB test engine (takt/devstack/timescale_lite);
 # npm vendors the dashboard's chart library; Chromium runs its end-to-end tests.
-TAKT_EXTRA_OS_PACKAGES="node:nodejs npm:npm chromium:chromium ${TAKT_EXTRA_OS_PACKAGES:-}" ./scripts/bootstrap.sh
+# faketime moves the clock for the wall-clock tests (scripts/moved_clock.py).
+TAKT_EXTRA_OS_PACKAGES="node:nodejs npm:npm chromium:chromium faketime:faketime ${TAKT_EXTRA_OS_PACKAGES:-}" ./scripts/bootstrap.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
 .venv/bin/python -m pytest "$@"
+# The tests that read the wall clock, again with the clock moved (weeks ahead,
+# just before midnight in UTC and in a far time zone); only for a whole run.
+if [ $# -eq 0 ]; then
+  .venv/bin/python scripts/moved_clock.py
+fi

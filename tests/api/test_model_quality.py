@@ -30,12 +30,14 @@ from takt.cli import main
 from takt.contract import Event, EventType
 from tests.models.footage import CANDIDATE, PRODUCTION, two_version_events
 
-WINDOW = {"from": "2026-11-23T08:00:00Z", "to": "2026-11-23T09:00:00Z"}
+HOUR = START.replace(minute=0, second=0)
+WINDOW = {"from": HOUR.isoformat(), "to": (HOUR + timedelta(hours=1)).isoformat()}
 
 
 @pytest.fixture(scope="module")
 def footage_events(tmp_path_factory: pytest.TempPathFactory) -> list[Event]:
-    return two_version_events(tmp_path_factory.mktemp("two-versions"), seconds=60)
+    # A fixed date: these tests read fixed windows and never pass the collector's plausibility check.
+    return two_version_events(tmp_path_factory.mktemp("two-versions"), seconds=60, start_time=START)
 
 
 def _store(dsn: str, events: list[Event], settings: ApiSettings) -> None:
@@ -248,13 +250,14 @@ def test_label_samples_name_both_models(
     out = tmp_path / "samples.jsonl"
     result = CliRunner().invoke(
         main,
-        ["models", "export-samples", "--database-url", api_db, "--from", "2026-11-23T08:00:00",
-         "--to", "2026-11-23T09:00:00", "--below", "0.7", "--out", str(out)],
+        ["models", "export-samples", "--database-url", api_db, "--from", WINDOW["from"],
+         "--to", WINDOW["to"], "--below", "0.7", "--out", str(out)],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert out.read_bytes() == jsonl.content
 
 
+@pytest.mark.wallclock  # the replays are placed relative to now
 def test_scheduled_checker_records_flags(
     settings: ApiSettings, api_db: str, footage_events: list[Event]
 ) -> None:

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 
 from api.settings import ApiSettings
+
+pytestmark = pytest.mark.wallclock  # dates computed from now; scripts/moved_clock.py moves the clock
 
 
 def test_seed_then_metrics(client: TestClient, settings: ApiSettings) -> None:

@@ -9,12 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 
 from collector.service import Collector
 from collector.store import seq_gaps
 from edge_agent.agent import Agent
 from edge_agent.config import parse_config
 from tests.models.footage import CANDIDATE, PRODUCTION, edge_config
+
+pytestmark = pytest.mark.wallclock  # dates computed from now; scripts/moved_clock.py moves the clock
 
 
 def _wait_for(condition: Callable[[], bool], timeout_s: float = 60) -> bool:

@@ -27,6 +27,8 @@ from takt.contract import (
 from tests.collector.conftest import event_counts, stored_ids
 from tests.collector.gateway_sim import GatewaySim
 
+pytestmark = pytest.mark.wallclock  # dates computed from now; scripts/moved_clock.py moves the clock
+
 
 def _metric(collector: Collector, name: str, **labels: str) -> float:
     value = collector.metrics.registry.get_sample_value(name, labels or None)

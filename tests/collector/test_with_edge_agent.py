@@ -26,7 +26,7 @@ from edge_agent.synthetic import demo_config, render
 from takt.devstack import MosquittoServer
 from tests.collector.conftest import CollectorProcess
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.wallclock]
 GATEWAY = "gw-e2e"
 
 

@@ -39,7 +39,10 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium package is not installed")
+pytestmark = [
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium package is not installed"),
+    pytest.mark.wallclock,
+]
 
 
 @pytest.fixture(scope="module")
@@ -88,13 +91,18 @@ def loaded(page: Page) -> str:
     return str(page.locator("body").get_attribute("data-query"))
 
 
+def seven_days_query() -> str:
+    """The start of the page's 7-day window (the page runs in UTC), as its query writes it."""
+    week_start = (datetime.now(UTC) - timedelta(days=6)).date().isoformat()
+    return f"from={week_start}T00%3A00"
+
+
 def seed(page: Page) -> str:
     """Loads the demo data from the UI; returns the query of the numbers fetched after it."""
     page.get_by_role("button", name="Load demo data").click()
     expect(page.locator("#f-range")).to_have_value("7d")
-    # Only fetches made after the seed finished use the 7-day window (the page runs in UTC).
-    week_start = (datetime.now(UTC) - timedelta(days=6)).date().isoformat()
-    expect(page.locator("body")).to_have_attribute("data-query", re.compile(f"from={week_start}T00%3A00"))
+    # Only fetches made after the seed finished use the 7-day window.
+    expect(page.locator("body")).to_have_attribute("data-query", re.compile(seven_days_query()))
     expect(page.locator("#workers tbody tr[data-id]")).to_have_count(6)
     return loaded(page)
 
@@ -288,6 +296,9 @@ def test_an_event_stored_during_the_test_appears_without_reload(page: Page, dash
             ),
         )
     sign_in(page, dash_server)
+    # Events of the last minutes fall in the 7-day window even just after midnight.
+    page.get_by_label("Date range").select_option("7d")
+    expect(page.locator("body")).to_have_attribute("data-query", re.compile(seven_days_query()))
     loaded(page)
     expect(page.locator("#live")).to_have_text("Live")
     expect(page.locator('[data-metric="total_production_count"] .value')).to_have_attribute("data-value", "0")
@@ -326,7 +337,7 @@ def test_models_panel_shows_each_version_and_the_drift_flags(
 ) -> None:
     from tests.models.footage import CANDIDATE, PRODUCTION, two_version_events
 
-    # Production and a shadow candidate on the same generated clip (it starts today, 08:00:30 UTC).
+    # Production and a shadow candidate on the same generated clip, which ended a minute ago.
     events = two_version_events(tmp_path, seconds=30)
     with psycopg.connect(dash_server.dsn, autocommit=True) as conn:
         write_events(conn, events)
@@ -336,6 +347,9 @@ def test_models_panel_shows_each_version_and_the_drift_flags(
             "(now(), 'demo-site', 'station', 'st-1', 'confidence_psi', 0.61, 0.2, now(), now(), now(), now())"
         )
     sign_in(page, dash_server)
+    # The last seven days hold the clip whatever the time of day, even just after midnight.
+    page.get_by_label("Date range").select_option("7d")
+    expect(page.locator("body")).to_have_attribute("data-query", re.compile(seven_days_query()))
     q = loaded(page)
     settled(dash_server)
     expect(page.locator("#models tbody tr[data-model]")).to_have_count(2)

@@ -76,7 +76,7 @@ def test_motion_backend_reproduces_ground_truth(
     assert first["seq"] == 1
     assert first["config_version"] == config.config_version()
     assert first["model_version"] == "motion-mog2@1"
-    assert first["worker_id"] in {"w-ana", "w-ben"}  # 08:00 is in the roster's shift
+    assert first["worker_id"] in {"w-ana", "w-ben", "w-cai", "w-dan"}  # the roster covers every hour
     assert {e.camera_id for e in events} == {"cam-demo"}
 
 

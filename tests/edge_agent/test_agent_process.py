@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import collections
+import json
 import signal
 import subprocess
 import sys
 import threading
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from takt.contract import GatewayState, decode_status, status_topic
 from takt.mqtt import MqttEndpoint, make_client
 from tests.edge_agent.acker import StandInAcker, wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.wallclock]
 
 
 def _config(demo: tuple[Path, Path], tmp_path: Path, site: str, url: str, **camera: Any) -> Path:
@@ -70,6 +71,8 @@ def test_kill_9_mid_run_then_restart_loses_nothing(
     acker_factory: Callable[..., StandInAcker],
 ) -> None:
     acker = acker_factory(site_id, drop_ack=lambda n: n % 4 == 0)  # and some acks get lost
+    # The first run's looping clip stays within hours of its start; the second run is a day later.
+    day2 = datetime.fromisoformat(json.loads(demo_footage[1].read_text())["start_time"]) + timedelta(hours=12)
     url = gateway_url(site_id, "gw-1")
     watcher, statuses = _watch_status(collector_url=collector_mqtt_url, topic=status_topic(site_id, "gw-1"))
     try:
@@ -90,7 +93,7 @@ def test_kill_9_mid_run_then_restart_loses_nothing(
 
         # Restart on a later day's footage without looping: replays the backlog, adds new events, exits.
         second = _agent(
-            _config(demo_footage, tmp_path, site_id, url, loop=False, start_time="2026-11-24T08:00:30Z"),
+            _config(demo_footage, tmp_path, site_id, url, loop=False, start_time=day2 + timedelta(hours=12)),
             "--exit-at-end",
             "--drain-timeout",
             "60",
@@ -114,7 +117,6 @@ def test_kill_9_mid_run_then_restart_loses_nothing(
         by_seq[e.seq].add(e.event_id)
     assert all(len(ids) == 1 for ids in by_seq.values()), "duplicates must be re-sends of the same event"
     # seq kept increasing across the restart: the second run's events come after the first's.
-    day2 = datetime.fromisoformat("2026-11-24T00:00:00+00:00")
     second_run = [e.seq for e in events if e.timestamp >= day2 and e.seq is not None]
     first_run = [e.seq for e in events if e.timestamp < day2 and e.seq is not None]
     assert second_run and min(second_run) > max(first_run)

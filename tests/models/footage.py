@@ -8,6 +8,7 @@ zones and station logic are the same, so every difference is the model's.
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +39,16 @@ def make_registry(models_dir: Path) -> None:
 
 
 def edge_config(
-    workdir: Path, *, seconds: float = 60, seed: int = 7, shadow: bool = True, gateway_id: str = "gw-demo"
+    workdir: Path,
+    *,
+    seconds: float = 60,
+    seed: int = 7,
+    shadow: bool = True,
+    gateway_id: str = "gw-demo",
+    start_time: datetime | None = None,
 ) -> dict[str, Any]:
-    video, truth = render(workdir / "clip", seed=seed, duration_s=seconds)
+    """The clip starts at ``start_time``, by default a few minutes before now (``render``'s default)."""
+    video, truth = render(workdir / "clip", seed=seed, duration_s=seconds, start_time=start_time)
     make_registry(workdir / "models")
     config = demo_config(video, truth, buffer_path=workdir / "buffer.sqlite", mqtt_url="mqtt://x@h")
     config["gateway_id"] = gateway_id
