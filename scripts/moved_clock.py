@@ -1,9 +1,10 @@
 """Runs the tests that read the wall clock again, with the clock moved.
 
 Tests marked ``wallclock`` compute their dates from now. This script proves it:
-it runs them under libfaketime (Debian's ``faketime`` package), which moves the
-clock of every process the tests start (PostgreSQL, Mosquitto, the agents,
-Chromium) by the same offset, at three instants:
+moves the clock of every process the tests start by the same offset (Python
+processes through time-machine, PostgreSQL, Mosquitto and Chromium through
+libfaketime, Debian's ``faketime`` package; see tests/moved_clock/), at three
+instants:
 
 - weeks ahead, past the collector's 30-day plausibility window and the edge
   buffer's 14-day age limit, so no fixed date in a test can pass;
@@ -25,6 +26,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 WEEKS_AHEAD = timedelta(days=45)
+SITECUSTOMIZE = Path(__file__).resolve().parents[1] / "tests" / "moved_clock"
 
 
 def seconds_until_before_midnight(tz: ZoneInfo, now: datetime, lead: timedelta) -> int:
@@ -58,14 +60,14 @@ def main(pytest_args: list[str]) -> int:
         print(f"moved clock: {label} (offset +{offset_s} s, TZ={tz})", flush=True)
         env = {
             **os.environ,
-            "LD_PRELOAD": str(libs[0]),
-            "FAKETIME": f"+{offset_s}",
-            # Timeouts and waits keep real durations; only the calendar moves.
-            "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(SITECUSTOMIZE), os.environ.get("PYTHONPATH")])),
+            "TAKT_TEST_CLOCK_OFFSET_S": str(offset_s),
+            "TAKT_TEST_FAKETIME_LIB": str(libs[0]),
             "TZ": tz,
         }
         cmd = [sys.executable, "-m", "pytest", "-m", "wallclock", "-q", "-p", "no:cacheprovider"]
-        cmd += pytest_args
+        # sitecustomize imported time_machine before pytest could rewrite its plugin.
+        cmd += ["-W", "ignore::pytest.PytestAssertRewriteWarning", *pytest_args]
         if subprocess.run(cmd, env=env, check=False).returncode != 0:
             failed.append(label)
     if failed:

@@ -58,6 +58,8 @@ def page(browser: Browser, dash_server: Server) -> Iterator[Page]:
     # Depends on the server so that it closes (and with it the live stream)
     # before the server shuts down.
     context = browser.new_context(viewport={"width": 1366, "height": 768}, timezone_id="UTC")
+    # The page's clock is the test's clock, also when scripts/moved_clock.py moves it.
+    context.clock.install(time=datetime.now(UTC))
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
