@@ -10,4 +10,7 @@ TAKT_EXTRA_OS_PACKAGES="node:nodejs npm:npm chromium:chromium ${TAKT_EXTRA_OS_PA
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+# The dashboard's pure JavaScript helpers (durations, site-time-zone windows, rows),
+# in a machine time zone that is neither UTC nor a whole-hour offset.
+TZ=Pacific/Chatham node --test tests/dashboard/js/
 .venv/bin/python -m pytest "$@"
