@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every check: ruff, mypy and the whole pytest suite against real
+# Runs every check: ruff, mypy, the dashboard's node tests and the whole pytest suite against real
 # Mosquitto and PostgreSQL servers that the tests start themselves.
 # Installs what is missing first (scripts/bootstrap.sh). Extra arguments go to pytest.
 set -euo pipefail

@@ -192,7 +192,7 @@ class Dashboard {
       // The demo data covers the two days before today.
       this.filters.setRange("7d");
       this.filters.setStations(await api("/api/workstations"));
-      await this.refreshNumbers();
+      await Promise.all([this.refreshNumbers(), this.refreshModels()]);
     } catch (err) {
       this.notice(err);
     } finally {
