@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
-from fastapi.responses import RedirectResponse, StreamingResponse
+from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
 from starlette.types import Scope
@@ -26,7 +26,9 @@ from dashboard.live import LiveHub
 logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-VENDOR_FILES = ("uPlot.esm.js", "uPlot.min.css")
+# Committed dist files of the chart library (package data of every install);
+# dashboard/package-lock.json records their version, scripts/bootstrap.sh checks them.
+VENDOR_FILES = ("uPlot.esm.js", "uPlot.min.css", "uPlot.LICENSE")
 MAX_WINDOW = timedelta(days=31)
 
 
@@ -172,7 +174,7 @@ def mount_dashboard(app: FastAPI, *, live_interval_s: float = 1.0) -> None:
     missing = [name for name in VENDOR_FILES if not (STATIC_DIR / "vendor" / name).exists()]
     if missing:
         logger.warning(
-            "dashboard: %s missing from %s; run scripts/bootstrap.sh with npm installed",
+            "dashboard: %s missing from %s; the install is incomplete (they are package data)",
             ", ".join(missing),
             STATIC_DIR / "vendor",
         )
@@ -182,5 +184,12 @@ def mount_dashboard(app: FastAPI, *, live_interval_s: float = 1.0) -> None:
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
         return RedirectResponse("/dashboard/")
+
+    # Browsers ask the origin for /favicon.ico (the page itself links favicon.svg).
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:
+        return FileResponse(
+            STATIC_DIR / "favicon.ico", media_type="image/x-icon", headers={"Cache-Control": "max-age=86400"}
+        )
 
     app.mount("/dashboard", _RevalidatedStatic(directory=STATIC_DIR, html=True), name="dashboard")

@@ -33,18 +33,25 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
-# The dashboard's browser libraries (no CDN): npm installs the locked
-# versions and their dist files are copied next to the page, which serves
-# them from /dashboard/vendor/. Needs npm (TAKT_EXTRA_OS_PACKAGES="npm:npm").
+# The dashboard's chart library (no CDN) is committed in dashboard/static/vendor/,
+# so every install (pip, the Docker image, compose) serves it as package data.
+# dashboard/package-lock.json records its version: where npm is installed, this
+# checks that the committed files are that version's dist files, and with
+# TAKT_VENDOR_UPDATE=1 (after changing the lock) copies them in.
 vendor="dashboard/static/vendor"
-if [ ! -f "$vendor/.stamp" ] || [ dashboard/package-lock.json -nt "$vendor/.stamp" ]; then
-  if command -v npm >/dev/null 2>&1; then
-    (cd dashboard && npm ci --silent --no-audit --no-fund)
-    mkdir -p "$vendor"
-    cp dashboard/node_modules/uplot/dist/uPlot.esm.js dashboard/node_modules/uplot/dist/uPlot.min.css "$vendor/"
-    cp dashboard/node_modules/uplot/LICENSE "$vendor/uPlot.LICENSE"
-    touch "$vendor/.stamp"
-  else
-    echo "bootstrap: npm not found; the dashboard's charts need it (TAKT_EXTRA_OS_PACKAGES=\"node:nodejs npm:npm\")" >&2
-  fi
+checked="dashboard/node_modules/.takt-vendor-checked"
+if command -v npm >/dev/null 2>&1 && { [ ! -f "$checked" ] || [ -n "$(find dashboard/package-lock.json "$vendor" -newer "$checked" | head -1)" ] || [ -n "${TAKT_VENDOR_UPDATE:-}" ]; }; then
+  (cd dashboard && npm ci --silent --no-audit --no-fund)
+  dist="dashboard/node_modules/uplot"
+  for pair in "dist/uPlot.esm.js:uPlot.esm.js" "dist/uPlot.min.css:uPlot.min.css" "LICENSE:uPlot.LICENSE"; do
+    src="$dist/${pair%%:*}" dst="$vendor/${pair##*:}"
+    if [ -n "${TAKT_VENDOR_UPDATE:-}" ]; then
+      mkdir -p "$vendor" && cp "$src" "$dst"
+    elif ! cmp -s "$src" "$dst"; then
+      echo "bootstrap: $dst differs from $src (the version in dashboard/package-lock.json);" \
+        "run TAKT_VENDOR_UPDATE=1 ./scripts/bootstrap.sh and commit the result" >&2
+      exit 1
+    fi
+  done
+  touch "$checked"
 fi

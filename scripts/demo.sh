@@ -3,6 +3,6 @@
 # Installs what is missing first (scripts/bootstrap.sh). Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# npm vendors the dashboard's chart library (no CDN).
+# npm checks the committed copy of the dashboard's chart library against its lock (no CDN).
 TAKT_EXTRA_OS_PACKAGES="node:nodejs npm:npm ${TAKT_EXTRA_OS_PACKAGES:-}" ./scripts/bootstrap.sh
 exec .venv/bin/takt demo "$@"

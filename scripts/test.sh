@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every check: ruff, mypy and the whole pytest suite against real
+# Runs every check: ruff, mypy, the dashboard's node tests and the whole pytest suite against real
 # Mosquitto and PostgreSQL servers that the tests start themselves.
 # Installs what is missing first (scripts/bootstrap.sh). Extra arguments go to pytest
 # (and skip the moved-clock re-run of the wall-clock tests).
@@ -12,6 +12,9 @@ TAKT_EXTRA_OS_PACKAGES="node:nodejs npm:npm chromium:chromium faketime:faketime 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+# The dashboard's pure JavaScript helpers (durations, site-time-zone windows, rows),
+# in a machine time zone that is neither UTC nor a whole-hour offset.
+TZ=Pacific/Chatham node --test tests/dashboard/js/
 .venv/bin/python -m pytest "$@"
 # The tests that read the wall clock, again with the clock moved (weeks ahead,
 # just before midnight in UTC and in a far time zone); only for a whole run.

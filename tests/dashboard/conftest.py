@@ -1,4 +1,9 @@
-"""A real uvicorn serving the API and the dashboard against a fresh PostgreSQL database."""
+"""A real uvicorn serving the API and the dashboard against a fresh PostgreSQL database.
+
+A test changes the server's settings with ``@pytest.mark.dash_settings(**fields)``,
+e.g. ``calendars={"site-1": {"timezone": "America/Chicago"}}`` for a site that is
+not in UTC.
+"""
 
 from __future__ import annotations
 
@@ -29,8 +34,14 @@ class Server:
     gateway_token: str
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "dash_settings(**fields): ApiSettings fields of the dashboard server")
+
+
 @pytest.fixture
-def dash_server(fresh_database: str) -> Iterator[Server]:
+def dash_server(fresh_database: str, request: pytest.FixtureRequest) -> Iterator[Server]:
+    marker = request.node.get_closest_marker("dash_settings")
+    overrides: dict[str, object] = dict(marker.kwargs) if marker else {}
     upgrade(fresh_database)
     with psycopg.connect(fresh_database, autocommit=True) as conn:
         viewer = create_token(conn, Role.VIEWER, "viewer")
@@ -40,6 +51,7 @@ def dash_server(fresh_database: str) -> Iterator[Server]:
         admin_token=ADMIN,
         refresh_interval_s=0.2,
         rate_limit_per_minute=100_000,
+        **overrides,  # type: ignore[arg-type]
     )
     port = free_port()
     server = uvicorn.Server(

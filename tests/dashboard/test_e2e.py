@@ -12,9 +12,11 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import psycopg
@@ -53,11 +55,10 @@ def browser() -> Iterator[Browser]:
         b.close()
 
 
-@pytest.fixture
-def page(browser: Browser, dash_server: Server) -> Iterator[Page]:
-    # Depends on the server so that it closes (and with it the live stream)
-    # before the server shuts down.
-    context = browser.new_context(viewport={"width": 1366, "height": 768}, timezone_id="UTC")
+@contextmanager
+def browser_page(browser: Browser, timezone_id: str = "UTC") -> Iterator[Page]:
+    """A page in a fresh context whose clock runs in ``timezone_id``; fails on JavaScript errors."""
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, timezone_id=timezone_id)
     # The page's clock is the test's clock, also when scripts/moved_clock.py moves it.
     context.clock.install(time=datetime.now(UTC))
     pg = context.new_page()
@@ -66,6 +67,21 @@ def page(browser: Browser, dash_server: Server) -> Iterator[Page]:
     yield pg
     context.close()
     assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture
+def page(browser: Browser, dash_server: Server) -> Iterator[Page]:
+    # Depends on the server so that it closes (and with it the live stream)
+    # before the server shuts down.
+    with browser_page(browser) as pg:
+        yield pg
+
+
+@pytest.fixture
+def tokyo_page(browser: Browser, dash_server: Server) -> Iterator[Page]:
+    """A browser in Tokyo looking at a site elsewhere (tests set the site's zone with dash_settings)."""
+    with browser_page(browser, "Asia/Tokyo") as pg:
+        yield pg
 
 
 def shot(page: Page, name: str, *, full_page: bool = True) -> None:
@@ -371,3 +387,214 @@ def test_models_panel_shows_each_version_and_the_drift_flags(
     flag = page.locator('#drift-flags li[data-subject="station:st-1"]')
     expect(flag).to_contain_text("confidence distribution shifted (PSI) 0.61")
     shot(page, "models-panel")
+
+
+# ---------------------------------------------------------------------------
+# What a person reads: axes, durations, rows, notices, "today", static files.
+
+CHICAGO = "America/Chicago"
+CHICAGO_SITE = pytest.mark.dash_settings(calendars={"site-1": {"timezone": CHICAGO}})
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sept", "Oct", "Nov", "Dec")  # en-GB
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def site_midnight(day: date, tz: str) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(tz)).astimezone(UTC)
+
+
+def long_date(day: date) -> str:
+    """How the page writes a date (en-GB, short): "Mon, 30 Nov 2026"."""
+    return f"{WEEKDAYS[day.weekday()]}, {day.day} {MONTHS[day.month - 1]} {day.year}"
+
+
+def state(
+    when: datetime, kind: str, *, worker: str = "W1", duration_s: float | None = None, count: int = 0
+) -> Event:
+    return Event.model_validate(
+        {
+            "event_id": str(uuid.uuid4()),
+            "timestamp": when,
+            "worker_id": worker,
+            "station_id": "S1",
+            "event_type": kind,
+            "confidence": 0.9,
+            "count": count,
+            "duration_s": duration_s,
+            "model_version": "person-yolo11n@test",
+        }
+    )
+
+
+def chart(page: Page, selector: str) -> dict[str, Any]:
+    """The uPlot instance of a chart as drawn: x scale, tick positions and their labels, series values."""
+    return dict(
+        page.evaluate(
+            """(sel) => { const u = document.querySelector(sel).uplot;
+                return { min: u.scales.x.min, max: u.scales.x.max, splits: u.axes[0]._splits,
+                         labels: u.axes[0]._values, xs: u.data[0], values: u.data[1] }; }""",
+            selector,
+        )
+    )
+
+
+@CHICAGO_SITE
+def test_drill_down_charts_span_exactly_their_window_in_the_sites_time_zone(
+    tokyo_page: Page, dash_server: Server
+) -> None:
+    page = tokyo_page
+    # One hour of work yesterday, site time (Chicago), seen from a browser in Tokyo.
+    day = datetime.now(ZoneInfo(CHICAGO)).date() - timedelta(days=1)
+    lo, hi = site_midnight(day, CHICAGO), site_midnight(day + timedelta(days=1), CHICAGO)
+    ten = lo + timedelta(hours=10)
+    with psycopg.connect(dash_server.dsn) as conn:
+        write_events(
+            conn,
+            [
+                state(ten, "working", duration_s=3600),
+                state(ten + timedelta(minutes=20), "product_count", count=5),
+                state(ten + timedelta(minutes=40), "product_count", count=4),
+            ],
+        )
+    sign_in(page, dash_server)
+    page.get_by_label("Date range").select_option("7d")
+    expect(page.locator("#workers tbody tr[data-id=W1]")).to_be_visible()
+    page.get_by_role("button", name="Details of W1").click()
+    page.locator("#drill-day").fill(day.isoformat())
+    page.locator("#drill-day").dispatch_event("change")
+    expect(page.locator("#chart-units")).to_have_attribute("data-points", "1")
+
+    units = chart(page, "#chart-units")
+    # The axis is the site's day, midnight to midnight: not the browser's, not a guess from one point.
+    assert (units["min"], units["max"]) == (lo.timestamp(), hi.timestamp())
+    hours = round((hi - lo).total_seconds() / 3600)  # 23 or 25 on a DST day
+    assert len(units["values"]) == hours
+    assert units["values"][10] == 9
+    assert sum(units["values"]) == 9 and units["values"].count(0) == hours - 1  # empty hours are zero
+    assert all(lo.timestamp() < x < hi.timestamp() for x in units["xs"])
+    # Tick labels are the site's clock times, inside the day.
+    assert units["labels"] and all(re.fullmatch(r"([01]\d|2[0-3]):00", t) for t in units["labels"])
+    assert "12:00" in units["labels"]
+    assert all(lo.timestamp() <= s <= hi.timestamp() for s in units["splits"])
+    noon = units["splits"][units["labels"].index("12:00")]
+    assert noon == (lo + timedelta(hours=12)).timestamp() or hours != 24
+    expect(page.locator("#drill-day-label")).to_have_text(long_date(day))
+    expect(page.locator("#chart-units-window")).to_have_text(f"{long_date(day)}, 00:00–24:00 ({CHICAGO})")
+
+    util = chart(page, "#chart-util")
+    trend_from = site_midnight(day - timedelta(days=13), CHICAGO)
+    assert (util["min"], util["max"]) == (trend_from.timestamp(), hi.timestamp())
+    assert len(util["values"]) == 14
+    assert util["values"][-1] == 100  # the hour worked, no idle
+    assert util["values"][:-1] == [None] * 13  # days without data are gaps, not 0 %
+    assert util["labels"] and all(re.fullmatch(r"\d{1,2} [A-Z][a-z]{2,3}", t) for t in util["labels"])
+    assert all(trend_from.timestamp() <= s <= hi.timestamp() for s in util["splits"])
+    first = day - timedelta(days=13)
+    expect(page.locator("#chart-util-window")).to_have_text(
+        f"{first.day} {MONTHS[first.month - 1]} – {long_date(day)} ({CHICAGO})"
+    )
+    shot(page, "drill-down-axes", full_page=False)
+
+
+def test_recent_events_show_one_row_per_state_and_durations_in_minutes(
+    page: Page, dash_server: Server
+) -> None:
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
+    with psycopg.connect(dash_server.dsn) as conn:
+        write_events(
+            conn,
+            [
+                # How the edge agent writes a state: an opening change (duration 0), later
+                # the closing segment at the same timestamp with the state's length.
+                state(t0, "working", duration_s=0),
+                state(t0, "working", duration_s=720),
+                state(t0 + timedelta(minutes=12), "idle", duration_s=0),  # still going on
+                state(t0, "working", worker="W2", duration_s=5400),
+            ],
+        )
+    sign_in(page, dash_server)
+    page.get_by_label("Date range").select_option("7d")
+    w1 = page.locator("#workers tbody tr[data-id=W1]")
+    # A short stint reads in minutes, a long one in hours with one decimal; never "0.2" or "0.0 h".
+    expect(w1.locator('[data-col="total_active_time_hours"]')).to_have_text("12 min")
+    expect(page.locator('#workers tbody tr[data-id=W2] [data-col="total_active_time_hours"]')).to_have_text(
+        "1.5 h"
+    )
+    expect(page.locator('[data-metric="total_productive_time_hours"] .value')).to_have_text("1.7 h")
+
+    page.get_by_role("button", name="Details of W1").click()
+    rows = page.locator("#recent tbody tr[data-event]")
+    expect(rows).to_have_count(2)
+    expect(page.locator('#drill-metrics .card:has-text("Active") .value')).to_have_text("12 min")
+    seen = [tuple(r.locator("td").all_inner_texts()[:3]) for r in rows.all()]
+    start = t0.strftime("%H:%M:%S")
+    idle_at = (t0 + timedelta(minutes=12)).strftime("%H:%M:%S")
+    assert seen == [(idle_at, "idle", "started"), (start, "working", "12 min")]
+    assert len({(t, e) for t, e, _ in seen}) == len(seen), "two rows look alike"
+
+
+def test_an_error_notice_reads_the_apis_error_not_raw_json(page: Page, dash_server: Server) -> None:
+    sign_in(page, dash_server)
+    loaded(page)
+    today = datetime.now(UTC).date()
+    far = today.replace(year=today.year - 11, day=min(today.day, 28))
+    page.get_by_label("Date range").select_option("custom")
+    page.locator("#f-from").fill(far.isoformat())
+    page.locator("#f-from").dispatch_event("change")
+    q = f"?from={far}T00:00:00Z&to={today + timedelta(days=1)}T00:00:00Z"
+    answer = httpx.get(
+        dash_server.url + "/api/metrics/factory" + q, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30
+    )
+    assert answer.status_code == 422
+    notice = page.locator("#notice")
+    expect(notice).to_be_visible()
+    expect(notice).to_have_text(f"The API answered 422: {answer.json()['error']}")
+    assert "{" not in notice.inner_text()
+
+
+@CHICAGO_SITE
+def test_events_today_count_the_sites_day_not_the_browsers(tokyo_page: Page, dash_server: Server) -> None:
+    page = tokyo_page
+    # The browser's clock stands at noon of the site's yesterday (Chicago); the browser
+    # itself runs in Tokyo, whose midnight falls at 09:00 or 10:00 in Chicago.
+    day = datetime.now(ZoneInfo(CHICAGO)).date() - timedelta(days=1)
+    midnight = site_midnight(day, CHICAGO)
+    noon = datetime(day.year, day.month, day.day, 12, tzinfo=ZoneInfo(CHICAGO))
+    page.clock.set_fixed_time(noon)
+    with psycopg.connect(dash_server.dsn) as conn:
+        write_events(
+            conn,
+            [
+                state(midnight - timedelta(minutes=30), "product_count", count=1),  # the day before
+                state(midnight + timedelta(minutes=30), "product_count", count=1),
+                state(midnight + timedelta(hours=5), "product_count", count=1),
+                state(midnight + timedelta(hours=11), "product_count", count=1),  # after Tokyo's midnight
+            ],
+        )
+    settled(dash_server)
+    sign_in(page, dash_server)
+    stamp = midnight.isoformat().replace("+00:00", ".000Z").replace(":", "%3A")
+    expect(page.locator("body")).to_have_attribute("data-query", re.compile(f"from={re.escape(stamp)}"))
+    expect(page.locator('[data-metric="events_today"] .value')).to_have_text("3")
+    expect(page.locator('[data-metric="total_production_count"] .value')).to_have_text("3")
+    expect(page.locator("#window")).to_contain_text(f"{long_date(day)} 00:00")
+    expect(page.locator("#window")).to_contain_text(f"({CHICAGO})")
+
+
+def test_the_page_loads_without_a_failed_request_and_has_an_icon(page: Page, dash_server: Server) -> None:
+    failed: list[str] = []
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    sign_in(page, dash_server)
+    loaded(page)
+    expect(page.locator("#live")).to_have_text("Live")
+    # The chart library is served (its stylesheet applies, its module runs).
+    assert page.evaluate(
+        "() => [...document.styleSheets].some((s) => (s.href || '').endsWith('uPlot.min.css'))"
+    )
+    icon = page.evaluate(
+        """async () => { const href = document.querySelector('link[rel=icon]').href;
+            const r = await fetch(href); const ico = await fetch('/favicon.ico');
+            const type = (x) => x.headers.get('content-type');
+            return [r.status, type(r), ico.status, type(ico)]; }"""
+    )
+    assert icon == [200, "image/svg+xml", 200, "image/x-icon"]
+    assert failed == []

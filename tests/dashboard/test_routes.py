@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 import uuid
+import zipfile
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -47,8 +52,67 @@ def test_page_and_vendored_chart_library_are_served_locally(dash_server: Server)
         assert 'src="js/main.js"' in page.text
         # No script, style or font from anywhere but this server.
         assert "http://" not in page.text and "https://" not in page.text
-        assert c.get("/dashboard/vendor/uPlot.esm.js").status_code == 200
+        for name in VENDORED:
+            assert c.get(f"/dashboard/vendor/{name}").status_code == 200, name
+        assert c.get("/dashboard/vendor/uPlot.min.css").headers["content-type"].startswith("text/css")
         assert c.get("/dashboard/js/main.js").headers["content-type"].startswith("text/javascript")
+
+
+def test_favicon_is_served(dash_server: Server) -> None:
+    with _client(dash_server, None) as c:
+        ico = c.get("/favicon.ico")
+        svg = c.get("/dashboard/favicon.svg")
+    assert ico.status_code == 200 and ico.headers["content-type"] == "image/x-icon"
+    assert ico.content[:4] == b"\x00\x00\x01\x00"  # an ICO directory
+    assert svg.status_code == 200 and svg.headers["content-type"] == "image/svg+xml"
+
+
+VENDORED = ("uPlot.esm.js", "uPlot.min.css", "uPlot.LICENSE")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_built_wheel_carries_the_whole_dashboard(tmp_path: Path) -> None:
+    """``pip install .`` and the Docker image install this wheel: the chart library must be in it.
+
+    The wheel is built from the files git would put in a clone (tracked, or new and not
+    ignored), so a vendored file that only bootstrap's npm step creates fails here.
+    """
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("needs the git checkout")
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    ).stdout.decode()
+    src = tmp_path / "src"
+    for name in filter(None, listed.split("\0")):
+        if (ROOT / name).is_file():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, src / name)
+    out = tmp_path / "wheel"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(src)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = out.glob("takt-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    static = "dashboard/static/"
+    expected = {
+        *(f"{static}vendor/{n}" for n in VENDORED),
+        f"{static}index.html",
+        f"{static}favicon.ico",
+        f"{static}favicon.svg",
+        f"{static}js/main.js",
+        f"{static}js/time.js",
+    }
+    assert expected <= names, sorted(expected - names)
+    assert not [n for n in names if "node_modules" in n]
+    # The committed files are the version the lock records (bootstrap checks their bytes with npm).
+    lock = json.loads((ROOT / "dashboard" / "package-lock.json").read_text())
+    version = lock["packages"]["node_modules/uplot"]["version"]
+    assert f"(v{version})" in zipfile.ZipFile(wheel).read(f"{static}vendor/uPlot.esm.js").decode()[:400]
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
 // Every request to the API carries the bearer token; a 401 signs the user out.
+// No DOM or storage at import time: `node --test` imports errorText from here.
 const KEY = "takt.token";
 
 export function getToken() {
@@ -23,6 +24,22 @@ export class ApiError extends Error {
   }
 }
 
+// The readable message of an error body. The API's format (api/errors.py) is
+// {error, status, timestamp, path, request_id} and, for an invalid request,
+// details: [{loc, msg, type}]. Never the raw JSON.
+export function errorText(body, fallback) {
+  if (!body || typeof body !== "object") return fallback;
+  let text = typeof body.error === "string" && body.error ? body.error : fallback;
+  if (Array.isArray(body.details) && body.details.length > 0) {
+    const parts = body.details.slice(0, 3).map((d) => {
+      const where = (d.loc || []).filter((p) => p !== "query" && p !== "body" && p !== "path").join(".");
+      return where ? `${where}: ${d.msg}` : String(d.msg);
+    });
+    text += ` (${parts.join("; ")})`;
+  }
+  return text;
+}
+
 let onUnauthorized = () => {};
 export function setUnauthorizedHandler(fn) { onUnauthorized = fn; }
 
@@ -42,13 +59,12 @@ export async function api(path, { method = "GET", token = getToken(), signal } =
     headers: { Authorization: `Bearer ${token}`, Accept: "application/json" },
   });
   if (!response.ok) {
-    let detail = response.statusText;
+    let detail = response.statusText || "error";
     try {
-      const body = await response.json();
-      detail = body.detail || body.message || JSON.stringify(body);
+      detail = errorText(await response.json(), detail);
     } catch { /* not JSON: keep the status text */ }
     if (response.status === 401) onUnauthorized();
-    throw new ApiError(response.status, typeof detail === "string" ? detail : JSON.stringify(detail));
+    throw new ApiError(response.status, detail);
   }
   return response.json();
 }

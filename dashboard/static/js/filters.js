@@ -1,23 +1,9 @@
 // The filter bar: one window (from, to) plus shift, site and station, applied to every view.
+// Days are the site's days (its calendar's time zone), not the browser's.
 import { el } from "./format.js";
+import { addDays, dateString, dayWindow, longDate, clock, startOfDay } from "./time.js";
 
 const DAY = 86400000;
-
-function localMidnight(d) {
-  const m = new Date(d);
-  m.setHours(0, 0, 0, 0);
-  return m;
-}
-
-function dateInput(d) {
-  const pad = (n) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
-}
-
-function parseDateInput(value) {
-  const [y, m, d] = value.split("-").map(Number);
-  return new Date(y, m - 1, d);
-}
 
 function minutesIn(tz, at) {
   const parts = new Intl.DateTimeFormat("en-GB", { timeZone: tz, hour: "2-digit", minute: "2-digit", hourCycle: "h23" })
@@ -57,8 +43,8 @@ export class Filters {
     this.station = form.querySelector("#f-station");
     this.label = form.querySelector("#window");
     const today = new Date();
-    this.from.value = dateInput(new Date(today.getTime() - 6 * DAY));
-    this.to.value = dateInput(today);
+    this.from.value = dateString(this.timezone(), new Date(today.getTime() - 6 * DAY));
+    this.to.value = dateString(this.timezone(), today);
     for (const site of session.sites) this.site.append(el("option", { value: site, text: site }));
     this.fillShifts();
     form.addEventListener("change", (e) => {
@@ -72,6 +58,18 @@ export class Filters {
 
   siteForCalendar() {
     return this.site.value || this.session.site_id;
+  }
+
+  // The time zone of the selected site's calendar (UTC without one), as the API's day buckets use.
+  timezone() {
+    return this.session.timezones[this.siteForCalendar()] || "UTC";
+  }
+
+  // The site's day containing `at`: [midnight, next midnight).
+  today(at = new Date()) {
+    const tz = this.timezone();
+    const from = startOfDay(tz, at);
+    return { from, to: addDays(tz, from, 1) };
   }
 
   shiftsOfSite() {
@@ -104,31 +102,32 @@ export class Filters {
     const custom = this.range.value === "custom";
     for (const node of this.form.querySelectorAll(".custom")) node.hidden = !custom;
     const w = this.window();
-    const opts = { dateStyle: "medium", timeStyle: "short" };
-    this.label.textContent = `${w.from.toLocaleString([], opts)} – ${w.to.toLocaleString([], opts)}`;
+    const tz = this.timezone();
+    const at = (d) => `${longDate(tz, d)} ${clock(tz, d)}`;
+    this.label.textContent = `${at(w.from)} – ${at(w.to)} (${tz})`;
   }
 
   // The half-open window [from, to) the metrics cover.
   window() {
     const now = new Date();
+    const tz = this.timezone();
     switch (this.range.value) {
       case "shift": {
-        const tz = this.session.timezones[this.siteForCalendar()] || "UTC";
         const s = currentShift(this.shiftsOfSite(), tz, now);
         if (s) return { from: s.from, to: s.to, shift: s.name };
-        return { from: localMidnight(now), to: new Date(localMidnight(now).getTime() + DAY) };
+        return this.today(now);
       }
       case "7d": {
-        const end = new Date(localMidnight(now).getTime() + DAY);
-        return { from: new Date(end.getTime() - 7 * DAY), to: end };
+        const { from, to } = this.today(now);
+        return { from: addDays(tz, from, -6), to };
       }
       case "custom": {
-        const a = parseDateInput(this.from.value);
-        const b = new Date(parseDateInput(this.to.value).getTime() + DAY);
-        return b > a ? { from: a, to: b } : { from: a, to: new Date(a.getTime() + DAY) };
+        const a = dayWindow(tz, this.from.value).from;
+        const b = dayWindow(tz, this.to.value).to;
+        return b > a ? { from: a, to: b } : dayWindow(tz, this.from.value);
       }
       default:
-        return { from: localMidnight(now), to: new Date(localMidnight(now).getTime() + DAY) };
+        return this.today(now);
     }
   }
 

@@ -1,9 +1,33 @@
 // Display formats; the raw API value is kept in data-value next to each one.
+// No DOM at import time: `node --test` (tests/dashboard/js/) imports this module.
+import { clock } from "./time.js";
+
 const nf1 = new Intl.NumberFormat(undefined, { minimumFractionDigits: 1, maximumFractionDigits: 1 });
 const nf0 = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
 
+// A length of time with its unit: seconds below a minute, whole minutes below
+// an hour ("12 min"), hours with one decimal from there ("1.5 h").
+export function duration(seconds) {
+  if (seconds === null || seconds === undefined) return "—";
+  if (seconds < 59.5) return `${Math.round(seconds)} s`;
+  const minutes = Math.round(seconds / 60);
+  if (minutes < 60) return `${minutes} min`;
+  return `${nf1.format(seconds / 3600)} h`;
+}
+
+// An amount of hours from the API (e.g. total_active_time_hours), with its unit:
+// "0 min", "< 1 min", "12 min", "1.5 h". Never "0.0 h" for a short stint.
+export function hours(h) {
+  if (h === null || h === undefined) return "—";
+  if (h <= 0) return "0 min";
+  const minutes = Math.round(h * 60);
+  if (minutes === 0) return "< 1 min";
+  if (minutes < 60) return `${minutes} min`;
+  return `${nf1.format(h)} h`;
+}
+
 export const fmt = {
-  hours: (v) => nf1.format(v),
+  hours,
   pct: (v) => nf1.format(v),
   int: (v) => nf0.format(v),
   rate: (v) => nf1.format(v),
@@ -50,13 +74,7 @@ export function ago(iso, now = Date.now()) {
   return `${Math.round(s / 86400)} d ago`;
 }
 
-export function duration(seconds) {
-  if (seconds === null || seconds === undefined) return "—";
-  if (seconds < 60) return `${Math.round(seconds)} s`;
-  if (seconds < 3600) return `${Math.round(seconds / 60)} min`;
-  return `${nf1.format(seconds / 3600)} h`;
-}
-
-export function timeOfDay(iso) {
-  return new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+// "14:05:09" in the site's time zone.
+export function timeOfDay(iso, tz) {
+  return clock(tz, new Date(iso), { seconds: true });
 }

@@ -15,9 +15,9 @@ const WORKER_COLUMNS = [
   { key: "name", label: "Worker", kind: "text" },
   { key: "worker_id", label: "ID", kind: "text" },
   { key: "utilization_percentage", label: "Utilization", kind: "util" },
-  { key: "total_active_time_hours", label: "Active h", kind: "hours" },
-  { key: "total_idle_time_hours", label: "Idle h", kind: "hours" },
-  { key: "total_absent_time_hours", label: "Absent h", kind: "hours" },
+  { key: "total_active_time_hours", label: "Active", kind: "hours" },
+  { key: "total_idle_time_hours", label: "Idle", kind: "hours" },
+  { key: "total_absent_time_hours", label: "Absent", kind: "hours" },
   { key: "total_units_produced", label: "Units", kind: "int" },
   { key: "units_per_hour", label: "Units / h", kind: "rate" },
   { key: "event_count", label: "Events", kind: "int" },
@@ -27,7 +27,7 @@ const STATION_COLUMNS = [
   { key: "station_id", label: "ID", kind: "text" },
   { key: "type", label: "Type", kind: "text" },
   { key: "utilization_percentage", label: "Utilization", kind: "util" },
-  { key: "occupancy_time_hours", label: "Occupied h", kind: "hours" },
+  { key: "occupancy_time_hours", label: "Occupied", kind: "hours" },
   { key: "total_units_produced", label: "Units", kind: "int" },
   { key: "throughput_rate", label: "Units / h", kind: "rate" },
   { key: "event_count", label: "Events", kind: "int" },
@@ -112,8 +112,9 @@ class Dashboard {
   async loadNumbers() {
     const p = this.filters.params();
     const station = this.filters.stationId();
-    const midnight = new Date(); midnight.setHours(0, 0, 0, 0);
-    const today = { from: midnight.toISOString(), to: new Date(midnight.getTime() + 86400000).toISOString(), site_id: p.site_id };
+    // "Events today" counts the site's day (its calendar's time zone), not the browser's.
+    const day = this.filters.today();
+    const today = { from: day.from.toISOString(), to: day.to.toISOString(), site_id: p.site_id };
     try {
       const [factory, workers, stations, now, todayFactory, atStation] = await Promise.all([
         api(`/api/metrics/factory${query(p)}`),
@@ -139,12 +140,12 @@ class Dashboard {
 
   renderCards(f, station, now, today) {
     const cards = station ? [
-      card("occupancy_time_hours", `${station.name}: occupied`, station.occupancy_time_hours, "hours", "h"),
+      card("occupancy_time_hours", `${station.name}: occupied`, station.occupancy_time_hours, "hours"),
       card("total_units_produced", `${station.name}: units`, station.total_units_produced, "int"),
       card("throughput_rate", `${station.name}: units / hour`, station.throughput_rate, "rate"),
       card("utilization_percentage", `${station.name}: utilization`, station.utilization_percentage, "util"),
     ] : [
-      card("total_productive_time_hours", "Productive time", f.total_productive_time_hours, "hours", "h"),
+      card("total_productive_time_hours", "Productive time", f.total_productive_time_hours, "hours"),
       card("total_production_count", "Units produced", f.total_production_count, "int"),
       card("average_production_rate", "Units / hour", f.average_production_rate, "rate"),
       card("average_utilization_percentage", "Average utilization", f.average_utilization_percentage, "util"),
@@ -191,7 +192,7 @@ class Dashboard {
       // The demo data covers the two days before today.
       this.filters.setRange("7d");
       this.filters.setStations(await api("/api/workstations"));
-      await this.refreshNumbers();
+      await Promise.all([this.refreshNumbers(), this.refreshModels()]);
     } catch (err) {
       this.notice(err);
     } finally {

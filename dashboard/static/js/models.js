@@ -13,7 +13,7 @@ function cell(col, value, kind) {
 export function renderModels(table, breakdown, confidence) {
   const conf = new Map(confidence.map((c) => [`${c.model_version}|${c.shadow}`, c]));
   const head = el("thead", {}, el("tr", {},
-    ...["Model version", "Role", "Events", "Units", "Working h", "Idle h", "Absent h", "Utilization %",
+    ...["Model version", "Role", "Events", "Units", "Working", "Idle", "Absent", "Utilization %",
       "Units / working h", "Mean conf.", "p10", "p50", "p90"].map((t, i) => el("th", { scope: "col", class: i < 2 ? "text" : null, text: t }))));
   if (breakdown.length === 0) {
     table.replaceChildren(head, el("tbody", {}, el("tr", {}, el("td", { colspan: 13, class: "empty", text: "No events in this window." }))));

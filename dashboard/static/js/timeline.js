@@ -1,7 +1,9 @@
 // State bands of one day: each segment is placed by percentage of the window.
+// Times and hour ticks are the site's (tz), whatever the browser's time zone.
 import { el, duration } from "./format.js";
+import { clock } from "./time.js";
 
-export function renderTimeline(container, { from, to, segments }) {
+export function renderTimeline(container, { from, to, segments }, tz) {
   const lo = Date.parse(from), hi = Date.parse(to), span = hi - lo;
   const nodes = [];
   const totals = { working: 0, idle: 0, absent: 0 };
@@ -12,7 +14,7 @@ export function renderTimeline(container, { from, to, segments }) {
     const seg = el("div", {
       class: `seg ${s.state}${s.open ? " open" : ""}`,
       "data-state": s.state,
-      title: `${s.state} ${new Date(a).toLocaleTimeString()}–${new Date(b).toLocaleTimeString()}` +
+      title: `${s.state} ${clock(tz, new Date(a), { seconds: true })}–${clock(tz, new Date(b), { seconds: true })}` +
         ` (${duration((b - a) / 1000)}${s.open ? ", ongoing" : ""}) · worker ${s.worker_id} · station ${s.station_id}`,
     });
     seg.style.left = `${((a - lo) / span) * 100}%`;
@@ -23,7 +25,7 @@ export function renderTimeline(container, { from, to, segments }) {
   for (let h = 0; h <= 24; h += 3) {
     const t = lo + h * 3600000;
     if (t > hi) break;
-    const tick = el("span", { class: "tick", text: `${String(new Date(t).getHours()).padStart(2, "0")}:00` });
+    const tick = el("span", { class: "tick", text: t === hi ? "24:00" : clock(tz, new Date(t)) });
     tick.style.left = `${((t - lo) / span) * 100}%`;
     nodes.push(tick);
   }
