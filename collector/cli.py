@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import click
 
+# The collector and `db` need the cloud extra; importing its driver here lets `takt`
+# say so before a command starts (takt.cli.LazyGroup) instead of failing midway.
+import psycopg
+
 from takt.settings import CommonSettings
 
 
@@ -46,7 +50,6 @@ def collector() -> None:
     Reads TAKT_* settings (`takt config show`). Refuses to start on an outdated
     database schema (run `takt db upgrade`).
     """
-    import psycopg
     import sqlalchemy.exc
 
     from collector.db import SchemaError, require_current_schema

@@ -22,7 +22,7 @@ if [ ${#need_os[@]} -gt 0 ]; then
 fi
 
 # onnx (ONNX Runtime, light) is in the default so the yolo backend is tested for real.
-extras="${TAKT_EXTRAS:-edge,onnx,dev}"
+extras="${TAKT_EXTRAS:-cloud,edge,onnx,dev}"
 stamp=".venv/.takt-installed-${extras//,/-}"
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv

@@ -36,9 +36,37 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in LAZY_COMMANDS:
             module_name, _, attr = LAZY_COMMANDS[cmd_name].partition(":")
-            command: click.Command = getattr(importlib.import_module(module_name), attr)
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                if exc.name is None or exc.name.partition(".")[0] in OUR_PACKAGES:
+                    raise
+                return _needs_extra(cmd_name, exc.name)
+            command: click.Command = getattr(module, attr)
             return command
         return super().get_command(ctx, cmd_name)
+
+
+# A gateway installs `takt[edge]` only; the cloud roles' libraries are the `cloud` extra.
+OUR_PACKAGES = frozenset({"takt", "edge_agent", "broker", "collector", "api", "dashboard", "models"})
+
+
+def _needs_extra(cmd_name: str, missing: str) -> click.Command:
+    message = (
+        f"`takt {cmd_name}` needs the cloud roles' libraries ({missing} is missing): "
+        "pip install 'takt[cloud]'"
+    )
+
+    @click.command(
+        cmd_name,
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+        help=message,
+        short_help="(not installed: needs the `cloud` extra)",
+    )
+    def unavailable() -> None:
+        raise click.UsageError(message)
+
+    return unavailable
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -80,7 +108,8 @@ def import_role_settings() -> None:
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:
-            if exc.name != module:
+            # The role is not installed here (a gateway has no cloud extra).
+            if exc.name != module and (exc.name or "").partition(".")[0] in OUR_PACKAGES:
                 raise
 
 
