@@ -5,7 +5,7 @@
 # (and skip the moved-clock re-run of the wall-clock tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Node.js runs the TimescaleDB test engine (takt/devstack/timescale_lite);
+# Node.js runs the TimescaleDB test engine (tests/timescale_lite);
 # npm vendors the dashboard's chart library; Chromium runs its end-to-end tests.
 # faketime moves the clock for the wall-clock tests (scripts/moved_clock.py).
 TAKT_EXTRA_OS_PACKAGES="node:nodejs npm:npm chromium:chromium faketime:faketime ${TAKT_EXTRA_OS_PACKAGES:-}" ./scripts/bootstrap.sh

@@ -1,7 +1,7 @@
 """A real TimescaleDB engine where TimescaleDB cannot be installed: PGlite's WASM build.
 
 PGlite with the TimescaleDB 2.23 extension, served over the PostgreSQL wire
-protocol by Node.js (``timescale_lite/server.mjs``). It takes one connection
+protocol by Node.js (``server.mjs`` beside this file). It takes one connection
 at a time and has no COPY; it exists to prove the Timescale SQL (hypertables,
 continuous aggregates, policies) in tests. Real PostgreSQL stays the main
 test database.
@@ -19,7 +19,7 @@ from takt.devstack.system import DevStackError, apt_install, wait_for_port
 
 logger = logging.getLogger(__name__)
 
-PACKAGE_DIR = Path(__file__).resolve().parent / "timescale_lite"
+PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def ensure_node() -> None:
