@@ -12,8 +12,10 @@ TAKT_EXTRA_OS_PACKAGES="node:nodejs npm:npm chromium:chromium faketime:faketime 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
-# The dashboard's pure JavaScript helpers (durations, site-time-zone windows, rows),
+# The dashboard's JavaScript: ESLint (installed by bootstrap's npm ci), then its
+# pure helpers (durations, site-time-zone windows, rows),
 # in a machine time zone that is neither UTC nor a whole-hour offset.
+(cd dashboard && node_modules/.bin/eslint static/js)
 TZ=Pacific/Chatham node --test tests/dashboard/js/
 .venv/bin/python -m pytest "$@"
 # The tests that read the wall clock, again with the clock moved (weeks ahead,

@@ -37,7 +37,7 @@ export class LiveStream {
         this.delay = 1000;
         await this.read(response.body.getReader());
       } catch (err) {
-        if (this.stopped) return;
+        if (!this.stopped) console.warn("live stream interrupted, reconnecting:", err);
       }
       if (this.stopped) return;
       this.onState("retry");
