@@ -17,7 +17,7 @@ from collector import db
 from collector.rollups import apply_timescale_policies
 from collector.store import WriteMethod, write_events
 from takt.contract import Event
-from takt.devstack.timescale_lite import TimescaleLite
+from tests.timescale_lite import TimescaleLite
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from collector import db
 from collector.rollups import refresh_all
 from collector.store import WriteMethod, copy_batch, stored_ids, write_events
 from takt.contract import Event
-from takt.devstack.timescale_lite import TimescaleLite
+from tests.timescale_lite import TimescaleLite
 
 START = datetime(2026, 12, 7, 21, 0, 10, tzinfo=UTC)
 
