@@ -377,8 +377,10 @@ class Collector:
             return [(plan, self._write(plan))]
         except psycopg.OperationalError:
             return None
-        except psycopg.Error as exc:
-            logger.warning("database refused a batch of %d messages (%s); isolating", len(plan.messages), exc)
+        except Exception as exc:
+            # The database refused a value, or writing the plan failed on one
+            # message's content: find that message, dead-letter it, keep the rest.
+            logger.warning("writing a batch of %d messages failed (%s); isolating", len(plan.messages), exc)
         return self._commit_one_by_one(plan.messages)
 
     def _commit_one_by_one(self, messages: Sequence[Message]) -> Committed | None:
@@ -392,6 +394,9 @@ class Collector:
                 return None
             except psycopg.Error as exc:
                 reason = f"database refused: {str(exc).strip()[:500]}"
+                logger.warning("dead-lettering a message on %s: %s", message.topic, reason)
+            except Exception as exc:
+                reason = f"write failed: {type(exc).__name__}: {str(exc).strip()[:500]}"
                 logger.warning("dead-lettering a message on %s: %s", message.topic, reason)
             letters = dead_letter_plan([message], reason)
             try:

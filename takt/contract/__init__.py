@@ -18,10 +18,13 @@ from takt.contract.codec import (
     encode_event_batch,
     encode_events_envelope,
     encode_status,
+    validate_events,
 )
 from takt.contract.events import (
     MAX_EVENTS_PER_BATCH,
     MAX_PAYLOAD_BYTES,
+    MAX_TIME,
+    MIN_TIME,
     SCHEMA_VERSION,
     STATE_EVENT_TYPES,
     CommitAck,
@@ -30,9 +33,11 @@ from takt.contract.events import (
     EventType,
     GatewayState,
     GatewayStatus,
+    PlausibilityWindow,
     content_event_id,
     seq_ranges,
     timestamp_problem,
+    to_utc,
 )
 from takt.contract.topics import (
     EVENTS_FILTER,
@@ -52,6 +57,8 @@ __all__ = [
     "EVENTS_FILTER",
     "MAX_EVENTS_PER_BATCH",
     "MAX_PAYLOAD_BYTES",
+    "MAX_TIME",
+    "MIN_TIME",
     "SCHEMA_VERSION",
     "STATE_EVENT_TYPES",
     "STATUS_FILTER",
@@ -64,6 +71,7 @@ __all__ = [
     "EventType",
     "GatewayState",
     "GatewayStatus",
+    "PlausibilityWindow",
     "RejectedEvent",
     "TopicAddress",
     "TopicError",
@@ -84,4 +92,6 @@ __all__ = [
     "shared_subscription",
     "status_topic",
     "timestamp_problem",
+    "to_utc",
+    "validate_events",
 ]
