@@ -118,6 +118,8 @@ class Collector:
                 max_gap_s=settings.max_state_gap_s,
                 interval_s=settings.collector_refresh_interval_s,
                 max_share=settings.refresh_max_share,
+                failure_counter=self.metrics.background_failures,
+                quarantine_counter=self.metrics.background_quarantined,
             )
             if settings.collector_refresh_interval_s > 0
             else None

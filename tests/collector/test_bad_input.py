@@ -12,11 +12,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import orjson
 import psycopg
 
 from collector.service import Collector
 from takt.contract import encode_event, encode_events_envelope
+from takt.devstack.system import free_port
 from tests.collector.conftest import CollectorProcess, stored_ids
 from tests.collector.gateway_sim import GatewaySim
 
@@ -137,3 +139,64 @@ def test_envelopes_that_are_not_json_are_acknowledged_with_the_reason(
     gw.send(later)
     assert gw.wait_acked(30)
     assert stored_ids(database) == {e.event_id for e in later}
+
+
+def _queue_poison(conn: psycopg.Connection[Any]) -> None:
+    """What older code let in: invalidations of year 1 (before year 1 in UTC), and an event whose
+    stored duration no time arithmetic can hold (written by hand, as another writer could)."""
+    for ts in ("0001-01-01T00:00:00+01:00", "0001-01-01T00:00:00Z", "9999-12-31T23:00:00Z"):
+        conn.execute(
+            "INSERT INTO event_invalidations (worker_id, station_id, min_ts, max_ts) "
+            "VALUES ('W-old', 'S-old', %s::timestamptz, %s::timestamptz)",
+            (ts, ts),
+        )
+    conn.execute(
+        "INSERT INTO events (event_id, ts, worker_id, station_id, event_type, confidence, duration_s) "
+        "VALUES (%s, now() - interval '2 hours', 'W-huge', 'S-huge', 'working', 0.9, 1e300)",
+        (uuid.uuid4(),),
+    )
+    conn.execute(
+        "INSERT INTO event_invalidations (worker_id, station_id, min_ts, max_ts) "
+        "VALUES ('W-huge', 'S-huge', now() - interval '2 hours', now() - interval '2 hours')"
+    )
+
+
+def _rolled_up(conn: psycopg.Connection[Any], worker: str) -> bool:
+    row = conn.execute("SELECT count(*) FROM rollup_worker_hour WHERE worker_id = %s", (worker,)).fetchone()
+    return bool(row and row[0])
+
+
+def test_refresher_quarantines_poisoned_invalidations_and_carries_on(
+    collector_process: Callable[..., CollectorProcess],
+    gateways: Callable[..., GatewaySim],
+    conn: psycopg.Connection[Any],
+) -> None:
+    _queue_poison(conn)
+    port = free_port()
+    collector = collector_process(
+        TAKT_COLLECTOR_REFRESH_INTERVAL_S="0.2", TAKT_COLLECTOR_METRICS_PORT=str(port)
+    )
+    collector.start()
+    gw = gateways("gw-refresh")
+    gw.send(gw.make_events(5, worker_id="W-good"))
+    assert gw.wait_acked(30)
+    assert _wait_for(lambda: _rolled_up(conn, "W-good")), "the refresher stopped"
+    rows = conn.execute("SELECT worker_id, reason FROM event_invalidations_quarantine ORDER BY id").fetchall()
+    assert [w for w, _ in rows] == ["W-old", "W-old", "W-old", "W-huge"]
+    assert all("outside" in reason for w, reason in rows if w == "W-old")
+    assert "Error" in rows[3][1]
+    def scraped(line: str) -> bool:
+        return line in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text.splitlines()
+
+    assert _wait_for(lambda: scraped('takt_background_quarantined_total{task="rollup-refresher"} 4.0'))
+    assert scraped('takt_background_round_failures_total{task="rollup-refresher"} 1.0')
+    # Still running: a later event is rolled up too, and so after a restart.
+    gw.send(gw.make_events(1, worker_id="W-later"))
+    assert gw.wait_acked(30)
+    assert _wait_for(lambda: _rolled_up(conn, "W-later"))
+    assert collector.terminate() == 0
+    collector.start()
+    gw.send(gw.make_events(1, worker_id="W-restart"))
+    assert gw.wait_acked(30)
+    assert _wait_for(lambda: _rolled_up(conn, "W-restart"))
+    assert conn.execute("SELECT count(*) FROM event_invalidations").fetchone() == (0,)
