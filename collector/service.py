@@ -40,7 +40,6 @@ from tenacity.wait import wait_exponential_jitter
 from collector.audit import open_gaps
 from collector.metrics import CollectorMetrics, serve
 from collector.pipeline import (
-    Limits,
     Message,
     Plan,
     dead_letter_plan,
@@ -73,7 +72,7 @@ class Collector:
     def __init__(self, settings: CollectorSettings, metrics: CollectorMetrics | None = None) -> None:
         self.settings = settings
         self.metrics = metrics or CollectorMetrics()
-        self._limits = Limits(settings.max_future, settings.max_age)
+        self._limits = settings.plausibility
         # Larger than Receive Maximum, so on_message never blocks paho's thread.
         self._queue: queue.Queue[Message] = queue.Queue(maxsize=2 * settings.collector_receive_maximum + 64)
         self._stop = threading.Event()

@@ -15,6 +15,7 @@ from pydantic import (
     AliasChoices,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -120,6 +121,11 @@ def reject_epoch_numbers(value: Any) -> Any:
     if isinstance(value, str) and not _ISO_DATE.match(value):
         raise ValueError("a time must be ISO 8601 with a UTC offset, starting with YYYY-MM-DD")
     return value
+
+
+# A time as a query parameter or API field: ISO 8601 with an offset, in the
+# supported range, given back in UTC (the same rule as event timestamps).
+UtcTime = Annotated[datetime, BeforeValidator(reject_epoch_numbers), AfterValidator(to_utc)]
 
 
 def content_event_id(data: dict[str, Any]) -> uuid.UUID:

@@ -185,6 +185,7 @@ def test_refresher_quarantines_poisoned_invalidations_and_carries_on(
     assert [w for w, _ in rows] == ["W-old", "W-old", "W-old", "W-huge"]
     assert all("outside" in reason for w, reason in rows if w == "W-old")
     assert "Error" in rows[3][1]
+
     def scraped(line: str) -> bool:
         return line in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text.splitlines()
 
