@@ -68,6 +68,7 @@ class CollectorSettings(CommonSettings):
     collector_audit_interval_s: float = Field(
         default=30.0, gt=0, description="How often open sequence gaps are re-counted for the metrics."
     )
+
     @field_validator("collector_client_id", "collector_share_group")
     @classmethod
     def _check_ids(cls, value: str) -> str:
