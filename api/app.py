@@ -75,6 +75,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                 settings.database_url, schedule_from(settings), interval_s=settings.drift_check_interval_s
             )
             checker.start()
+        # Their failure counts are exported by GET /metrics (api.routers.prometheus).
+        app.state.background_tasks = [task for task in (refresher, checker) if task is not None]
         # Everything built so far (routes, schemas, pool, settings) lives as long
         # as the process: move it out of the cyclic collector's reach, so a
         # full collection triggered by a large response scans only what

@@ -69,6 +69,18 @@ class CollectorMetrics:
             ["gateway"],
             registry=r,
         )
+        self.background_failures = Counter(
+            "takt_background_round_failures",
+            "Rounds of a background task (rollup refresher) that failed; the task carries on",
+            ["task"],
+            registry=r,
+        )
+        self.background_quarantined = Counter(
+            "takt_background_quarantined",
+            "Work items a background task moved to its quarantine (e.g. event_invalidations_quarantine)",
+            ["task"],
+            registry=r,
+        )
         self.open_gap_ranges = Gauge(
             "takt_collector_seq_gap_ranges", "Open sequence gaps, per gateway", ["gateway"], registry=r
         )

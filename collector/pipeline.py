@@ -10,10 +10,12 @@ dropped silently, so nothing can loop either.
 
 from __future__ import annotations
 
+import logging
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -24,17 +26,22 @@ from takt.contract import (
     EnvelopeError,
     Event,
     GatewayStatus,
+    PlausibilityWindow,
     TopicError,
     TopicKind,
     decode_event_batch,
     decode_status,
     parse_topic,
     seq_ranges,
-    timestamp_problem,
 )
+from takt.contract.codec import raw_json
 from takt.contract.events import MAX_SEQ, RejectedItem
 
+logger = logging.getLogger(__name__)
+
 SOURCE = "mqtt"
+# The plausibility window of event times, shared with HTTP ingestion.
+Limits = PlausibilityWindow
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +53,6 @@ class Message:
     mid: int = 0
     qos: int = 1
     generation: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    max_future: timedelta
-    max_age: timedelta
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,13 +116,6 @@ class Plan:
         return builder
 
 
-def _event_problem(event: Event, now: datetime, limits: Limits) -> str | None:
-    ts = event.timestamp
-    if not now - limits.max_age <= ts <= now + limits.max_future:
-        return timestamp_problem(ts, now, max_future=limits.max_future, max_age=limits.max_age)
-    return None
-
-
 def _raw_seq(raw: Any) -> int | None:
     seq = raw.get("seq") if isinstance(raw, dict) else None
     return seq if isinstance(seq, int) and not isinstance(seq, bool) and 0 <= seq <= MAX_SEQ else None
@@ -137,26 +131,54 @@ def _raw_event_id(raw: Any) -> uuid.UUID | None:
     return None
 
 
+# Where an envelope is not JSON at all, the events' numbers and ids that can
+# still be read in it (a truncated or corrupted batch of a gateway).
+_SEQ_TEXT = re.compile(rb'"seq"\s*:\s*(\d{1,19})\b')
+_ID_TEXT = re.compile(rb'"event_id"\s*:\s*"([0-9a-fA-F-]{32,36})"')
+
+
 def _raw_events(payload: bytes) -> list[Any]:
     """The events of an envelope that failed as a whole, where they can still be read."""
     try:
         doc = orjson.loads(payload)
     except orjson.JSONDecodeError:
-        return []
+        # Not JSON: what looks like an event's seq or id is taken as one, so the
+        # gateway can drop those events (the dead letter keeps the whole payload).
+        found: list[Any] = [{"seq": int(m)} for m in _SEQ_TEXT.findall(payload)]
+        found += [{"event_id": m.decode()} for m in _ID_TEXT.findall(payload)]
+        return found
     events = doc.get("events") if isinstance(doc, dict) else None
     return events if isinstance(events, list) else []
 
 
-def _reject(plan: Plan, site_id: str, gateway_id: str, raw: Any, reason: str) -> None:
-    """Acknowledge an event as handled-by-dead-letter so its gateway stops re-sending it."""
+def _reject_payload(plan: Plan, message: Message, site_id: str, gateway_id: str, reason: str) -> None:
+    """Dead-letter a whole message and tell its gateway, naming what events can still be read in it.
+
+    The ack always carries the reason, also when no event in the payload can be
+    identified (an item without seq or event id).
+    """
+    plan.dead_letters.append(
+        DeadLetter(SOURCE, reason, message.payload, topic=message.topic, gateway_id=gateway_id)
+    )
+    identified = [_reject(plan, site_id, gateway_id, raw, reason) for raw in _raw_events(message.payload)]
+    if not any(identified):
+        plan._ack(site_id, gateway_id).rejected.append(RejectedItem(reason=reason[:500]))
+
+
+def _reject(plan: Plan, site_id: str, gateway_id: str, raw: Any, reason: str) -> bool:
+    """Acknowledge an event as handled-by-dead-letter so its gateway stops re-sending it.
+
+    False when the event carries neither a seq nor an id the gateway could match.
+    """
     seq, event_id = _raw_seq(raw), _raw_event_id(raw)
     if seq is None and event_id is None:
-        return
+        return False
     ack = plan._ack(site_id, gateway_id)
     ack.rejected.append(RejectedItem(seq=seq, event_id=event_id, reason=reason[:500]))
     if seq is not None:
         ack.seqs.append(seq)
         plan.seqs.setdefault(gateway_id, []).append(seq)
+    return True
 
 
 def _plan_events(
@@ -164,14 +186,11 @@ def _plan_events(
 ) -> None:
     plan.seen[gateway_id] = site_id
     try:
-        decoded = decode_event_batch(message.payload, site_id=site_id, gateway_id=gateway_id)
-    except EnvelopeError as exc:
-        reason = f"envelope: {exc}"
-        plan.dead_letters.append(
-            DeadLetter(SOURCE, reason, message.payload, topic=message.topic, gateway_id=gateway_id)
+        decoded = decode_event_batch(
+            message.payload, site_id=site_id, gateway_id=gateway_id, now=now, window=limits
         )
-        for raw in _raw_events(message.payload):
-            _reject(plan, site_id, gateway_id, raw, reason)
+    except EnvelopeError as exc:
+        _reject_payload(plan, message, site_id, gateway_id, f"envelope: {exc}")
         return
 
     ack = plan._ack(site_id, gateway_id)
@@ -184,7 +203,7 @@ def _plan_events(
             DeadLetter(
                 SOURCE,
                 rejected.reason,
-                orjson.dumps(rejected.raw, default=str),
+                raw_json(rejected.raw),
                 topic=message.topic,
                 gateway_id=gateway_id,
                 event_index=rejected.index,
@@ -194,23 +213,7 @@ def _plan_events(
         _reject(plan, site_id, gateway_id, rejected.raw, rejected.reason)
     stored = plan._ids
     newest = plan.newest.get(gateway_id)
-    for index, event in enumerate(decoded.events):
-        problem = _event_problem(event, now, limits)
-        if problem is not None:
-            raw = event.model_dump(mode="json")
-            plan.dead_letters.append(
-                DeadLetter(
-                    SOURCE,
-                    problem,
-                    orjson.dumps(raw),
-                    topic=message.topic,
-                    gateway_id=gateway_id,
-                    event_index=index,
-                    seq=event.seq,
-                )
-            )
-            _reject(plan, site_id, gateway_id, raw, problem)
-            continue
+    for event in decoded.events:
         if event.event_id in stored:
             plan.duplicates_in_batch += 1
         else:
@@ -234,7 +237,7 @@ def _plan_status(plan: Plan, message: Message, site_id: str, gateway_id: str) ->
         status = decode_status(message.payload)
         if status.gateway_id != gateway_id:
             raise ValueError(f"status names gateway {status.gateway_id!r}, topic {gateway_id!r}")
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+    except Exception as exc:  # pydantic's ValidationError, or whatever else a bad payload raises
         plan.dead_letters.append(
             DeadLetter(SOURCE, f"status: {exc}", message.payload, topic=message.topic, gateway_id=gateway_id)
         )
@@ -254,7 +257,15 @@ def plan_batch(messages: Sequence[Message], now: datetime, limits: Limits) -> Pl
             )
             continue
         if address.kind is TopicKind.EVENTS:
-            _plan_events(plan, message, address.site_id, address.gateway_id, now, limits)
+            try:
+                _plan_events(plan, message, address.site_id, address.gateway_id, now, limits)
+            except Exception as exc:
+                # The decoder raises only EnvelopeError; anything else is a bug
+                # that one message triggers: dead-letter that message, keep going.
+                # What it added before failing are valid events; they stay.
+                logger.exception("decoding a message on %s failed", message.topic)
+                reason = f"decoder error: {type(exc).__name__}: {exc}"
+                _reject_payload(plan, message, address.site_id, address.gateway_id, reason[:500])
         elif address.kind is TopicKind.STATUS:
             _plan_status(plan, message, address.site_id, address.gateway_id)
         else:
@@ -268,18 +279,19 @@ def dead_letter_plan(messages: Iterable[Message], reason: str) -> Plan:
     """A plan that dead-letters whole messages, for a payload the database itself refused."""
     plan = Plan(messages=list(messages))
     for message in plan.messages:
-        gateway_id: str | None = None
         try:
             address = parse_topic(message.topic)
-            gateway_id = address.gateway_id
         except TopicError:
-            address = None
-        plan.dead_letters.append(
-            DeadLetter(SOURCE, reason, message.payload, topic=message.topic, gateway_id=gateway_id)
-        )
-        if address is not None and address.kind is TopicKind.EVENTS:
-            for raw in _raw_events(message.payload):
-                _reject(plan, address.site_id, address.gateway_id, raw, reason)
+            plan.dead_letters.append(DeadLetter(SOURCE, reason, message.payload, topic=message.topic))
+            continue
+        if address.kind is TopicKind.EVENTS:
+            _reject_payload(plan, message, address.site_id, address.gateway_id, reason)
+        else:
+            plan.dead_letters.append(
+                DeadLetter(
+                    SOURCE, reason, message.payload, topic=message.topic, gateway_id=address.gateway_id
+                )
+            )
     return plan
 
 

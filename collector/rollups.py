@@ -24,14 +24,16 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+from prometheus_client import Counter
 
-from takt.periodic import PeriodicDatabaseTask
+from takt.contract import MAX_TIME, MIN_TIME
+from takt.periodic import PeriodicDatabaseTask, is_poison
 
 logger = logging.getLogger(__name__)
 
@@ -388,6 +390,8 @@ class RefreshResult:
     # Worker-hours plus station-hours whose rollup rows were rebuilt.
     hours_rebuilt: int
     skipped: bool = False
+    # Invalidations moved to the quarantine instead (times outside the supported range).
+    quarantined: int = 0
 
 
 def _tune(conn: psycopg.Connection[Any]) -> None:
@@ -582,19 +586,49 @@ def _derive_worker_range(
     return derived, new_rows
 
 
-def refresh(conn: psycopg.Connection[Any], *, max_gap_s: float, batch: int = 1000) -> RefreshResult:
-    """One round: consume up to ``batch`` invalidations. Commits; safe to run concurrently."""
+# Invalidations whose times no derivation can handle (outside the contract's
+# time range: events stored before the range was enforced) leave the queue
+# for the quarantine before they are read; reading one could already fail.
+_QUARANTINE_OUT_OF_RANGE = """
+WITH head AS (SELECT id FROM event_invalidations {where} ORDER BY id LIMIT %(batch)s),
+bad AS (
+    DELETE FROM event_invalidations i USING head
+    WHERE i.id = head.id AND (i.min_ts < %(lo)s OR i.max_ts >= %(hi)s OR i.max_ts < i.min_ts)
+    RETURNING i.*
+)
+INSERT INTO event_invalidations_quarantine (id, worker_id, station_id, min_ts, max_ts, created_at, reason)
+SELECT id, worker_id, station_id, min_ts, max_ts, created_at, %(reason)s FROM bad
+"""
+_OUT_OF_RANGE = f"time range outside [{MIN_TIME.isoformat()}, {MAX_TIME.isoformat()})"
+
+
+def refresh(
+    conn: psycopg.Connection[Any], *, max_gap_s: float, batch: int = 1000, ids: Sequence[int] | None = None
+) -> RefreshResult:
+    """One round: consume up to ``batch`` invalidations (of ``ids`` only, if given).
+
+    Commits; safe to run concurrently.
+    """
     with conn.transaction():
         locked = conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,)).fetchone()
         if not locked or not locked[0]:
             return RefreshResult(0, 0, 0, skipped=True)
         _tune(conn)
+        where = "" if ids is None else "WHERE id = ANY(%(ids)s)"
+        head = {"batch": batch, "ids": None if ids is None else list(ids)}
+        quarantined = conn.execute(
+            _QUARANTINE_OUT_OF_RANGE.format(where=where),
+            {**head, "lo": MIN_TIME, "hi": MAX_TIME, "reason": _OUT_OF_RANGE},
+        ).rowcount
+        if quarantined:
+            logger.error("rollups: quarantined %d invalidation(s): %s", quarantined, _OUT_OF_RANGE)
         rows = conn.execute(
-            "SELECT id, worker_id, station_id, min_ts, max_ts FROM event_invalidations ORDER BY id LIMIT %s",
-            (batch,),
+            "SELECT id, worker_id, station_id, min_ts, max_ts FROM event_invalidations "
+            f"{where} ORDER BY id LIMIT %(batch)s",
+            head,
         ).fetchall()
         if not rows:
-            return RefreshResult(0, 0, 0)
+            return RefreshResult(0, 0, 0, quarantined=quarantined)
         # Coalesce the queue per (worker, station) so a burst of small batches
         # costs one derivation each; remember the stations the new rows are at.
         spans: dict[tuple[str, str], tuple[datetime, datetime, set[str]]] = {}
@@ -625,7 +659,7 @@ def refresh(conn: psycopg.Connection[Any], *, max_gap_s: float, batch: int = 100
         conn.execute("DELETE FROM event_invalidations WHERE id = ANY(%s)", ([r[0] for r in rows],))
         conn.execute("UPDATE rollup_meta SET refreshed_at = now() WHERE id = 1")
     logger.debug("rollups: %d invalidations, %d durations, %d key-hours", len(rows), changed, hours)
-    return RefreshResult(len(rows), changed, hours)
+    return RefreshResult(len(rows), changed, hours, quarantined=quarantined)
 
 
 def refresh_all(conn: psycopg.Connection[Any], *, max_gap_s: float, batch: int = 1000) -> int:
@@ -634,7 +668,7 @@ def refresh_all(conn: psycopg.Connection[Any], *, max_gap_s: float, batch: int =
     while True:
         result = refresh(conn, max_gap_s=max_gap_s, batch=batch)
         total += result.invalidations
-        if result.skipped or result.invalidations == 0:
+        if result.skipped or (result.invalidations == 0 and result.quarantined == 0):
             return total
 
 
@@ -726,14 +760,81 @@ def apply_timescale_policies(
     return True
 
 
+def quarantine_invalidations(conn: psycopg.Connection[Any], ids: Sequence[int], reason: str) -> int:
+    """Move invalidations from the queue to ``event_invalidations_quarantine``; returns how many."""
+    with conn.transaction():
+        cur = conn.execute(
+            "WITH moved AS (DELETE FROM event_invalidations WHERE id = ANY(%s) RETURNING *) "
+            "INSERT INTO event_invalidations_quarantine "
+            "(id, worker_id, station_id, min_ts, max_ts, created_at, reason) "
+            "SELECT id, worker_id, station_id, min_ts, max_ts, created_at, %s FROM moved",
+            (list(ids), reason[:1000]),
+        )
+        return cur.rowcount
+
+
+def isolate_poison(
+    conn: psycopg.Connection[Any], *, max_gap_s: float, batch: int = ROUND_INVALIDATIONS
+) -> int:
+    """After a failed round: refresh the head of the queue in halves, quarantine what fails alone.
+
+    Invalidations that refresh fine are consumed on the way; one that fails on
+    its own with an error from its data (:func:`~takt.periodic.is_poison`) is
+    quarantined with the error as the reason. Returns how many were quarantined.
+    """
+    ids = [r[0] for r in conn.execute("SELECT id FROM event_invalidations ORDER BY id LIMIT %s", (batch,))]
+    quarantined = 0
+
+    def split(part: list[int]) -> None:
+        nonlocal quarantined
+        try:
+            quarantined += refresh(conn, max_gap_s=max_gap_s, batch=len(part), ids=part).quarantined
+            return
+        except Exception as exc:
+            if not is_poison(exc):
+                raise
+            if len(part) == 1:
+                reason = f"{type(exc).__name__}: {str(exc).strip()}"
+                quarantined += quarantine_invalidations(conn, part, reason)
+                logger.error("rollups: quarantined invalidation %d: %s", part[0], reason)
+                return
+        middle = len(part) // 2
+        split(part[:middle])
+        split(part[middle:])
+
+    if ids:
+        split(ids)
+    return quarantined
+
+
 class RollupRefresher(PeriodicDatabaseTask):
-    """Background thread: a refresh round every ``interval_s`` seconds until stopped."""
+    """Background thread: a refresh round every ``interval_s`` seconds until stopped.
+
+    An invalidation that makes a round fail is quarantined (:func:`isolate_poison`).
+    """
 
     def __init__(
-        self, database_url: str, *, max_gap_s: float, interval_s: float = 2.0, max_share: float = 1.0
+        self,
+        database_url: str,
+        *,
+        max_gap_s: float,
+        interval_s: float = 2.0,
+        max_share: float = 1.0,
+        failure_counter: Counter | None = None,
+        quarantine_counter: Counter | None = None,
     ) -> None:
-        super().__init__("rollup-refresher", database_url, interval_s, max_share=max_share)
+        super().__init__(
+            "rollup-refresher",
+            database_url,
+            interval_s,
+            max_share=max_share,
+            failure_counter=failure_counter,
+            quarantine_counter=quarantine_counter,
+        )
         self._max_gap_s = max_gap_s
+
+    def quarantine(self, conn: psycopg.Connection[Any], error: BaseException) -> int:
+        return isolate_poison(conn, max_gap_s=self._max_gap_s)
 
     def run_round(self, conn: psycopg.Connection[Any]) -> None:
         # Drain the queue, but hand back within about one interval during a
@@ -742,5 +843,7 @@ class RollupRefresher(PeriodicDatabaseTask):
         started = time.monotonic()
         while time.monotonic() - started < self._interval_s:
             result = refresh(conn, max_gap_s=self._max_gap_s, batch=ROUND_INVALIDATIONS)
+            if result.quarantined:
+                self.count_quarantined(result.quarantined)
             if result.skipped or result.invalidations < ROUND_INVALIDATIONS:
                 return

@@ -40,7 +40,6 @@ from tenacity.wait import wait_exponential_jitter
 from collector.audit import open_gaps
 from collector.metrics import CollectorMetrics, serve
 from collector.pipeline import (
-    Limits,
     Message,
     Plan,
     dead_letter_plan,
@@ -73,7 +72,7 @@ class Collector:
     def __init__(self, settings: CollectorSettings, metrics: CollectorMetrics | None = None) -> None:
         self.settings = settings
         self.metrics = metrics or CollectorMetrics()
-        self._limits = Limits(settings.max_future, settings.max_age)
+        self._limits = settings.plausibility
         # Larger than Receive Maximum, so on_message never blocks paho's thread.
         self._queue: queue.Queue[Message] = queue.Queue(maxsize=2 * settings.collector_receive_maximum + 64)
         self._stop = threading.Event()
@@ -118,6 +117,8 @@ class Collector:
                 max_gap_s=settings.max_state_gap_s,
                 interval_s=settings.collector_refresh_interval_s,
                 max_share=settings.refresh_max_share,
+                failure_counter=self.metrics.background_failures,
+                quarantine_counter=self.metrics.background_quarantined,
             )
             if settings.collector_refresh_interval_s > 0
             else None
@@ -377,8 +378,10 @@ class Collector:
             return [(plan, self._write(plan))]
         except psycopg.OperationalError:
             return None
-        except psycopg.Error as exc:
-            logger.warning("database refused a batch of %d messages (%s); isolating", len(plan.messages), exc)
+        except Exception as exc:
+            # The database refused a value, or writing the plan failed on one
+            # message's content: find that message, dead-letter it, keep the rest.
+            logger.warning("writing a batch of %d messages failed (%s); isolating", len(plan.messages), exc)
         return self._commit_one_by_one(plan.messages)
 
     def _commit_one_by_one(self, messages: Sequence[Message]) -> Committed | None:
@@ -392,6 +395,9 @@ class Collector:
                 return None
             except psycopg.Error as exc:
                 reason = f"database refused: {str(exc).strip()[:500]}"
+                logger.warning("dead-lettering a message on %s: %s", message.topic, reason)
+            except Exception as exc:
+                reason = f"write failed: {type(exc).__name__}: {str(exc).strip()[:500]}"
                 logger.warning("dead-lettering a message on %s: %s", message.topic, reason)
             letters = dead_letter_plan([message], reason)
             try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from datetime import timedelta
 
 from pydantic import Field, field_validator
 
@@ -69,12 +68,6 @@ class CollectorSettings(CommonSettings):
     collector_audit_interval_s: float = Field(
         default=30.0, gt=0, description="How often open sequence gaps are re-counted for the metrics."
     )
-    max_clock_skew_s: float = Field(
-        default=300.0, ge=0, description="Events further than this in the future are dead-lettered."
-    )
-    max_event_age_days: float = Field(
-        default=30.0, gt=0, description="Events older than this are dead-lettered."
-    )
 
     @field_validator("collector_client_id", "collector_share_group")
     @classmethod
@@ -85,14 +78,6 @@ class CollectorSettings(CommonSettings):
     @classmethod
     def _check_sites(cls, value: str) -> str:
         return value if value == "+" else check_topic_id(value, "site id")
-
-    @property
-    def max_future(self) -> timedelta:
-        return timedelta(seconds=self.max_clock_skew_s)
-
-    @property
-    def max_age(self) -> timedelta:
-        return timedelta(days=self.max_event_age_days)
 
 
 def get_settings() -> CollectorSettings:

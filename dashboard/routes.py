@@ -22,6 +22,7 @@ from starlette.types import Scope
 from api.deps import Conn, Settings, Viewer
 from dashboard import queries
 from dashboard.live import LiveHub
+from takt.contract import UtcTime
 
 logger = logging.getLogger(__name__)
 
@@ -42,11 +43,9 @@ class _RevalidatedStatic(StaticFiles):
 
 
 def _window(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+    """``start``/``end`` are UtcTime (aware, UTC, in the contract's range) or None for the defaults."""
     hi = end or datetime.now(UTC)
     lo = start or hi - timedelta(days=1)
-    for value in (lo, hi):
-        if value.tzinfo is None:
-            raise HTTPException(422, "from/to need a UTC offset")
     if hi <= lo:
         raise HTTPException(422, "'to' must be after 'from'")
     if hi - lo > MAX_WINDOW:
@@ -95,8 +94,8 @@ def station_workers(
     _: Viewer,
     station_id: str,
     *,
-    start: Annotated[datetime | None, Query(alias="from")] = None,
-    end: Annotated[datetime | None, Query(alias="to")] = None,
+    start: Annotated[UtcTime | None, Query(alias="from")] = None,
+    end: Annotated[UtcTime | None, Query(alias="to")] = None,
     site_id: str | None = None,
 ) -> list[str]:
     """Ids of the workers seen at a station in the window (the station filter of the worker table)."""
@@ -112,8 +111,8 @@ def timeline(
     *,
     worker_id: str | None = None,
     station_id: str | None = None,
-    start: Annotated[datetime | None, Query(alias="from")] = None,
-    end: Annotated[datetime | None, Query(alias="to")] = None,
+    start: Annotated[UtcTime | None, Query(alias="from")] = None,
+    end: Annotated[UtcTime | None, Query(alias="to")] = None,
     site_id: str | None = None,
 ) -> dict[str, Any]:
     """State segments (working / idle / absent) of one worker or station, clipped to the window."""
@@ -143,8 +142,8 @@ def recent_events(
     worker_id: str | None = None,
     station_id: str | None = None,
     site_id: str | None = None,
-    start: Annotated[datetime | None, Query(alias="from")] = None,
-    end: Annotated[datetime | None, Query(alias="to")] = None,
+    start: Annotated[UtcTime | None, Query(alias="from")] = None,
+    end: Annotated[UtcTime | None, Query(alias="to")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[dict[str, Any]]:
     """The newest events with their confidence and model_version, newest first."""

@@ -8,12 +8,15 @@ test) knows every variable that exists. Edge agents read a YAML file instead
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from takt.contract.events import PlausibilityWindow
 
 ENV_PREFIX = "TAKT_"
 
@@ -50,6 +53,19 @@ class CommonSettings(BaseSettings):
     max_state_gap_s: float = Field(
         default=600.0, gt=0, le=86_400, description="Cap on a state's length when it has no duration_s."
     )
+    # The plausibility window of event times, one for both transports (MQTT and HTTP).
+    max_clock_skew_s: float = Field(
+        default=300.0,
+        ge=0,
+        le=86_400 * 366,
+        description="Events further than this in the future are dead-lettered (MQTT) or rejected (HTTP).",
+    )
+    max_event_age_days: float = Field(
+        default=30.0,
+        gt=0,
+        le=36_600,
+        description="Events older than this are dead-lettered (MQTT) or rejected (HTTP).",
+    )
     refresh_max_share: float = Field(
         default=0.1,
         gt=0,
@@ -57,6 +73,18 @@ class CommonSettings(BaseSettings):
         description="Largest share of wall time a rollup refresher spends in rounds; under heavy ingest "
         "rounds are spaced out so storing events keeps the CPU (rollups then trail a little more).",
     )
+
+    @property
+    def max_future(self) -> timedelta:
+        return timedelta(seconds=self.max_clock_skew_s)
+
+    @property
+    def max_age(self) -> timedelta:
+        return timedelta(days=self.max_event_age_days)
+
+    @property
+    def plausibility(self) -> PlausibilityWindow:
+        return PlausibilityWindow(self.max_future, self.max_age)
 
     @field_validator("mqtt_url")
     @classmethod

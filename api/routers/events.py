@@ -1,17 +1,25 @@
-"""HTTP ingestion through the collector's idempotent writer."""
+"""HTTP ingestion through the collector's idempotent writer.
+
+Events go through the same validation as over MQTT (:func:`takt.contract.validate_events`:
+the contract's model, then the plausibility window ``TAKT_MAX_CLOCK_SKEW_S`` /
+``TAKT_MAX_EVENT_AGE_DAYS``). A rejected event is dead-lettered (source ``http``)
+with its reason; in a batch each item is judged on its own, so one bad item
+never costs its neighbours.
+"""
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Body, HTTPException
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field
 
-from api.deps import Admin, Conn, Ingest
+from api.deps import Admin, Conn, Ingest, Settings
 from collector.store import DeadLetter, insert_dead_letters, write_events
-from takt.contract import Event
-from takt.contract.codec import describe_validation_error, raw_json
+from takt.contract import Event, validate_events
+from takt.contract.codec import raw_json
 from takt.contract.events import MAX_EVENTS_PER_BATCH
 
 router = APIRouter(tags=["events"])
@@ -21,50 +29,111 @@ class Message(BaseModel):
     message: str
 
 
+class ItemAccepted(BaseModel):
+    index: int = Field(description="Position of the item in the request")
+    event_id: uuid.UUID = Field(description="The stored event's id (derived from content when absent)")
+
+
 class ItemError(BaseModel):
-    index: int
-    error: str
+    index: int = Field(description="Position of the item in the request")
+    error: str = Field(description="Why it was rejected; the item is dead-lettered with this reason")
+    event_id: uuid.UUID | None = Field(default=None, description="The item's event_id, when readable")
+    seq: int | None = Field(default=None, description="The item's seq, when readable")
 
 
 class BatchResult(BaseModel):
+    """Per-item outcome of a batch: every item is either in ``accepted`` or in ``errors``."""
+
     message: str
     success_count: int
     total_count: int
-    errors: list[ItemError]
+    accepted: list[ItemAccepted] = Field(description="Stored, or already stored (a re-send)")
+    errors: list[ItemError] = Field(description="Rejected and dead-lettered, with the reason")
 
 
-@router.post("/events", status_code=201)
-def ingest_event(event: Event, conn: Conn, _: Ingest) -> Message:
+def _readable(item: Any, key: str) -> Any:
+    return item.get(key) if isinstance(item, dict) else None
+
+
+def _item_error(index: int, item: Any, reason: str) -> ItemError:
+    raw_id, raw_seq = _readable(item, "event_id"), _readable(item, "seq")
+    try:
+        event_id = uuid.UUID(raw_id) if isinstance(raw_id, str) else None
+    except ValueError:
+        event_id = None
+    seq = (
+        raw_seq
+        if isinstance(raw_seq, int) and not isinstance(raw_seq, bool) and 0 <= raw_seq < 2**63
+        else None
+    )
+    return ItemError(index=index, error=reason, event_id=event_id, seq=seq)
+
+
+@router.post(
+    "/events",
+    status_code=201,
+    responses={422: {"description": "Invalid, or outside the plausibility window (dead-lettered)"}},
+)
+def ingest_event(event: Event, conn: Conn, settings: Settings, _: Ingest) -> Message:
+    """Store one event; one outside the plausibility window is dead-lettered and answered 422."""
+    problem = settings.plausibility.problem(event.timestamp, datetime.now(UTC))
+    if problem is not None:
+        payload = event.model_dump_json(exclude_none=True).encode()
+        insert_dead_letters(conn, [DeadLetter(source="http", reason=problem, payload=payload)])
+        raise HTTPException(422, problem)
     write_events(conn, [event])
     return Message(message="Event ingested successfully")
 
 
-@router.post("/events/batch")
+@router.post(
+    "/events/batch",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "array",
+                        "maxItems": MAX_EVENTS_PER_BATCH,
+                        "items": {"$ref": "#/components/schemas/Event"},
+                        "description": "Events; any item that is not a valid event is rejected alone.",
+                    }
+                }
+            },
+        }
+    },
+)
 def ingest_batch(
     conn: Conn,
+    settings: Settings,
     _: Ingest,
-    items: list[dict[str, Any]] = Body(max_length=MAX_EVENTS_PER_BATCH),  # noqa: B008
+    items: list[Any] = Body(max_length=MAX_EVENTS_PER_BATCH),  # noqa: B008
 ) -> BatchResult:
-    """Valid items are stored (duplicates count as success); invalid ones are reported and dead-lettered."""
-    valid: list[Event] = []
-    errors: list[ItemError] = []
-    letters: list[DeadLetter] = []
-    for index, item in enumerate(items):
-        try:
-            valid.append(Event.model_validate(item))
-        except ValidationError as exc:
-            reason = describe_validation_error(exc)
-            errors.append(ItemError(index=index, error=reason))
-            letters.append(
-                DeadLetter(source="http", reason=reason, payload=raw_json(item), event_index=index)
-            )
+    """Valid items are stored (duplicates count as success); each invalid one is reported and dead-lettered.
+
+    Answers 200 whenever the body is a JSON array of at most 2,000 items, with
+    each item's outcome: ``accepted`` (index and event id) or ``errors`` (index,
+    reason, and the item's event_id/seq when readable). An item that is not an
+    object (``42``, ``null``), fails the contract, or lies outside the
+    plausibility window is rejected on its own.
+    """
+    events, rejected = validate_events(items, now=datetime.now(UTC), window=settings.plausibility)
+    errors = [_item_error(r.index, r.raw, r.reason) for r in rejected]
+    letters = [
+        DeadLetter(source="http", reason=r.reason, payload=raw_json(r.raw), event_index=r.index, seq=e.seq)
+        for r, e in zip(rejected, errors, strict=True)
+    ]
     with conn.transaction():
-        if valid:
-            write_events(conn, valid)
+        if events:
+            write_events(conn, [e for _, e in events])
         insert_dead_letters(conn, letters)
-    n, m = len(valid), len(items)
+    n, m = len(events), len(items)
     return BatchResult(
-        message=f"{n}/{m} events ingested successfully", success_count=n, total_count=m, errors=errors
+        message=f"{n}/{m} events ingested successfully",
+        success_count=n,
+        total_count=m,
+        accepted=[ItemAccepted(index=i, event_id=e.event_id) for i, e in events],
+        errors=sorted(errors, key=lambda e: e.index),
     )
 
 

@@ -24,6 +24,7 @@ from api.metrics.engine import (
 )
 from api.metrics.intervals import intersect
 from collector.rollups import HOUR, ceil_hour, floor_hour
+from takt.contract import MAX_TIME, MIN_TIME, UtcTime
 
 router = APIRouter(prefix="/metrics", tags=["metrics"])
 DIGITS = 4
@@ -41,34 +42,40 @@ class Scope:
     timezone: str
 
 
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+MAX_WINDOW = timedelta(days=3660)
+# Stored times are clamped into the contract's range for the defaults, so a
+# stray event stored before that range was enforced cannot push the default
+# window past what datetime can represent.
+_DEFAULTS = """
+SELECT min(ts) IS NULL, greatest(min(ts), %(lo)s),
+       least(max(ts), %(hi)s) + least(coalesce((SELECT max_duration_s FROM rollup_meta WHERE id = 1), 0),
+                                      86400) * interval '1 second'
+FROM events
+"""
 
 
 def scope(
     conn: Conn,
     settings: Settings,
-    from_: Annotated[datetime | None, Query(alias="from", description="ISO 8601, inclusive")] = None,
-    to: Annotated[datetime | None, Query(description="ISO 8601, exclusive")] = None,
+    from_: Annotated[
+        UtcTime | None, Query(alias="from", description="ISO 8601 with a UTC offset, inclusive")
+    ] = None,
+    to: Annotated[UtcTime | None, Query(description="ISO 8601 with a UTC offset, exclusive")] = None,
     site_id: Annotated[str | None, Query(max_length=64)] = None,
     shift: Annotated[str | None, Query(max_length=64, description="A shift of the site's calendar")] = None,
 ) -> Scope:
-    lo = _utc(from_) if from_ else None
-    hi = _utc(to) if to else None
+    lo, hi = from_, to
     if lo is None or hi is None:
-        # Defaults: all stored data. min/max(ts) are read off the ts index; the
-        # last state ends at most the longest derived duration later (the
-        # exact max(ts + duration) would scan every event).
-        row = conn.execute(
-            "SELECT min(ts), max(ts) + coalesce((SELECT max_duration_s FROM rollup_meta WHERE id = 1), 0) "
-            "* interval '1 second' FROM events"
-        ).fetchone()
-        first, last = (row[0], row[1]) if row and row[0] else (datetime.now(UTC), datetime.now(UTC))
-        lo = lo or floor_hour(first)
+        # Defaults: all stored data, at most ten years up to the newest. min/max(ts)
+        # are read off the ts index; the last state ends at most the longest
+        # derived duration later (the exact max(ts + duration) would scan every event).
+        row = conn.execute(_DEFAULTS, {"lo": MIN_TIME, "hi": MAX_TIME - timedelta(days=2)}).fetchone()
+        first, last = (row[1], row[2]) if row and not row[0] else (datetime.now(UTC), datetime.now(UTC))
         hi = hi or ceil_hour(last) + HOUR
+        lo = lo or max(floor_hour(first), hi - MAX_WINDOW)
     if not lo < hi:
         raise HTTPException(422, "'from' must be earlier than 'to'")
-    if hi - lo > timedelta(days=3660):
+    if hi - lo > MAX_WINDOW:
         raise HTTPException(422, "window longer than ten years")
     calendar = settings.calendars.get(site_id or settings.site_id)
     try:

@@ -29,6 +29,7 @@ from api.metrics.model_quality import (
 from api.settings import ApiSettings
 from models.drift import DriftThresholds, WindowStats
 from models.samples import select, to_csv, to_jsonl
+from takt.contract import UtcTime
 
 router = APIRouter(prefix="/models", tags=["models"])
 MAX_WINDOW = timedelta(days=92)
@@ -124,15 +125,10 @@ def schedule_from(settings: ApiSettings) -> DriftSchedule:
     )
 
 
-def _utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise HTTPException(422, "times need a UTC offset")
-    return value.astimezone(UTC)
-
-
 def _window(lo: datetime | None, hi: datetime | None, default: timedelta) -> tuple[datetime, datetime]:
-    hi = _utc(hi) if hi else datetime.now(UTC)
-    lo = _utc(lo) if lo else hi - default
+    """``lo``/``hi`` are UtcTime (aware, UTC, in the contract's range) or None for the defaults."""
+    hi = hi or datetime.now(UTC)
+    lo = lo or hi - default
     if not lo < hi:
         raise HTTPException(422, "'from' must be earlier than 'to'")
     if hi - lo > MAX_WINDOW:
@@ -159,9 +155,9 @@ def confidence(
     conn: Conn,
     _: Viewer,
     from_: Annotated[
-        datetime | None, Query(alias="from", description="ISO 8601; default: 7 days before 'to'")
+        UtcTime | None, Query(alias="from", description="ISO 8601; default: 7 days before 'to'")
     ] = None,
-    to: Annotated[datetime | None, Query(description="ISO 8601; default: now")] = None,
+    to: Annotated[UtcTime | None, Query(description="ISO 8601; default: now")] = None,
     site_id: Annotated[str | None, Query(max_length=64)] = None,
     station_id: Annotated[str | None, Query(max_length=64)] = None,
     model_version: Annotated[str | None, Query(max_length=200)] = None,
@@ -222,10 +218,10 @@ def drift(
         str | None, Query(max_length=200, description="Only this version's events")
     ] = None,
     shadow: Annotated[bool, Query(description="Compare the shadow candidate's events instead")] = False,
-    recent_from: datetime | None = None,
-    recent_to: datetime | None = None,
-    baseline_from: datetime | None = None,
-    baseline_to: datetime | None = None,
+    recent_from: UtcTime | None = None,
+    recent_to: UtcTime | None = None,
+    baseline_from: UtcTime | None = None,
+    baseline_to: UtcTime | None = None,
 ) -> DriftOut:
     """Compare a recent window with a baseline window for one station or camera.
 
@@ -236,7 +232,7 @@ def drift(
         raise HTTPException(422, "give exactly one of station_id and camera_id")
     schedule = schedule_from(settings)
     r_lo, r_hi = _window(recent_from, recent_to, schedule.recent)
-    b_hi = _utc(baseline_to) if baseline_to else r_lo
+    b_hi = baseline_to or r_lo
     b_lo, b_hi = _window(baseline_from, b_hi, schedule.baseline)
     subject = (
         Subject("station", station_id, site_id)
@@ -300,9 +296,9 @@ def samples(
     conn: Conn,
     _: Supervisor,
     from_: Annotated[
-        datetime | None, Query(alias="from", description="ISO 8601; default: 1 day before 'to'")
+        UtcTime | None, Query(alias="from", description="ISO 8601; default: 1 day before 'to'")
     ] = None,
-    to: Annotated[datetime | None, Query(description="ISO 8601; default: now")] = None,
+    to: Annotated[UtcTime | None, Query(description="ISO 8601; default: now")] = None,
     site_id: Annotated[str | None, Query(max_length=64)] = None,
     station_id: Annotated[str | None, Query(max_length=64)] = None,
     camera_id: Annotated[str | None, Query(max_length=64)] = None,

@@ -3,6 +3,8 @@
 Kept out of the process-global registry on purpose: every API process reports
 the same database state, so the values come from one query at scrape time
 rather than from counters that several processes would each hold a copy of.
+The exception: this process's background tasks (rollup refresher, drift
+checker) report their failed rounds and quarantined work items.
 Scraping needs a viewer token (Prometheus ``authorization: credentials: ...``).
 """
 
@@ -12,13 +14,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import psycopg
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from api.deps import Conn, Viewer
+from takt.periodic import PeriodicDatabaseTask
 
 router = APIRouter(tags=["health"])
 
@@ -65,8 +68,43 @@ class _ModelQuality(Collector):
         yield running
 
 
+class _BackgroundTasks(Collector):
+    def __init__(self, conn: psycopg.Connection[Any], tasks: list[PeriodicDatabaseTask]) -> None:
+        self._conn = conn
+        self._tasks = tasks
+
+    def collect(self) -> Iterator[Metric]:
+        failures = CounterMetricFamily(
+            "takt_background_round_failures",
+            "Rounds of this process's background tasks that failed; the task carries on",
+            labels=["task"],
+        )
+        quarantined = CounterMetricFamily(
+            "takt_background_quarantined",
+            "Work items this process's background tasks moved to their quarantine",
+            labels=["task"],
+        )
+        alive = GaugeMetricFamily(
+            "takt_background_task_alive", "1 while the background task's thread runs", labels=["task"]
+        )
+        for task in self._tasks:
+            failures.add_metric([task.name], float(task.failures))
+            quarantined.add_metric([task.name], float(task.quarantined))
+            alive.add_metric([task.name], 1.0 if task.alive else 0.0)
+        yield failures
+        yield quarantined
+        yield alive
+        row = self._conn.execute("SELECT count(*) FROM event_invalidations_quarantine").fetchone()
+        held = GaugeMetricFamily(
+            "takt_invalidations_quarantined", "Rollup invalidations held in event_invalidations_quarantine"
+        )
+        held.add_metric([], float(row[0]) if row else 0.0)
+        yield held
+
+
 @router.get("/metrics", include_in_schema=False)
-def prometheus_metrics(conn: Conn, _: Viewer) -> Response:
+def prometheus_metrics(request: Request, conn: Conn, _: Viewer) -> Response:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_ModelQuality(conn))
+    registry.register(_BackgroundTasks(conn, getattr(request.app.state, "background_tasks", [])))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

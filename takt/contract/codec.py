@@ -2,7 +2,11 @@
 
 Decoding never lets one bad event sink a batch: envelope-level problems raise
 :class:`EnvelopeError`; event-level problems come back as
-:class:`RejectedEvent` items beside the good events.
+:class:`RejectedEvent` items beside the good events. :func:`validate_events`
+is the one validation path of events for both transports (MQTT envelopes
+and HTTP batches): the contract's model, then the plausibility window.
+Whatever validating one event raises, not only a pydantic error, rejects that
+event alone with the reason.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -22,6 +27,7 @@ from takt.contract.events import (
     CommitAck,
     Event,
     GatewayStatus,
+    PlausibilityWindow,
 )
 
 _EVENT_LIST = TypeAdapter(list[Event])
@@ -59,6 +65,57 @@ def describe_validation_error(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def describe_error(error: Exception) -> str:
+    """The reason a value was rejected, whatever the validator raised."""
+    if isinstance(error, ValidationError):
+        return describe_validation_error(error)
+    return f"{type(error).__name__}: {error}"[:500]
+
+
+def validate_event(raw: Any) -> Event:
+    """One event through the contract; any failure is a ValueError (a pydantic error or a wrapped one)."""
+    try:
+        return Event.model_validate(raw)
+    except ValueError:  # pydantic's ValidationError is one
+        raise
+    except Exception as exc:  # an overflow or a bug deep in a validator: still this event's fault
+        raise ValueError(describe_error(exc)) from exc
+
+
+def validate_events(
+    raws: Sequence[Any],
+    *,
+    now: datetime | None = None,
+    window: PlausibilityWindow | None = None,
+) -> tuple[list[tuple[int, Event]], list[RejectedEvent]]:
+    """Validate each item on its own: (index, event) of the good ones, and the rejected ones with reasons.
+
+    With ``now`` and ``window``, events outside the plausibility window are
+    rejected too. ``RejectedEvent.raw`` is the item as given.
+    """
+    rejected: list[RejectedEvent] = []
+    try:
+        events = list(enumerate(_EVENT_LIST.validate_python(raws)))
+    except Exception:
+        # Rare path: validate one by one so good neighbours survive.
+        events = []
+        for index, raw in enumerate(raws):
+            try:
+                events.append((index, validate_event(raw)))
+            except Exception as exc:
+                rejected.append(RejectedEvent(index, raw, describe_error(exc)))
+    if now is None or window is None:
+        return events, rejected
+    kept: list[tuple[int, Event]] = []
+    for index, event in events:
+        problem = window.problem(event.timestamp, now)
+        if problem is None:
+            kept.append((index, event))
+        else:
+            rejected.append(RejectedEvent(index, raws[index], problem))
+    return kept, rejected
+
+
 def raw_json(value: Any) -> bytes:
     """Bytes of a rejected item as received, whatever it holds (orjson refuses >64-bit ints)."""
     try:
@@ -93,11 +150,15 @@ def decode_event_batch(
     gateway_id: str | None = None,
     max_bytes: int = MAX_PAYLOAD_BYTES,
     max_events: int = MAX_EVENTS_PER_BATCH,
+    now: datetime | None = None,
+    window: PlausibilityWindow | None = None,
 ) -> DecodedBatch:
     """Decode an envelope; ``site_id``/``gateway_id`` are the topic's, when known.
 
     Events that omit ``site_id``/``gateway_id`` inherit the topic's; events that
-    name another gateway or site than the topic are rejected.
+    name another gateway or site than the topic are rejected, and so are events
+    outside the plausibility ``window`` around ``now`` when both are given.
+    Raises only :class:`EnvelopeError`.
     """
     if len(payload) > max_bytes:
         raise EnvelopeError(f"payload of {len(payload)} bytes exceeds the limit of {max_bytes}")
@@ -110,7 +171,7 @@ def decode_event_batch(
     unknown = set(doc) - {"schema", "gateway_id", "events"}
     if unknown:
         raise EnvelopeError(f"unknown envelope fields: {sorted(unknown)}")
-    if doc.get("schema") != SCHEMA_VERSION:
+    if type(doc.get("schema")) is not int or doc.get("schema") != SCHEMA_VERSION:
         raise EnvelopeError(f"unsupported schema {doc.get('schema')!r}; expected {SCHEMA_VERSION}")
     envelope_gateway = doc.get("gateway_id")
     if not isinstance(envelope_gateway, str):
@@ -129,17 +190,9 @@ def decode_event_batch(
     if site_id is not None:
         inherited["site_id"] = site_id
     prepared: list[Any] = [{**inherited, **raw} if isinstance(raw, dict) else raw for raw in raw_events]
-    rejected: list[RejectedEvent] = []
-    try:
-        events = list(enumerate(_EVENT_LIST.validate_python(prepared)))
-    except ValidationError:
-        # Rare path: validate one by one so good neighbours survive.
-        events = []
-        for index, raw in enumerate(prepared):
-            try:
-                events.append((index, Event.model_validate(raw)))
-            except ValidationError as exc:
-                rejected.append(RejectedEvent(index, raw_events[index], describe_validation_error(exc)))
+    events, invalid = validate_events(prepared, now=now, window=window)
+    # As received, without the inherited ids.
+    rejected = [RejectedEvent(r.index, raw_events[r.index], r.reason) for r in invalid]
 
     kept: list[Event] = []
     for index, event in events:
@@ -147,13 +200,14 @@ def decode_event_batch(
             rejected.append(
                 RejectedEvent(
                     index,
-                    event.model_dump(mode="json"),
+                    raw_events[index],
                     f"event names gateway {event.gateway_id!r} / site {event.site_id!r}, "
                     f"but was published by {envelope_gateway!r} / {site_id!r}",
                 )
             )
         else:
             kept.append(event)
+    rejected.sort(key=lambda r: r.index)
     return DecodedBatch(envelope_gateway, kept, rejected)
 
 

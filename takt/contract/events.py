@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -38,8 +43,41 @@ EntityId = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")
 ]
 TopicId = Annotated[str, StringConstraints(pattern=TOPIC_ID_PATTERN)]
-# No control characters: PostgreSQL text cannot hold NUL, and labels are shown in UIs.
-Label = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
+# Printable text only (str.isprintable): no control characters (PostgreSQL
+# text cannot hold NUL), no format characters (bidirectional overrides such as
+# U+202E, zero-width characters), no private-use, surrogate or unassigned code
+# points, no separators but the plain space. Labels are shown in UIs and
+# exported to CSV. The pattern spells out the usual offenders for the JSON
+# Schema (in ranges every regex dialect reads); the validator has the full rule.
+_NOT_PRINTABLE = (
+    "\x00-\x1f\x7f-\xa0\xad\u061c\u180e\u2000-\u200f\u2028-\u202f\u205f-\u206f"
+    "\u3000\ue000-\uf8ff\ufeff\ufff9-\ufffb"
+)
+
+
+def _printable(value: str) -> str:
+    if not value.isprintable():
+        raise ValueError("must be printable text (no control, format or separator characters)")
+    return value
+
+
+Label = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=128),
+    AfterValidator(_printable),
+    WithJsonSchema(
+        {"type": "string", "minLength": 1, "maxLength": 128, "pattern": f"^[^{_NOT_PRINTABLE}]+$"}
+    ),
+]
+
+# Every time the system stores or is asked about lies in [MIN_TIME, MAX_TIME):
+# far enough from datetime's limits (years 1 and 9999) that no derived time
+# (an hour or a day later, a window's look-back, a local-time conversion) can
+# overflow. Event times are further held to the plausibility window below.
+MIN_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_TIME = datetime(9000, 1, 1, tzinfo=UTC)
+# A date first: pydantic would otherwise read "1700000000" as Unix epoch seconds.
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
 # Events produced without an id (HTTP clients of the seed API) get one derived
 # from their content, so a retried request maps to the same row.
@@ -54,6 +92,40 @@ class EventType(StrEnum):
 
 
 STATE_EVENT_TYPES = frozenset({EventType.WORKING, EventType.IDLE, EventType.ABSENT})
+
+
+def to_utc(value: datetime) -> datetime:
+    """``value`` in UTC, or ValueError: naive, not representable in UTC, or outside [MIN_TIME, MAX_TIME).
+
+    The one rule for every time the system takes in: event timestamps (MQTT
+    and HTTP) and the ``from``/``to`` of every query.
+    """
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("a time needs a UTC offset (e.g. 2026-11-23T08:00:00Z)")
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{value.isoformat()} is out of range once converted to UTC") from None
+    if not MIN_TIME <= utc < MAX_TIME:
+        raise ValueError(
+            f"{utc.isoformat()} is outside the supported range "
+            f"[{MIN_TIME.isoformat()}, {MAX_TIME.isoformat()})"
+        )
+    return utc
+
+
+def reject_epoch_numbers(value: Any) -> Any:
+    """Times are ISO 8601 strings (or datetimes): numbers and digit strings are not read as epochs."""
+    if isinstance(value, bool | int | float):
+        raise ValueError("a time must be an ISO 8601 string with a UTC offset, not a number")
+    if isinstance(value, str) and not _ISO_DATE.match(value):
+        raise ValueError("a time must be ISO 8601 with a UTC offset, starting with YYYY-MM-DD")
+    return value
+
+
+# A time as a query parameter or API field: ISO 8601 with an offset, in the
+# supported range, given back in UTC (the same rule as event timestamps).
+UtcTime = Annotated[datetime, BeforeValidator(reject_epoch_numbers), AfterValidator(to_utc)]
 
 
 def content_event_id(data: dict[str, Any]) -> uuid.UUID:
@@ -131,10 +203,15 @@ class Event(BaseModel):
             data = {**data, "event_id": content_event_id(data)}
         return data
 
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _no_epoch(cls, value: Any) -> Any:
+        return reject_epoch_numbers(value)
+
     @field_validator("timestamp")
     @classmethod
     def _to_utc(cls, value: datetime) -> datetime:
-        return value.astimezone(UTC)
+        return to_utc(value)
 
     @property
     def is_state(self) -> bool:
@@ -150,6 +227,17 @@ def timestamp_problem(
     if timestamp < now - max_age:
         return f"timestamp {timestamp.isoformat()} is older than {max_age}"
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class PlausibilityWindow:
+    """How far from the receiver's clock an event time may be (both transports use one)."""
+
+    max_future: timedelta = timedelta(minutes=5)
+    max_age: timedelta = timedelta(days=30)
+
+    def problem(self, timestamp: datetime, now: datetime) -> str | None:
+        return timestamp_problem(timestamp, now, max_future=self.max_future, max_age=self.max_age)
 
 
 class EventBatch(BaseModel):

@@ -114,6 +114,7 @@ def test_takt_api_serves_over_http(settings: ApiSettings, mosquitto_server: Any)
         "TAKT_ADMIN_TOKEN": "subprocess-admin",
         "TAKT_MQTT_URL": f"mqtt://127.0.0.1:{mosquitto_server.port}",
         "TAKT_REFRESH_INTERVAL_S": "0.2",
+        "TAKT_MAX_EVENT_AGE_DAYS": str(settings.max_event_age_days),
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "takt.cli", "api", "--host", "127.0.0.1", "--port", str(port)],

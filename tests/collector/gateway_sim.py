@@ -17,6 +17,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from takt.contract import (
+    CommitAck,
     Event,
     EventType,
     ack_topic,
@@ -47,6 +48,7 @@ class GatewaySim:
         self.sent_ids: set[uuid.UUID] = set()
         self.acked_seqs: set[int] = set()
         self.rejected: dict[int, str] = {}
+        self.acks: list[CommitAck] = []
         self.acks_received = 0
         self._pending: dict[int, tuple[bytes, float]] = {}
         self._lock = threading.Lock()
@@ -77,6 +79,7 @@ class GatewaySim:
         ack = decode_ack(msg.payload)
         with self._lock:
             self.acks_received += 1
+            self.acks.append(ack)
             for seq in ack.seqs():
                 self._pending.pop(seq, None)
                 self.acked_seqs.add(seq)

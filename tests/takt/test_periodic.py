@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from prometheus_client import CollectorRegistry, Counter
 
 from takt.periodic import PeriodicDatabaseTask
 
@@ -50,3 +51,51 @@ def test_long_rounds_are_spaced_out(fresh_database: str) -> None:
     # Each round takes 0.05 s, then rests three times that (share 1/4),
     # far longer than the 0.01 s interval.
     assert min(gaps[:3]) >= 0.05 + 0.15 * 0.9
+
+
+class Failing(PeriodicDatabaseTask):
+    """Rounds that raise what ``errors`` yields, one per round, then succeed."""
+
+    def __init__(self, database_url: str, errors: list[BaseException], counter: Counter) -> None:
+        super().__init__("failing", database_url, 0.01, failure_counter=counter)
+        self.errors = errors
+        self.quarantined_after: list[type[BaseException]] = []
+        self.done = threading.Event()
+
+    def run_round(self, conn: psycopg.Connection[Any]) -> None:
+        conn.execute("SELECT 1")
+        if self.errors:
+            raise self.errors.pop(0)
+        self.done.set()
+
+    def quarantine(self, conn: psycopg.Connection[Any], error: BaseException) -> int:
+        conn.execute("SELECT 1")  # gets a working connection
+        self.quarantined_after.append(type(error))
+        return 1
+
+
+def test_no_exception_ends_the_thread_and_poison_is_quarantined(fresh_database: str) -> None:
+    errors: list[BaseException] = [
+        OverflowError("date value out of range"),
+        ValueError("a bug"),
+        psycopg.errors.DatetimeFieldOverflow("timestamp out of range"),
+        psycopg.errors.QueryCanceled("statement timeout"),
+        KeyError("x"),
+    ]
+    counter = Counter("t_failures", "test", ["task"], registry=CollectorRegistry())
+    task = Failing(fresh_database, errors, counter)
+    task.start()
+    try:
+        assert task.done.wait(10), "the task stopped running rounds"
+        assert task.alive
+    finally:
+        task.stop()
+    assert task.failures == 5 and counter.labels("failing")._value.get() == 5
+    # Data errors are quarantined; a cancelled query is not the data's fault.
+    assert task.quarantined_after == [
+        OverflowError,
+        ValueError,
+        psycopg.errors.DatetimeFieldOverflow,
+        KeyError,
+    ]
+    assert task.quarantined == 4
