@@ -71,12 +71,12 @@ def edge_config(stack: DevStack, demo_dir: Path, line: int) -> Path:
         count_line["station_id"] = prefix + count_line["station_id"]
     config["roster"] = [
         {
-            "station_id": prefix + entry["station_id"],
+            "station_id": station["id"],
             "worker_id": DEMO_WORKERS[(line - 1) * 2 + i][0],
             "start": "00:00:00",
             "end": "23:59:59",
         }
-        for i, entry in enumerate(config["roster"])
+        for i, station in enumerate(config["stations"])
     ]
     path = line_dir / "edge.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
