@@ -13,14 +13,13 @@ from fastapi import FastAPI, Request, Response
 from psycopg_pool import ConnectionPool
 
 from api.errors import error_response, install_error_handlers
-from api.metrics.model_quality import DriftChecker
 from api.routers import events, gateways, health, metrics, model_quality, prometheus, registry, seed
-from api.routers.model_quality import schedule_from
 from api.security import RateLimiter
 from api.settings import ApiSettings
 from collector.db import require_current_schema
 from collector.rollups import RollupRefresher, apply_timescale_policies
 from dashboard import mount_dashboard
+from models.quality import DriftChecker, schedule_from
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,8 @@ from datetime import time
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from takt.settings import CommonSettings, register_settings
+from models.settings import DriftSettings
+from takt.settings import register_settings
 
 
 class Break(BaseModel):
@@ -35,7 +36,7 @@ class SiteCalendar(BaseModel):
 
 
 @register_settings
-class ApiSettings(CommonSettings):
+class ApiSettings(DriftSettings):
     """The metrics and ingestion API."""
 
     host: str = Field(default="127.0.0.1", description="Address `takt api` listens on.")
@@ -63,20 +64,4 @@ class ApiSettings(CommonSettings):
     )
     drift_check_interval_s: float = Field(
         default=3600.0, ge=0, description="Drift check period in the API process; 0 disables it."
-    )
-    drift_recent_hours: float = Field(default=24.0, gt=0, description="Drift: the recent window, ending now.")
-    drift_baseline_days: float = Field(
-        default=7.0, gt=0, description="Drift: the baseline window, ending where the recent one starts."
-    )
-    drift_confidence_psi: float = Field(
-        default=0.2, gt=0, description="Drift: flag a confidence-histogram PSI above this."
-    )
-    drift_quantile_shift: float = Field(
-        default=0.1, gt=0, le=1, description="Drift: flag a confidence quantile moving more than this."
-    )
-    drift_state_mix_psi: float = Field(
-        default=0.2, gt=0, description="Drift: flag a working/idle/absent-mix PSI above this."
-    )
-    drift_min_events: int = Field(
-        default=30, ge=1, description="Drift: no verdict with fewer scored events in either window."
     )

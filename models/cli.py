@@ -190,7 +190,7 @@ def export_samples(
     """Low-confidence and production/shadow disagreement samples for labelling (JSONL or CSV)."""
     import psycopg
 
-    from api.metrics.model_quality import sample_events
+    from models.quality import sample_events
     from models.samples import select, to_csv, to_jsonl
 
     hi = _utc(to) or datetime.now(UTC)
@@ -220,11 +220,10 @@ def drift_check(now: datetime | None, fail_on_flag: bool, database_url: str | No
     """Run the drift check once (windows and thresholds: TAKT_DRIFT_*) and record its flags."""
     import psycopg
 
-    from api.metrics.model_quality import run_drift_check
-    from api.routers.model_quality import schedule_from
-    from api.settings import ApiSettings
+    from models.quality import run_drift_check, schedule_from
+    from models.settings import DriftSettings
 
-    settings = ApiSettings()
+    settings = DriftSettings()
     url = database_url or settings.database_url
     with psycopg.connect(url, autocommit=True, options="-c TimeZone=UTC") as conn:
         results = run_drift_check(conn, _utc(now) or datetime.now(UTC), schedule_from(settings))

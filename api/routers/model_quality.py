@@ -15,8 +15,8 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from api.deps import Conn, Settings, Supervisor, Viewer
-from api.metrics.model_quality import (
-    DriftSchedule,
+from models.drift import WindowStats
+from models.quality import (
     Subject,
     Window,
     confidence_distribution,
@@ -25,9 +25,8 @@ from api.metrics.model_quality import (
     drift_report,
     run_drift_check,
     sample_events,
+    schedule_from,
 )
-from api.settings import ApiSettings
-from models.drift import DriftThresholds, WindowStats
 from models.samples import select, to_csv, to_jsonl
 from takt.contract import UtcTime
 
@@ -110,19 +109,6 @@ class StoredFlagOut(BaseModel):
 class CheckOut(BaseModel):
     subjects: int
     flags: list[StoredFlagOut]
-
-
-def schedule_from(settings: ApiSettings) -> DriftSchedule:
-    return DriftSchedule(
-        recent=timedelta(hours=settings.drift_recent_hours),
-        baseline=timedelta(days=settings.drift_baseline_days),
-        thresholds=DriftThresholds(
-            confidence_psi=settings.drift_confidence_psi,
-            quantile_shift=settings.drift_quantile_shift,
-            state_mix_psi=settings.drift_state_mix_psi,
-            min_events=settings.drift_min_events,
-        ),
-    )
 
 
 def _window(lo: datetime | None, hi: datetime | None, default: timedelta) -> tuple[datetime, datetime]:

@@ -2,6 +2,7 @@
 
 The comparisons themselves are pure (:mod:`models.drift`, :mod:`models.samples`);
 this module only aggregates in SQL and records what the drift check flagged.
+The API serves it; ``takt models`` runs it from the command line.
 
 Confidence statistics leave out ``absent`` events: an absent segment means the
 model saw nobody, and its confidence is a placeholder, not a detection score.
@@ -20,6 +21,7 @@ from psycopg.types.json import Jsonb
 
 from models.drift import CONFIDENCE_BINS, QUANTILES, DriftReport, DriftThresholds, WindowStats, compare
 from models.samples import SampleEvent
+from models.settings import DriftSettings
 from takt.periodic import PeriodicDatabaseTask
 
 logger = logging.getLogger(__name__)
@@ -214,6 +216,20 @@ class DriftSchedule:
     def windows(self, now: datetime) -> tuple[Window, Window]:
         recent = Window(now - self.recent, now)
         return Window(recent.lo - self.baseline, recent.lo), recent
+
+
+def schedule_from(settings: DriftSettings) -> DriftSchedule:
+    """The schedule that ``TAKT_DRIFT_*`` describe."""
+    return DriftSchedule(
+        recent=timedelta(hours=settings.drift_recent_hours),
+        baseline=timedelta(days=settings.drift_baseline_days),
+        thresholds=DriftThresholds(
+            confidence_psi=settings.drift_confidence_psi,
+            quantile_shift=settings.drift_quantile_shift,
+            state_mix_psi=settings.drift_state_mix_psi,
+            min_events=settings.drift_min_events,
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
