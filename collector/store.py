@@ -21,12 +21,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import orjson
 import psycopg
 
-from takt.contract import Event, seq_ranges
+from takt.contract import STATE_EVENT_TYPES, Event, seq_ranges
 
 EVENT_COLUMNS = (
     "event_id",
@@ -396,7 +397,9 @@ def _stored_line(row: Sequence[Any]) -> bytes:
     values = dict(zip(EVENT_COLUMNS, row, strict=True))
     values.pop("effective_duration_s")  # derived by the cloud, not sent
     values["timestamp"] = values.pop("ts").astimezone(UTC)
-    return _copy_line(Event.model_construct(**values)).encode()
+    # The attributes _copy_line reads, without building (or validating) a model.
+    values["is_state"] = values["event_type"] in STATE_EVENT_TYPES
+    return _copy_line(cast(Event, SimpleNamespace(**values))).encode()
 
 
 def _conflicts(
@@ -438,14 +441,20 @@ def _seq_of(values: Sequence[str | None]) -> int | None:
     return None if seq is None else int(seq)
 
 
+def _gateway_seq(line: bytes) -> tuple[str, int | None]:
+    """A COPY line's gateway ('' for none) and seq; ids need no unescaping."""
+    fields = line.split(b"\t", _SEQ + 1)
+    gateway, seq = fields[_GATEWAY], fields[_SEQ]
+    return ("" if gateway == b"\\N" else gateway.decode()), (None if seq == b"\\N" else int(seq))
+
+
 def _fresh_seqs(batch: CopyBatch, not_stored: Iterable[bytes]) -> Mapping[str, Sequence[int]]:
     """The batch's seq numbers, less those of the lines ``not_stored`` (re-sends, conflicts)."""
     removed: dict[str, list[int]] = {}
     for line in not_stored:
-        values = _field_values(line)
-        seq = _seq_of(values)
+        gateway_id, seq = _gateway_seq(line)
         if seq is not None:
-            removed.setdefault(values[_GATEWAY] or "", []).append(seq)
+            removed.setdefault(gateway_id, []).append(seq)
     if not removed:
         return batch.seqs
     fresh: dict[str, Sequence[int]] = dict(batch.seqs)
@@ -454,8 +463,7 @@ def _fresh_seqs(batch: CopyBatch, not_stored: Iterable[bytes]) -> Mapping[str, S
     return fresh
 
 
-def _keep_lines(data: bytes, drop: Mapping[bytes, Any] | set[bytes]) -> bytes:
-    lines = [line for line in data.split(b"\n")[:-1] if line[:32] not in drop]
+def _join_lines(lines: list[bytes]) -> bytes:
     return b"\n".join(lines) + b"\n" if lines else b""
 
 
@@ -477,9 +485,12 @@ def insert_copy_batch(conn: psycopg.Connection[Any], batch: CopyBatch) -> WriteR
     conflicts: list[Conflict] = []
     known: list[bytes] = []
     if registered:
-        known = [line for line in data.split(b"\n")[:-1] if line[:32] in registered]
+        lines, id_lines = data.split(b"\n")[:-1], ids_data.split(b"\n")[:-1]
+        keep = [line[:32] not in registered for line in lines]
+        known = [line for line, k in zip(lines, keep, strict=True) if not k]
         conflicts = _conflicts(conn, known, registered)
-        data, ids_data = _keep_lines(data, registered), _keep_lines(ids_data, registered)
+        data = _join_lines([line for line, k in zip(lines, keep, strict=True) if k])
+        ids_data = _join_lines([line for line, k in zip(id_lines, keep, strict=True) if k])
     if data:
         try:
             with conn.transaction(), conn.cursor() as cur:

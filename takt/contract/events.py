@@ -15,8 +15,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ModelWrapValidatorHandler,
     StringConstraints,
+    ValidationError,
     field_validator,
     model_validator,
 )
@@ -122,14 +122,19 @@ class Event(BaseModel):
         description="Produced by a candidate model in shadow mode; excluded from production metrics.",
     )
 
-    @model_validator(mode="wrap")
+    @model_validator(mode="before")
     @classmethod
-    def _derive_missing_id(cls, data: Any, handler: ModelWrapValidatorHandler[Event]) -> Event:
+    def _derive_missing_id(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("event_id") is None:
-            # Validate first, so the id is derived from the normalised content.
-            event = handler({**data, "event_id": _UNSET_ID})
-            return event.model_copy(update={"event_id": content_event_id(event)})
-        return handler(data)
+            # Validated first (a second validation, for events without id
+            # only), so the id is derived from the normalised content.
+            data = {**data, "event_id": _UNSET_ID}
+            try:
+                event = cls.model_validate(data)
+            except ValidationError:
+                return data  # the outer validation reports what is wrong
+            data["event_id"] = content_event_id(event)
+        return data
 
     @field_validator("timestamp")
     @classmethod

@@ -278,3 +278,26 @@ def test_fresh_seqs_leave_out_resends_and_conflicts(database: str) -> None:
         again = insert_copy_batch(conn, copy_batch([changed, *events[2:]]))
     assert dict(first.fresh_seqs) == {"": [1]}
     assert dict(again.fresh_seqs) == {"": [2, 3]}
+
+
+def test_the_identity_migration_keeps_the_first_received_copy_of_an_id(fresh_database: str) -> None:
+    """Ids stored twice under two times before 0007 (the bug it fixes) keep their first row."""
+    upgrade(fresh_database, "0005_rollup_detail")
+    twice, once = uuid.uuid4(), uuid.uuid4()
+    ts = datetime(2026, 11, 23, 8, tzinfo=UTC)
+    rows = [(twice, ts, 0.9, 0), (twice, ts + timedelta(seconds=1), 0.8, 5), (once, ts, 0.7, 0)]
+    with psycopg.connect(fresh_database, autocommit=True) as conn:
+        for event_id, at, confidence, received in rows:
+            conn.execute(
+                "INSERT INTO events (event_id, ts, worker_id, station_id, event_type, confidence, "
+                "received_at) VALUES (%s, %s, 'w', 's', 'working', %s, now() + %s * interval '1 second')",
+                (event_id, at, confidence, received),
+            )
+    upgrade(fresh_database)
+    with psycopg.connect(fresh_database) as conn:
+        kept = conn.execute("SELECT event_id, ts, confidence FROM events ORDER BY confidence").fetchall()
+        registry = conn.execute("SELECT event_id, ts FROM event_ids ORDER BY ts, event_id").fetchall()
+        queued = conn.execute("SELECT min_ts FROM event_invalidations").fetchall()
+    assert kept == [(once, ts, 0.7), (twice, ts, 0.9)]
+    assert sorted(registry) == sorted([(twice, ts), (once, ts)])
+    assert queued == [(ts + timedelta(seconds=1),)]
