@@ -404,18 +404,25 @@ def _stored_line(row: Sequence[Any]) -> bytes:
 
 def _conflicts(
     conn: psycopg.Connection[Any], lines: Iterable[bytes], registered: Mapping[bytes, datetime]
-) -> list[Conflict]:
-    """Which of ``lines`` (events whose ids are registered) differ from what is stored under their id."""
+) -> tuple[list[Conflict], set[bytes]]:
+    """Which of ``lines`` (events whose ids are registered) differ from what is stored under their id.
+
+    Also returns the ids registered without a stored event (events deleted
+    other than through the API, e.g. by hand or by dropping chunks): stale
+    registrations, which the caller forgets so the events are stored again.
+    """
     candidates = {line[:32]: line for line in lines}
     if not candidates:
-        return []
+        return [], set()
     keys = list(candidates)
     times = [registered[k] for k in keys]
     ids = "{" + ",".join(k.decode() for k in keys) + "}"
     rows = conn.execute(_STORED_CONTENT, (ids, times, min(times), max(times))).fetchall()
     conflicts: list[Conflict] = []
+    stale = set(candidates)
     for row in rows:
         stored = _stored_line(row)
+        stale.discard(stored[:32])
         line = candidates[stored[:32]]
         if line == stored:
             continue
@@ -433,7 +440,15 @@ def _conflicts(
                 seq=_seq_of(sent),
             )
         )
-    return conflicts
+    return conflicts, stale
+
+
+def _forget(conn: psycopg.Connection[Any], ids: Iterable[bytes]) -> None:
+    """Drop stale registrations (see :func:`_conflicts`)."""
+    conn.execute(
+        "DELETE FROM event_ids WHERE event_id = ANY(%s::uuid[])",
+        ("{" + ",".join(k.decode() for k in ids) + "}",),
+    )
 
 
 def _seq_of(values: Sequence[str | None]) -> int | None:
@@ -488,7 +503,11 @@ def insert_copy_batch(conn: psycopg.Connection[Any], batch: CopyBatch) -> WriteR
         lines, id_lines = data.split(b"\n")[:-1], ids_data.split(b"\n")[:-1]
         keep = [line[:32] not in registered for line in lines]
         known = [line for line, k in zip(lines, keep, strict=True) if not k]
-        conflicts = _conflicts(conn, known, registered)
+        conflicts, stale = _conflicts(conn, known, registered)
+        if stale:
+            _forget(conn, stale)
+            keep = [k or line[:32] in stale for line, k in zip(lines, keep, strict=True)]
+            known = [line for line, k in zip(lines, keep, strict=True) if not k]
         data = _join_lines([line for line, k in zip(lines, keep, strict=True) if k])
         ids_data = _join_lines([line for line, k in zip(id_lines, keep, strict=True) if k])
     if data:
@@ -534,10 +553,15 @@ def _merge_copy_data(conn: psycopg.Connection[Any], batch: CopyBatch) -> WriteRe
         with cur.copy(f"COPY staging_events ({_COLUMNS_SQL}) FROM STDIN") as copy:
             copy.write(batch.data)
         inserted = {row[0].encode() for row in cur.execute(_MERGE).fetchall()}
+        lines = batch.data.split(b"\n")[:-1]
+        known = [line for line in lines if line[:32] not in inserted]
+        conflicts, stale = _conflicts_of_registered(conn, known)
+        if stale:
+            _forget(conn, stale)
+            inserted |= {row[0].encode() for row in cur.execute(_MERGE).fetchall()}
+            known = [line for line in lines if line[:32] not in inserted]
     if inserted:
         batch.registration.write(conn)
-    known = [line for line in batch.data.split(b"\n")[:-1] if line[:32] not in inserted]
-    conflicts = _conflicts_of_registered(conn, known)
     return WriteResult(
         inserted=len(inserted),
         duplicates=len(known) - len(conflicts),
@@ -546,10 +570,12 @@ def _merge_copy_data(conn: psycopg.Connection[Any], batch: CopyBatch) -> WriteRe
     )
 
 
-def _conflicts_of_registered(conn: psycopg.Connection[Any], lines: Sequence[bytes]) -> list[Conflict]:
+def _conflicts_of_registered(
+    conn: psycopg.Connection[Any], lines: Sequence[bytes]
+) -> tuple[list[Conflict], set[bytes]]:
     """:func:`_conflicts` for lines whose ids were registered by another write (their ts looked up here)."""
     if not lines:
-        return []
+        return [], set()
     registered = _registered(conn, "{" + ",".join(line[:32].decode() for line in lines) + "}")
     return _conflicts(conn, [line for line in lines if line[:32] in registered], registered)
 
@@ -606,21 +632,24 @@ def insert_events(
 
 def _insert_unnest(conn: psycopg.Connection[Any], events: Sequence[Event]) -> WriteResult:
     """One INSERT ... SELECT FROM unnest(arrays) registering and storing ``events`` (distinct ids)."""
-    columns = list(zip(*(_row(e) for e in events), strict=True))
+    columns = [list(c) for c in zip(*(_row(e) for e in events), strict=True)]
     arrays = ", ".join(f"%s::{t}[]" for t in _COLUMN_TYPES)
-    rows = conn.execute(
+    statement = (
         f"WITH c AS (SELECT * FROM unnest({arrays}) AS c({_COLUMNS_SQL})), "
         "new AS (INSERT INTO event_ids (event_id, ts) SELECT event_id, ts FROM c "
         "ON CONFLICT DO NOTHING RETURNING event_id) "
         f"INSERT INTO events ({_COLUMNS_SQL}) SELECT {', '.join(f'c.{n}' for n in EVENT_COLUMNS)} "
-        "FROM c JOIN new USING (event_id) ON CONFLICT DO NOTHING RETURNING event_id",
-        [list(c) for c in columns],
-    ).fetchall()
-    inserted = {row[0] for row in rows}
+        "FROM c JOIN new USING (event_id) ON CONFLICT DO NOTHING RETURNING event_id"
+    )
+    inserted = {row[0] for row in conn.execute(statement, columns).fetchall()}
+    known = [_copy_line(e).encode() for e in events if e.event_id not in inserted]
+    conflicts, stale = _conflicts_of_registered(conn, known)
+    if stale:
+        _forget(conn, stale)
+        inserted |= {row[0] for row in conn.execute(statement, columns).fetchall()}
+        known = [_copy_line(e).encode() for e in events if e.event_id not in inserted]
     if inserted:
         Registration.of(events).write(conn)
-    known = [_copy_line(e).encode() for e in events if e.event_id not in inserted]
-    conflicts = _conflicts_of_registered(conn, known)
     seqs: dict[str, list[int]] = {}
     for e in events:
         if e.seq is not None and e.event_id in inserted:

@@ -301,3 +301,22 @@ def test_the_identity_migration_keeps_the_first_received_copy_of_an_id(fresh_dat
     assert kept == [(once, ts, 0.7), (twice, ts, 0.9)]
     assert sorted(registry) == sorted([(twice, ts), (once, ts)])
     assert queued == [(ts + timedelta(seconds=1),)]
+
+
+@pytest.mark.parametrize("path", ["looked up", "guessed new", "unnest"])
+def test_events_deleted_behind_the_registrys_back_are_stored_again(database: str, path: str) -> None:
+    """Rows removed by hand (or with their chunks) leave stale registrations, which a re-send clears."""
+    events = _events()
+    with psycopg.connect(database) as conn:
+        insert_events(conn, events)
+        conn.execute("DELETE FROM events WHERE event_id = ANY(%s)", ([e.event_id for e in events[:2]],))
+        if path == "looked up":
+            result = insert_copy_batch(conn, copy_batch(events))
+        elif path == "guessed new":
+            result = insert_copy_batch(conn, copy_batch(events, SeenSeqs({"": -1})))
+        else:
+            result = insert_events(conn, events, WriteMethod.UNNEST)
+        count = conn.execute("SELECT count(*), count(DISTINCT event_id) FROM events").fetchone()
+        registry = conn.execute("SELECT count(*) FROM event_ids").fetchone()
+    assert (result.inserted, result.duplicates, result.conflicts) == (2, 2, ())
+    assert count == (4, 4) and registry == (4,)
