@@ -39,8 +39,15 @@ def token() -> None:
 @token.command("create")
 @click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
 @click.option("--name", default=None, help="Who or what the token is for.")
-def token_create(role: str, name: str | None) -> None:
-    """Create a token and print it once."""
+@click.option("--gateway", "gateway_id", default=None, help="Gateway tokens: the gateway it may send for.")
+@click.option("--site", "site_id", default=None, help="Gateway tokens: that gateway's site.")
+def token_create(role: str, name: str | None, gateway_id: str | None, site_id: str | None) -> None:
+    """Create a token and print it once.
+
+    A gateway token (--role gateway) is bound to one gateway and site
+    (--gateway GW --site SITE, both required): it may store only events of
+    that gateway, as the broker's ACL lets the gateway publish only there.
+    """
     import psycopg
 
     from api.security import create_token
@@ -48,4 +55,8 @@ def token_create(role: str, name: str | None) -> None:
 
     settings = ApiSettings()
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
-        click.echo(create_token(conn, Role(role), name))
+        try:
+            token = create_token(conn, Role(role), name, gateway_id=gateway_id, site_id=site_id)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+        click.echo(token)

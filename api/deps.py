@@ -10,7 +10,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import ConnectionPool
 
-from api.security import RANK, Role, token_role
+from api.security import RANK, Caller, Role, token_caller
 from api.settings import ApiSettings
 
 
@@ -32,20 +32,39 @@ _bearer = HTTPBearer(auto_error=False)
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
-def _role(
+def _caller(
     conn: Conn,
     settings: Settings,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     api_key: Annotated[str | None, Depends(_api_key)],
-) -> Role:
+) -> Caller:
     token = bearer.credentials if bearer else api_key
     if not token:
         raise HTTPException(401, "missing bearer token or API key", headers={"WWW-Authenticate": "Bearer"})
     admin = settings.admin_token.get_secret_value() if settings.admin_token else None
-    role = token_role(conn, token, admin)
-    if role is None:
+    caller = token_caller(conn, token, admin)
+    if caller is None:
         raise HTTPException(401, "invalid or revoked token", headers={"WWW-Authenticate": "Bearer"})
-    return role
+    return caller
+
+
+def _role(caller: Annotated[Caller, Depends(_caller)]) -> Role:
+    return caller.role
+
+
+def _ingest(caller: Annotated[Caller, Depends(_caller)]) -> Caller:
+    """Gateways (bound to their gateway and site) and admins may store events."""
+    if caller.role is Role.GATEWAY:
+        if caller.gateway_id is None or caller.site_id is None:
+            raise HTTPException(
+                403,
+                "this gateway token is not bound to a gateway and site; create one with "
+                "`takt api token create --role gateway --gateway GW --site SITE`",
+            )
+        return caller
+    if caller.role is not Role.ADMIN:
+        raise HTTPException(403, f"needs the {Role.GATEWAY.value} role")
+    return caller
 
 
 def require(minimum: Role) -> Callable[..., Role]:
@@ -66,4 +85,6 @@ def require(minimum: Role) -> Callable[..., Role]:
 Viewer = Annotated[Role, Depends(require(Role.VIEWER))]
 Supervisor = Annotated[Role, Depends(require(Role.SUPERVISOR))]
 Admin = Annotated[Role, Depends(require(Role.ADMIN))]
-Ingest = Annotated[Role, Depends(require(Role.GATEWAY))]
+# The caller of an ingestion route: a bound gateway token (events of its own
+# gateway and site only) or an admin (any).
+Ingest = Annotated[Caller, Depends(_ingest)]

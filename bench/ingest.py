@@ -297,7 +297,9 @@ def main() -> None:
             "TAKT_COLLECTOR_CLIENT_ID": "bench-collector",
             "TAKT_COLLECTOR_METRICS_PORT": str(metrics_port),
             "TAKT_COLLECTOR_BATCH_MAX_MESSAGES": str(args.collector_batch),
-            "TAKT_LOG_LEVEL": "WARNING",
+            # INFO for the "subscriptions granted" line waited for below; the
+            # collector logs little else at INFO.
+            "TAKT_LOG_LEVEL": "INFO",
         }
         if args.no_refresher:
             env["TAKT_COLLECTOR_REFRESH_INTERVAL_S"] = "0"
@@ -310,7 +312,14 @@ def main() -> None:
             stderr=subprocess.STDOUT,
         )
         gateways = Gateways(mosquitto, names, args.window)
-        time.sleep(2)  # the collector connects and subscribes
+        # Messages published before the collector's subscription exists are
+        # dropped by the broker, and these gateways do not re-send: wait for it
+        # (a fixed sleep lost the race on a loaded machine).
+        deadline = time.monotonic() + 120
+        while b"subscriptions granted" not in (root / "collector.log").read_bytes():
+            if collector.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the collector did not subscribe:\n" + (root / "collector.log").read_text())
+            time.sleep(0.1)
         published = sum(n for *_, n in messages)
         share = os.environ.get(
             "TAKT_REFRESH_MAX_SHARE", CommonSettings.model_fields["refresh_max_share"].default

@@ -38,6 +38,30 @@ def collector_rules() -> list[str]:
     ]
 
 
+def user_role(path: Path, username: str) -> Role | None:
+    """The role of an existing broker user, from its ACL block (None: no such user)."""
+    _, users = read_acl(path)
+    rules = users.get(username)
+    if rules is None:
+        return None
+    return Role.COLLECTOR if rules == collector_rules() else Role.GATEWAY
+
+
+def check_role_change(path: Path, username: str, role: Role) -> None:
+    """Refuse to turn a user of one role into the other.
+
+    The broker uses the user name as the client id (``use_username_as_clientid``),
+    so a user name is a session: a gateway created under a collector's name
+    would inherit that collector's persistent session and queued messages.
+    """
+    existing = user_role(path, username)
+    if existing is not None and existing is not role:
+        raise ValueError(
+            f"broker user {username!r} is a {existing.value}; a {role.value} needs a name of its own "
+            "(the user name is the MQTT client id, so sharing it would share the session)"
+        )
+
+
 def read_acl(path: Path) -> tuple[list[str], dict[str, list[str]]]:
     """The lines before the first user block, and each user's rule lines."""
     header: list[str] = []

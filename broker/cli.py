@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from broker.acl import collector_rules, gateway_rules, set_user_rules
+from broker.acl import Role, check_role_change, collector_rules, gateway_rules, set_user_rules
 from broker.passwords import generate_password, set_password
 
 password_file_option = click.option(
@@ -46,6 +46,13 @@ def _announce(username: str, password: str, password_was_given: bool) -> None:
         click.echo(f"password: {password}   (shown once; store it in the agent's environment)")
 
 
+def _check_role(acl_file: Path, username: str, role: Role) -> None:
+    try:
+        check_role_change(acl_file, username, role)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
 @broker.command("add-gateway")
 @click.argument("gateway_id")
 @click.option("--site", "site_id", required=True, help="Site the gateway belongs to.")
@@ -58,8 +65,12 @@ def add_gateway(
     """Create (or rotate) GATEWAY_ID's credentials.
 
     The ACL lets it publish only to takt/v1/SITE/GATEWAY_ID/{events,status}
-    and read only takt/v1/SITE/GATEWAY_ID/ack.
+    and read only takt/v1/SITE/GATEWAY_ID/ack. The broker (use_username_as_clientid,
+    in mosquitto.conf) makes GATEWAY_ID its MQTT client id too, whatever id it
+    connects with, so it can never take over a collector's or another
+    gateway's session; a name that belongs to a collector user is refused.
     """
+    _check_role(acl_file, gateway_id, Role.GATEWAY)
     secret = password or generate_password()
     set_password(password_file, gateway_id, secret)
     set_user_rules(acl_file, gateway_id, gateway_rules(site_id, gateway_id))
@@ -72,7 +83,12 @@ def add_gateway(
 @acl_file_option
 @password_option
 def add_collector(username: str, password_file: Path, acl_file: Path, password: str | None) -> None:
-    """Create (or rotate) a collector user: reads all events and status, writes acks."""
+    """Create (or rotate) a collector user: reads all events and status, writes acks.
+
+    The user name is the collector's MQTT client id (its persistent session):
+    give each collector process a user of its own (collector-1, collector-2, ...).
+    """
+    _check_role(acl_file, username, Role.COLLECTOR)
     secret = password or generate_password()
     set_password(password_file, username, secret)
     set_user_rules(acl_file, username, collector_rules())

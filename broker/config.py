@@ -26,6 +26,29 @@ BROKER_LIMITS: dict[str, str] = {
     "per_listener_settings": "false",
 }
 
+# Set under every listener (they are listener options). The user name replaces
+# the client id a client asks for, so a user can only ever hold its own
+# session: a gateway login cannot take over a collector's (or another
+# gateway's) client id, kick it off and inherit its queued messages.
+LISTENER_SETTINGS: dict[str, str] = {
+    "use_username_as_clientid": "true",
+}
+
+
+def listener_blocks(text: str) -> list[dict[str, list[str]]]:
+    """The directives under each (uncommented) ``listener`` line of a configuration."""
+    blocks: list[dict[str, list[str]]] = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        key, _, value = stripped.partition(" ")
+        if key == "listener":
+            blocks.append({})
+        elif blocks:
+            blocks[-1].setdefault(key, []).append(value.strip())
+    return blocks
+
 
 def parse_conf(text: str) -> dict[str, list[str]]:
     """Directive -> values, ignoring comments (directives may repeat)."""
@@ -49,6 +72,7 @@ def render_local_conf(
         f"password_file {password_file}",
         f"acl_file {acl_file}",
         f"listener {port} {host}",
+        *(f"{key} {value}" for key, value in LISTENER_SETTINGS.items()),
         "log_dest stdout",
         "log_type error",
         "log_type warning",

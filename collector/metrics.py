@@ -84,6 +84,18 @@ class CollectorMetrics:
         self.open_gap_ranges = Gauge(
             "takt_collector_seq_gap_ranges", "Open sequence gaps, per gateway", ["gateway"], registry=r
         )
+        self.seq_reused = Gauge(
+            "takt_collector_seq_reused_events",
+            "New events numbered with a seq their gateway had used before (numbering went backwards "
+            "or repeated), per gateway, since the gateway was first seen",
+            ["gateway"],
+            registry=r,
+        )
+        self.conflicts = Counter(
+            "takt_collector_id_conflicts",
+            "Events refused because their id is stored with other content (dead-lettered)",
+            registry=r,
+        )
 
 
 def serve(metrics: CollectorMetrics, port: int, host: str = "0.0.0.0") -> None:  # noqa: S104

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from collector.store import CopyBatch, DeadLetter, SeenSeqs, copy_batch
+from collector.store import Conflict, CopyBatch, DeadLetter, SeenSeqs, batch_conflict, copy_batch
 from takt.contract import (
     CommitAck,
     EnvelopeError,
@@ -99,13 +99,28 @@ class Plan:
     # newest event time per gateway, for the ingest-lag metric
     newest: dict[str, datetime] = field(default_factory=dict)
     _acks: dict[tuple[str, str], _AckBuilder] = field(default_factory=dict)
-    _ids: set[uuid.UUID] = field(default_factory=set)
+    _ids: dict[uuid.UUID, Event] = field(default_factory=dict)
     # COPY text of ``events``, built by the planner thread so the writer's
     # critical path is mostly waiting on the database.
     copy: CopyBatch | None = None
 
-    def acks(self, committed_at: datetime) -> list[tuple[str, str, CommitAck]]:
-        """(site, gateway, ack) for every gateway that published events in this batch."""
+    def acks(
+        self, committed_at: datetime, conflicts: Sequence[Conflict] = ()
+    ) -> list[tuple[str, str, CommitAck]]:
+        """(site, gateway, ack) for every gateway that published events in this batch.
+
+        ``conflicts``: events the write refused (their ids are stored with other
+        content); acknowledged as rejected with the reason, so they are not re-sent.
+        """
+        for conflict in conflicts:
+            builder = next(
+                (b for b in self._acks.values() if b.gateway_id == conflict.gateway_id),
+                None,
+            )
+            if builder is not None:
+                builder.rejected.append(
+                    RejectedItem(seq=conflict.seq, event_id=conflict.event_id, reason=conflict.reason[:500])
+                )
         return [(b.site_id, b.gateway_id, b.build(committed_at)) for b in self._acks.values()]
 
     def _ack(self, site_id: str, gateway_id: str) -> _AckBuilder:
@@ -213,12 +228,28 @@ def _plan_events(
         _reject(plan, site_id, gateway_id, rejected.raw, rejected.reason)
     stored = plan._ids
     newest = plan.newest.get(gateway_id)
-    for event in decoded.events:
-        if event.event_id in stored:
+    for index, event in enumerate(decoded.events):
+        first = stored.get(event.event_id)
+        if first is None:
+            stored[event.event_id] = event
+            plan.events.append(event)
+        elif first == event:
             plan.duplicates_in_batch += 1
         else:
-            stored.add(event.event_id)
-            plan.events.append(event)
+            conflict = batch_conflict(first, event)
+            plan.dead_letters.append(
+                DeadLetter(
+                    SOURCE,
+                    conflict.reason,
+                    conflict.payload,
+                    topic=message.topic,
+                    gateway_id=gateway_id,
+                    event_index=index,
+                    seq=event.seq,
+                )
+            )
+            _reject(plan, site_id, gateway_id, event.model_dump(mode="json"), conflict.reason)
+            continue
         if event.seq is None:
             ack.event_ids.append(event.event_id)
         else:
@@ -320,6 +351,6 @@ def plan_for_copy(raw: list[tuple[str, bytes]], now: datetime, limits: Limits) -
     messages = [Message(topic, payload) for topic, payload in raw]
     plan = prepare_copy(plan_batch(messages, now, limits), _DECODER_SEEN)
     plan.events = []
-    plan._ids = set()
+    plan._ids = {}
     plan.messages = []
     return plan

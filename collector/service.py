@@ -49,7 +49,7 @@ from collector.pipeline import (
 )
 from collector.rollups import RollupRefresher
 from collector.settings import CollectorSettings
-from collector.store import SeenSeqs, WriteMethod, WriteResult
+from collector.store import SeenSeqs, WriteMethod, WriteResult, seq_reuse
 from collector.writer import write_plan
 from takt.contract import ack_topic, encode_ack, shared_subscription
 from takt.contract.topics import TOPIC_ROOT
@@ -272,6 +272,7 @@ class Collector:
                 try:
                     batch, pending = self._plans.get(timeout=0.2)
                 except queue.Empty:
+                    self._audit()  # keeps the audit gauges current while idle
                     continue
                 plan = pending.result() if isinstance(pending, Future) else pending
                 plan.messages = batch
@@ -411,7 +412,7 @@ class Collector:
         generation = self._generation
         m = self.metrics
         for plan, result in committed:
-            for site_id, gateway_id, ack in plan.acks(now):
+            for site_id, gateway_id, ack in plan.acks(now, result.conflicts):
                 self._client.publish(ack_topic(site_id, gateway_id), encode_ack(ack), qos=1)
             for message in plan.messages:
                 if message.qos > 0 and message.generation == generation:
@@ -427,6 +428,9 @@ class Collector:
             for letter in plan.dead_letters:
                 kind = "event" if letter.event_index is not None else "payload"
                 m.dead_letters.labels(kind).inc()
+            if result.conflicts:
+                m.dead_letters.labels("event").inc(len(result.conflicts))
+                m.conflicts.inc(len(result.conflicts))
             for newest in plan.newest.values():
                 m.ingest_lag.observe(max(0.0, (now - newest).total_seconds()))
 
@@ -436,12 +440,15 @@ class Collector:
         self._last_audit = time.monotonic()
         try:
             gaps = open_gaps(self._connection())
+            reuse = seq_reuse(self._connection())
         except psycopg.Error as exc:
             logger.debug("sequence audit skipped: %s", exc)
             return
         for gateway_id, ranges in gaps.items():
             self.metrics.open_gap_ranges.labels(gateway_id).set(len(ranges))
             self.metrics.open_gap_events.labels(gateway_id).set(sum(b - a + 1 for a, b in ranges))
+        for gateway_id, (reused, _last) in reuse.items():
+            self.metrics.seq_reused.labels(gateway_id).set(reused)
         # Gateways whose gaps closed since the last audit go back to zero.
         for labels in list(self.metrics.open_gap_ranges._metrics):
             if labels[0] not in gaps:

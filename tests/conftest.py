@@ -82,6 +82,20 @@ def collector_mqtt_url(mosquitto_server: MosquittoServer) -> str:
 
 
 @pytest.fixture(scope="session")
+def collector_user_url(mosquitto_server: MosquittoServer) -> Callable[[str], str]:
+    """``collector_user_url(name)`` creates a collector broker user and returns its MQTT URL.
+
+    The broker uses the user name as the client id (use_username_as_clientid),
+    so each collector process needs a user of its own.
+    """
+
+    def register(name: str) -> str:
+        return mosquitto_server.add_collector(name, generate_password())
+
+    return register
+
+
+@pytest.fixture(scope="session")
 def shared_footage() -> Path:
     clip = SHARED_DIR / "footage" / "concourse-720p.avi"
     if not clip.exists():

@@ -17,10 +17,11 @@ from fastapi import APIRouter, Body, HTTPException
 from pydantic import BaseModel, Field
 
 from api.deps import Admin, Conn, Ingest, Settings
-from collector.store import DeadLetter, insert_dead_letters, write_events
+from api.security import Caller
+from collector.store import Conflict, DeadLetter, insert_dead_letters, insert_events
 from takt.contract import Event, validate_events
 from takt.contract.codec import raw_json
-from takt.contract.events import MAX_EVENTS_PER_BATCH
+from takt.contract.events import MAX_EVENTS_PER_BATCH, origin_problem, with_origin
 
 router = APIRouter(tags=["events"])
 
@@ -69,19 +70,59 @@ def _item_error(index: int, item: Any, reason: str) -> ItemError:
     return ItemError(index=index, error=reason, event_id=event_id, seq=seq)
 
 
+def _claim(event: Event, caller: Caller) -> Event | str:
+    """The event as its bound gateway token vouches for it, or why that token may not send it.
+
+    A gateway token stores events of its own gateway and site only (as the
+    broker's ACL allows a gateway to publish only there); missing
+    ``gateway_id``/``site_id`` are taken from the token. Admins may send any.
+    """
+    if caller.gateway_id is None or caller.site_id is None:
+        return event
+    problem = origin_problem(event, site_id=caller.site_id, gateway_id=caller.gateway_id)
+    if problem is not None:
+        return f"{problem} (this token is bound to {caller.gateway_id!r} / {caller.site_id!r})"
+    return with_origin(event, site_id=caller.site_id, gateway_id=caller.gateway_id)
+
+
+def _conflict_letter(conflict: Conflict, index: int | None = None) -> DeadLetter:
+    return DeadLetter(
+        source="http",
+        reason=conflict.reason,
+        payload=conflict.payload,
+        gateway_id=conflict.gateway_id,
+        event_index=index,
+        seq=conflict.seq,
+    )
+
+
 @router.post(
     "/events",
     status_code=201,
-    responses={422: {"description": "Invalid, or outside the plausibility window (dead-lettered)"}},
+    responses={
+        403: {"description": "The event names another gateway or site than the gateway token's."},
+        409: {"description": "Its event_id is stored already with other content (dead-lettered)."},
+        422: {"description": "Invalid, or outside the plausibility window (dead-lettered)."},
+    },
 )
-def ingest_event(event: Event, conn: Conn, settings: Settings, _: Ingest) -> Message:
-    """Store one event; one outside the plausibility window is dead-lettered and answered 422."""
+def ingest_event(event: Event, conn: Conn, settings: Settings, caller: Ingest) -> Message:
+    """Store one event; sending it again (same id, same content) is harmless.
+
+    One outside the plausibility window is dead-lettered and answered 422.
+    """
     problem = settings.plausibility.problem(event.timestamp, datetime.now(UTC))
     if problem is not None:
         payload = event.model_dump_json(exclude_none=True).encode()
         insert_dead_letters(conn, [DeadLetter(source="http", reason=problem, payload=payload)])
         raise HTTPException(422, problem)
-    write_events(conn, [event])
+    claimed = _claim(event, caller)
+    if isinstance(claimed, str):
+        raise HTTPException(403, claimed)
+    with conn.transaction():
+        result = insert_events(conn, [claimed])
+        insert_dead_letters(conn, [_conflict_letter(c) for c in result.conflicts])
+    if result.conflicts:
+        raise HTTPException(409, result.conflicts[0].reason)
     return Message(message="Event ingested successfully")
 
 
@@ -106,7 +147,7 @@ def ingest_event(event: Event, conn: Conn, settings: Settings, _: Ingest) -> Mes
 def ingest_batch(
     conn: Conn,
     settings: Settings,
-    _: Ingest,
+    caller: Ingest,
     items: list[Any] = Body(max_length=MAX_EVENTS_PER_BATCH),  # noqa: B008
 ) -> BatchResult:
     """Valid items are stored (duplicates count as success); each invalid one is reported and dead-lettered.
@@ -114,19 +155,39 @@ def ingest_batch(
     Answers 200 whenever the body is a JSON array of at most 2,000 items, with
     each item's outcome: ``accepted`` (index and event id) or ``errors`` (index,
     reason, and the item's event_id/seq when readable). An item that is not an
-    object (``42``, ``null``), fails the contract, or lies outside the
-    plausibility window is rejected on its own.
+    object (``42``, ``null``), fails the contract, lies outside the
+    plausibility window, names another gateway or site than a gateway token's,
+    or reuses a stored event_id with other content (a conflict) is rejected on
+    its own.
     """
-    events, rejected = validate_events(items, now=datetime.now(UTC), window=settings.plausibility)
+    checked, rejected = validate_events(items, now=datetime.now(UTC), window=settings.plausibility)
     errors = [_item_error(r.index, r.raw, r.reason) for r in rejected]
     letters = [
         DeadLetter(source="http", reason=r.reason, payload=raw_json(r.raw), event_index=r.index, seq=e.seq)
         for r, e in zip(rejected, errors, strict=True)
     ]
+    events: list[tuple[int, Event]] = []
+    for index, event in checked:
+        claimed = _claim(event, caller)
+        if isinstance(claimed, str):
+            errors.append(_item_error(index, items[index], claimed))
+            letters.append(
+                DeadLetter(source="http", reason=claimed, payload=raw_json(items[index]), event_index=index)
+            )
+        else:
+            events.append((index, claimed))
     with conn.transaction():
-        if events:
-            write_events(conn, [e for _, e in events])
+        result = insert_events(conn, [event for _, event in events])
+        # A conflicting item is the later of two with its id: within the batch, the last one.
+        where = {event.event_id: index for index, event in events}
+        conflicted: set[int] = set()
+        for conflict in result.conflicts:
+            index = where[conflict.event_id]
+            conflicted.add(index)
+            errors.append(_item_error(index, items[index], conflict.reason))
+            letters.append(_conflict_letter(conflict, index))
         insert_dead_letters(conn, letters)
+    events = [(i, e) for i, e in events if i not in conflicted]
     n, m = len(events), len(items)
     return BatchResult(
         message=f"{n}/{m} events ingested successfully",
@@ -148,6 +209,8 @@ def delete_event(event_id: uuid.UUID, conn: Conn, _: Admin) -> Message:
             "ts + coalesce(effective_duration_s, 0) * interval '1 second'",
             (event_id,),
         ).fetchall()
+        # Its id is free again: sending the event once more stores it anew.
+        conn.execute("DELETE FROM event_ids WHERE event_id = %s", (event_id,))
         for worker, station, ts, end in rows:
             conn.execute(
                 "INSERT INTO event_invalidations (worker_id, station_id, min_ts, max_ts) "

@@ -6,10 +6,10 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.deps import Conn, Supervisor
-from collector.store import seq_gaps
+from collector.store import seq_gaps, seq_reuse
 
 router = APIRouter(tags=["gateways"])
 
@@ -26,6 +26,12 @@ class GatewayGaps(BaseModel):
     gateway_id: str
     gaps: list[tuple[int, int]]
     missing: int
+    reused: int = Field(
+        default=0,
+        description="New events numbered with a seq this gateway had already used for another event "
+        "(its numbering went backwards or repeated, e.g. a reset buffer); 0 when healthy.",
+    )
+    last_reused_seq: int | None = Field(default=None, description="The latest such seq.")
 
 
 @router.get("/gateways")
@@ -38,9 +44,20 @@ def gateways(conn: Conn, _: Supervisor) -> list[Gateway]:
 
 @router.get("/audit/gaps")
 def audit_gaps(conn: Conn, _: Supervisor) -> list[GatewayGaps]:
+    """Per gateway: seq numbers never received below its highest, and seq numbers it used twice."""
     ids = [r[0] for r in conn.execute("SELECT DISTINCT gateway_id FROM gateway_seq_ranges ORDER BY 1")]
+    reuse = seq_reuse(conn)
     out = []
     for gateway_id in ids:
         gaps = seq_gaps(conn, gateway_id)
-        out.append(GatewayGaps(gateway_id=gateway_id, gaps=gaps, missing=sum(b - a + 1 for a, b in gaps)))
+        reused, last = reuse.get(gateway_id, (0, None))
+        out.append(
+            GatewayGaps(
+                gateway_id=gateway_id,
+                gaps=gaps,
+                missing=sum(b - a + 1 for a, b in gaps),
+                reused=reused,
+                last_reused_seq=last,
+            )
+        )
     return out

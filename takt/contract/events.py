@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import (
     AfterValidator,
     AliasChoices,
@@ -19,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -82,6 +84,8 @@ _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 # Events produced without an id (HTTP clients of the seed API) get one derived
 # from their content, so a retried request maps to the same row.
 CONTENT_ID_NAMESPACE = uuid.UUID("6f1c2d1e-8a4b-5b7e-9c1d-2e3f4a5b6c7d")
+# Stands in for a missing id while the rest is validated (see Event._derive_missing_id).
+_UNSET_ID = uuid.UUID(int=0)
 
 
 class EventType(StrEnum):
@@ -128,24 +132,18 @@ def reject_epoch_numbers(value: Any) -> Any:
 UtcTime = Annotated[datetime, BeforeValidator(reject_epoch_numbers), AfterValidator(to_utc)]
 
 
-def content_event_id(data: dict[str, Any]) -> uuid.UUID:
-    """A deterministic event id from the fields that make an event what it is."""
-    keys = (
-        "timestamp",
-        "worker_id",
-        "station_id",
-        "workstation_id",
-        "event_type",
-        "count",
-        "duration_s",
-        "camera_id",
-        "gateway_id",
-        "site_id",
-        "model_version",
-        "seq",
-    )
-    canonical = "|".join(f"{k}={data.get(k)!s}" for k in keys if data.get(k) is not None)
-    return uuid.uuid5(CONTENT_ID_NAMESPACE, canonical)
+def content_event_id(event: Event) -> uuid.UUID:
+    """The id of an event sent without one: a UUIDv5 of everything else it says.
+
+    What identifies such an event is every field of the contract but
+    ``event_id``, as validated: times in UTC, ``workstation_id`` read as
+    ``station_id``, defaults filled in (an omitted ``shadow`` is ``false``).
+    Two events equal in all of them are one event (a retried request maps to
+    the same row); any difference, a confidence, a model or configuration
+    version, the shadow flag, makes them two (docs/contract.md).
+    """
+    content = event.model_dump(mode="json", exclude={"event_id"})
+    return uuid.uuid5(CONTENT_ID_NAMESPACE, orjson.dumps(content, option=orjson.OPT_SORT_KEYS).decode())
 
 
 class Event(BaseModel):
@@ -200,7 +198,14 @@ class Event(BaseModel):
     @classmethod
     def _derive_missing_id(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("event_id") is None:
-            data = {**data, "event_id": content_event_id(data)}
+            # Validated first (a second validation, for events without id
+            # only), so the id is derived from the normalised content.
+            data = {**data, "event_id": _UNSET_ID}
+            try:
+                event = cls.model_validate(data)
+            except ValidationError:
+                return data  # the outer validation reports what is wrong
+            data["event_id"] = content_event_id(event)
         return data
 
     @field_validator("timestamp", mode="before")
@@ -216,6 +221,37 @@ class Event(BaseModel):
     @property
     def is_state(self) -> bool:
         return self.event_type in STATE_EVENT_TYPES
+
+
+def with_origin(event: Event, *, site_id: str, gateway_id: str) -> Event:
+    """``event`` with the origin its transport vouches for (an MQTT topic, a bound token).
+
+    Missing ``site_id``/``gateway_id`` are filled in; an id derived from the
+    content is derived again from the completed content, as if the event had
+    named its origin itself. Whether the event names *another* origin is the
+    caller's check (:func:`origin_problem`).
+    """
+    update = {
+        k: v for k, v in (("site_id", site_id), ("gateway_id", gateway_id)) if getattr(event, k) is None
+    }
+    if not update:
+        return event
+    filled = event.model_copy(update=update)
+    if event.event_id == content_event_id(event):
+        filled = filled.model_copy(update={"event_id": content_event_id(filled)})
+    return filled
+
+
+def origin_problem(event: Event, *, site_id: str | None, gateway_id: str) -> str | None:
+    """Why ``event`` may not come from ``gateway_id`` (at ``site_id``, when known), or None."""
+    if event.gateway_id not in (None, gateway_id) or (
+        site_id is not None and event.site_id not in (None, site_id)
+    ):
+        return (
+            f"event names gateway {event.gateway_id!r} / site {event.site_id!r}, "
+            f"but was sent by {gateway_id!r} / {site_id!r}"
+        )
+    return None
 
 
 def timestamp_problem(

@@ -29,9 +29,11 @@ EVENT = {
 ERROR_KEYS = {"error", "status", "timestamp", "path", "request_id"}
 
 
-def token(dsn: str, role: Role) -> str:
+def token(dsn: str, role: Role, gateway_id: str = "gw-test", site_id: str = "site-test") -> str:
+    """A token of ``role``; a gateway token is bound to ``gateway_id`` at ``site_id``."""
+    binding = {"gateway_id": gateway_id, "site_id": site_id} if role is Role.GATEWAY else {}
     with psycopg.connect(dsn, autocommit=True) as conn:
-        return create_token(conn, role, "test")
+        return create_token(conn, role, "test", **binding)
 
 
 def test_ingest_is_idempotent_and_reports_bad_items(client: TestClient, settings: ApiSettings) -> None:

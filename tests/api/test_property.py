@@ -99,9 +99,8 @@ def test_api_equals_raw_computation(
 ) -> None:
     _reset(settings.database_url)
     rng = random.Random(dup_seed)
-    # Bodies without an event_id get one derived from their content, which
-    # leaves out confidence and the shadow flag: of bodies differing only
-    # there, which one is stored depends on arrival order. Keep the first.
+    # Bodies without an event_id get one derived from all their content
+    # (docs/contract.md): bodies with one id are the same event.
     unique = {_raw(b).event_id: b for b in reversed([_as_json(d) for d in events])}
     bodies = list(reversed(unique.values()))
     # Duplicates and any arrival order; a refresh between chunks makes later

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from broker.config import BROKER_LIMITS, parse_conf
+from broker.config import BROKER_LIMITS, LISTENER_SETTINGS, listener_blocks, parse_conf
 from broker.passwords import hash_password, read_password_file, verify_password
 from takt.cli import main
 from takt.contract import MAX_PAYLOAD_BYTES, events_topic
@@ -24,6 +24,28 @@ def test_shipped_conf_carries_the_tested_limits() -> None:
     assert int(conf["max_packet_size"][0]) > MAX_PAYLOAD_BYTES
     assert conf["password_file"] and conf["acl_file"]
     assert "allow_anonymous true" not in ROOT_CONF.read_text()
+
+
+def test_every_listener_binds_client_ids_to_user_names() -> None:
+    text = ROOT_CONF.read_text()
+    blocks = listener_blocks(text)
+    assert blocks, "mosquitto.conf has no listener"
+    for block in blocks:
+        for key, value in LISTENER_SETTINGS.items():
+            assert block.get(key) == [value], f"a listener lacks {key} {value}"
+    # The commented TLS listener carries it too, for whoever uncomments it.
+    tls = text[text.index("#listener 8883") :]
+    assert re.search(r"^#use_username_as_clientid true", tls, re.MULTILINE)
+
+
+def test_add_gateway_refuses_a_collector_users_name(tmp_path: Path) -> None:
+    files = ["--password-file", str(tmp_path / "passwd"), "--acl-file", str(tmp_path / "acl")]
+    assert CliRunner().invoke(main, ["broker", "add-collector", "collector-1", *files]).exit_code == 0
+    result = CliRunner().invoke(main, ["broker", "add-gateway", "collector-1", "--site", "s1", *files])
+    assert result.exit_code != 0
+    assert "is a collector" in result.output
+    assert CliRunner().invoke(main, ["broker", "add-gateway", "gw-1", "--site", "s1", *files]).exit_code == 0
+    assert CliRunner().invoke(main, ["broker", "add-collector", "gw-1", *files]).exit_code != 0
 
 
 def test_shipped_conf_documents_a_tls_listener() -> None:

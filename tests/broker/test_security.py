@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -19,10 +21,13 @@ TIMEOUT = 10
 class Probe:
     """A connected client that records CONNACK, PUBACK and messages."""
 
-    def __init__(self, url: str, client_id: str) -> None:
+    def __init__(self, url: str, client_id: str, session_expiry_s: int = 0) -> None:
         self.endpoint = MqttEndpoint.from_url(url)
         self.client = make_client(self.endpoint, client_id)
+        self.session_expiry_s = session_expiry_s
         self.connack: ReasonCode | None = None
+        self.session_present: bool | None = None
+        self.disconnects: list[ReasonCode] = []
         self.connected = threading.Event()
         self.pubacks: dict[int, ReasonCode] = {}
         self.acked = threading.Condition()
@@ -32,9 +37,11 @@ class Probe:
         self.client.on_publish = self._on_publish
         self.client.on_message = lambda _c, _u, msg: self.messages.append(msg)
         self.client.on_subscribe = lambda *_: self.subscribed.set()
+        self.client.on_disconnect = lambda _c, _u, _f, rc, _p: self.disconnects.append(rc)
 
-    def _on_connect(self, _c: mqtt.Client, _u: object, _f: object, rc: ReasonCode, _p: object) -> None:
+    def _on_connect(self, _c: mqtt.Client, _u: object, flags: Any, rc: ReasonCode, _p: object) -> None:
         self.connack = rc
+        self.session_present = bool(flags.session_present)
         self.connected.set()
 
     def _on_publish(self, _c: mqtt.Client, _u: object, mid: int, rc: ReasonCode, _p: object) -> None:
@@ -43,7 +50,7 @@ class Probe:
             self.acked.notify_all()
 
     def __enter__(self) -> Probe:
-        connect(self.client, self.endpoint)
+        connect(self.client, self.endpoint, session_expiry_s=self.session_expiry_s)
         self.client.loop_start()
         assert self.connected.wait(TIMEOUT), "no CONNACK"
         return self
@@ -113,3 +120,54 @@ def test_wrong_or_missing_credentials_are_refused(
         assert probe.connack is not None
         assert probe.connack.is_failure
         assert probe.connack.getName() in {"Not authorized", "Bad user name or password"}
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float = TIMEOUT) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def test_a_gateway_login_cannot_take_over_the_collectors_client_id(
+    collector_user_url: Callable[[str], str], gateway_url: Callable[[str, str], str], site_id: str
+) -> None:
+    """A gateway connecting with the collector's client id neither kicks it off nor gets its messages."""
+    name = f"col-{site_id}"
+    url_a = gateway_url(site_id, "gw-a")
+    with Probe(collector_user_url(name), name, session_expiry_s=300) as collector:
+        assert collector.connack is not None and not collector.connack.is_failure
+        collector.subscribe(f"takt/v1/{site_id}/+/events")
+        with Probe(url_a, name) as intruder:
+            assert intruder.connack is not None and not intruder.connack.is_failure
+            # Without the binding the broker drops the collector ("session taken over").
+            time.sleep(1.0)
+            assert collector.disconnects == []
+            assert not intruder.publish(events_topic(site_id, "gw-a"), b"after the intruder").is_failure
+            assert _wait_for(lambda: [m.payload for m in collector.messages] == [b"after the intruder"])
+            assert intruder.messages == []
+        assert collector.disconnects == []
+
+
+def test_a_gateway_login_cannot_discard_the_collectors_queued_messages(
+    collector_user_url: Callable[[str], str], gateway_url: Callable[[str, str], str], site_id: str
+) -> None:
+    """Messages queued for a collector that is away survive a gateway's clean start with its client id."""
+    name = f"col-{site_id}"
+    url = collector_user_url(name)
+    url_a = gateway_url(site_id, "gw-a")
+    with Probe(url, name, session_expiry_s=300) as collector:
+        collector.subscribe(f"takt/v1/{site_id}/+/events")
+    with Probe(url_a, "gw-a") as gateway:
+        assert not gateway.publish(events_topic(site_id, "gw-a"), b"queued while away").is_failure
+    # A clean start with the collector's id would otherwise discard its session.
+    with Probe(url_a, name) as intruder:
+        time.sleep(0.3)
+        assert intruder.messages == []
+    with Probe(url, name, session_expiry_s=300) as collector:
+        assert collector.session_present is True
+        assert _wait_for(lambda: [m.payload for m in collector.messages] == [b"queued while away"])
+    with Probe(url, name):  # clean start, no expiry: the broker forgets the session
+        pass

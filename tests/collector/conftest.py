@@ -65,15 +65,18 @@ def collector_env(collector_mqtt_url: str, database: str, site_id: str) -> dict[
 
 @pytest.fixture
 def start_collector(
-    collector_env: dict[str, str], collector_mqtt_url: str
+    collector_env: dict[str, str], collector_user_url: Callable[[str], str]
 ) -> Iterator[Callable[..., Collector]]:
-    """Start an in-process collector (the real service, threads and all)."""
+    """Start an in-process collector (the real service, threads and all), as a broker user of its own."""
     started: list[Collector] = []
 
     def start(**overrides: Any) -> Collector:
         values: dict[str, Any] = {k.removeprefix("TAKT_").lower(): v for k, v in collector_env.items()}
         values.setdefault("collector_client_id", f"col-{uuid.uuid4().hex[:8]}")
         values.update(overrides)
+        if "mqtt_url" not in overrides:
+            # The broker's client id is the user name: one user per collector.
+            values["mqtt_url"] = collector_user_url(values["collector_client_id"])
         collector = Collector(CollectorSettings(**values))
         collector.start()
         started.append(collector)
@@ -82,7 +85,7 @@ def start_collector(
     yield start
     for collector in started:
         collector.stop()
-        discard_session(collector_mqtt_url, collector.settings.collector_client_id)
+        discard_session(collector.settings.mqtt_url, collector.settings.collector_client_id)
 
 
 class CollectorProcess:
@@ -132,14 +135,21 @@ class CollectorProcess:
 
 @pytest.fixture
 def collector_process(
-    collector_env: dict[str, str], collector_mqtt_url: str, tmp_path: Path
+    collector_env: dict[str, str], collector_user_url: Callable[[str], str], tmp_path: Path
 ) -> Iterator[Callable[..., CollectorProcess]]:
+    """`takt collector` processes, each a broker user of its own (the user name is the client id)."""
     made: list[CollectorProcess] = []
 
     def make(**env: str) -> CollectorProcess:
         client_id = f"col-{uuid.uuid4().hex[:8]}"
         proc = CollectorProcess(
-            {**collector_env, "TAKT_COLLECTOR_CLIENT_ID": client_id, **env}, tmp_path / f"{client_id}.log"
+            {
+                **collector_env,
+                "TAKT_COLLECTOR_CLIENT_ID": client_id,
+                "TAKT_MQTT_URL": collector_user_url(client_id),
+                **env,
+            },
+            tmp_path / f"{client_id}.log",
         )
         made.append(proc)
         return proc
@@ -147,7 +157,7 @@ def collector_process(
     yield make
     for proc in made:
         proc.terminate()
-        discard_session(collector_mqtt_url, proc.env["TAKT_COLLECTOR_CLIENT_ID"])
+        discard_session(proc.env["TAKT_MQTT_URL"], proc.env["TAKT_COLLECTOR_CLIENT_ID"])
 
 
 @pytest.fixture

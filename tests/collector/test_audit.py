@@ -43,3 +43,17 @@ def test_record_seqs_many_merges_like_record_seqs(database: str) -> None:
             "SELECT gateway_id, first_seq, last_seq FROM gateway_seq_ranges ORDER BY 1, 2"
         ).fetchall()
     assert together == one_by_one and len(together) > 4
+
+
+def test_new_events_numbered_with_a_used_seq_are_counted_as_reuse(database: str) -> None:
+    from collector.store import reused_seq_numbers, seq_reuse
+
+    assert reused_seq_numbers([4, 12, 5, 12], [(1, 10)]) == [4, 5, 12]
+    with psycopg.connect(database) as conn:
+        assert record_seqs_many(conn, {"gw-a": range(1, 11)}, {"gw-a": list(range(1, 11))}) == {}
+        # Re-sends of 1..10 (not fresh) and a late 11..12 (a gap filled) are no reuse.
+        assert record_seqs_many(conn, {"gw-a": range(1, 13)}, {"gw-a": [11, 12]}) == {}
+        # New events numbered 3..5 again: the gateway's numbering went backwards.
+        assert record_seqs_many(conn, {"gw-a": [3, 4, 5]}, {"gw-a": [3, 4, 5]}) == {"gw-a": 3}
+        assert record_seqs_many(conn, {"gw-a": [20, 20]}, {"gw-a": [20, 20]}) == {"gw-a": 1}
+        assert seq_reuse(conn) == {"gw-a": (4, 20)}

@@ -188,7 +188,6 @@ def test_only_events_a_decoder_has_not_seen_skip_the_lookup() -> None:
     resent = copy_batch([*events[6:], events[0], events[5]], seen)  # 7..12 are new; 1 and 6 re-sent
     assert _probed(resent.probe_ids) == 2
     assert {events[0].event_id.hex, events[5].event_id.hex} == set(resent.probe_ids.strip("{}").split(","))
-    assert resent.probe_times.strip("{}").split(",")[0] == events[0].timestamp.isoformat()
     assert _probed(copy_batch(events).probe_ids) == 12  # no decoder state: all
 
 
@@ -230,3 +229,94 @@ def test_copy_batch_aggregates_like_the_merge_statement() -> None:
         ("w2", "s1", base + timedelta(seconds=9), base + timedelta(seconds=9)),
     ]
     assert batch.registration.models == (("m@1", "gw1", False, "site-a", base + timedelta(seconds=1)),)
+
+
+@pytest.mark.parametrize("path", ["looked up", "guessed new", "unnest"])
+def test_an_id_stored_under_another_time_or_content_is_a_conflict(database: str, path: str) -> None:
+    """event_id alone is the key: a re-send one second later is not a second event but a conflict."""
+    events = _events()
+    moved = events[1].model_copy(update={"timestamp": events[1].timestamp + timedelta(seconds=1)})
+    changed = events[3].model_copy(update={"confidence": 0.05, "shadow": True})
+    with psycopg.connect(database) as conn:
+        insert_events(conn, events)
+        batch = [moved, changed, events[0]]  # two conflicts and a true duplicate
+        if path == "looked up":
+            result = insert_copy_batch(conn, copy_batch(batch))
+        elif path == "guessed new":  # the decoder takes them for new: the COPY fails, the merge decides
+            result = insert_copy_batch(conn, copy_batch(batch, SeenSeqs({"": -1})))
+        else:
+            result = insert_events(conn, batch, WriteMethod.UNNEST)
+        count = conn.execute("SELECT count(*), count(DISTINCT event_id) FROM events").fetchone()
+        kept = conn.execute("SELECT ts FROM events WHERE event_id = %s", (events[1].event_id,)).fetchall()
+    assert (result.inserted, result.duplicates) == (0, 1)
+    reasons = {c.event_id: c.reason for c in result.conflicts}
+    assert set(reasons) == {moved.event_id, changed.event_id}
+    assert "(timestamp differ)" in reasons[moved.event_id]
+    assert "(confidence, shadow differ)" in reasons[changed.event_id]
+    assert count == (4, 4) and kept == [(events[1].timestamp,)]
+    conflict = next(c for c in result.conflicts if c.event_id == moved.event_id)
+    assert conflict.seq == moved.seq and b'"timestamp"' in conflict.payload
+
+
+def test_an_id_repeated_in_one_batch_with_other_content_is_a_conflict(database: str) -> None:
+    events = _events()
+    twin = events[2].model_copy(update={"count": 99})
+    with psycopg.connect(database) as conn:
+        result = insert_events(conn, [*events, events[2], twin])
+        count = conn.execute("SELECT count(*) FROM events").fetchone()
+    assert (result.inserted, result.duplicates, len(result.conflicts)) == (4, 1, 1)
+    assert "appears earlier in the batch" in result.conflicts[0].reason
+    assert "count differ" in result.conflicts[0].reason
+    assert count == (4,)
+
+
+def test_fresh_seqs_leave_out_resends_and_conflicts(database: str) -> None:
+    events = _events()  # seq None, 1, 2, 3
+    with psycopg.connect(database) as conn:
+        first = insert_copy_batch(conn, copy_batch(events[:2]))
+        changed = events[1].model_copy(update={"confidence": 0.01})
+        again = insert_copy_batch(conn, copy_batch([changed, *events[2:]]))
+    assert dict(first.fresh_seqs) == {"": [1]}
+    assert dict(again.fresh_seqs) == {"": [2, 3]}
+
+
+def test_the_identity_migration_keeps_the_first_received_copy_of_an_id(fresh_database: str) -> None:
+    """Ids stored twice under two times before 0007 (the bug it fixes) keep their first row."""
+    upgrade(fresh_database, "0005_rollup_detail")
+    twice, once = uuid.uuid4(), uuid.uuid4()
+    ts = datetime(2026, 11, 23, 8, tzinfo=UTC)
+    rows = [(twice, ts, 0.9, 0), (twice, ts + timedelta(seconds=1), 0.8, 5), (once, ts, 0.7, 0)]
+    with psycopg.connect(fresh_database, autocommit=True) as conn:
+        for event_id, at, confidence, received in rows:
+            conn.execute(
+                "INSERT INTO events (event_id, ts, worker_id, station_id, event_type, confidence, "
+                "received_at) VALUES (%s, %s, 'w', 's', 'working', %s, now() + %s * interval '1 second')",
+                (event_id, at, confidence, received),
+            )
+    upgrade(fresh_database)
+    with psycopg.connect(fresh_database) as conn:
+        kept = conn.execute("SELECT event_id, ts, confidence FROM events ORDER BY confidence").fetchall()
+        registry = conn.execute("SELECT event_id, ts FROM event_ids ORDER BY ts, event_id").fetchall()
+        queued = conn.execute("SELECT min_ts FROM event_invalidations").fetchall()
+    assert kept == [(once, ts, 0.7), (twice, ts, 0.9)]
+    assert sorted(registry) == sorted([(twice, ts), (once, ts)])
+    assert queued == [(ts + timedelta(seconds=1),)]
+
+
+@pytest.mark.parametrize("path", ["looked up", "guessed new", "unnest"])
+def test_events_deleted_behind_the_registrys_back_are_stored_again(database: str, path: str) -> None:
+    """Rows removed by hand (or with their chunks) leave stale registrations, which a re-send clears."""
+    events = _events()
+    with psycopg.connect(database) as conn:
+        insert_events(conn, events)
+        conn.execute("DELETE FROM events WHERE event_id = ANY(%s)", ([e.event_id for e in events[:2]],))
+        if path == "looked up":
+            result = insert_copy_batch(conn, copy_batch(events))
+        elif path == "guessed new":
+            result = insert_copy_batch(conn, copy_batch(events, SeenSeqs({"": -1})))
+        else:
+            result = insert_events(conn, events, WriteMethod.UNNEST)
+        count = conn.execute("SELECT count(*), count(DISTINCT event_id) FROM events").fetchone()
+        registry = conn.execute("SELECT count(*) FROM event_ids").fetchone()
+    assert (result.inserted, result.duplicates, result.conflicts) == (2, 2, ())
+    assert count == (4, 4) and registry == (4,)

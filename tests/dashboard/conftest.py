@@ -45,7 +45,7 @@ def dash_server(fresh_database: str, request: pytest.FixtureRequest) -> Iterator
     upgrade(fresh_database)
     with psycopg.connect(fresh_database, autocommit=True) as conn:
         viewer = create_token(conn, Role.VIEWER, "viewer")
-        gateway = create_token(conn, Role.GATEWAY, "gw")
+        gateway = create_token(conn, Role.GATEWAY, "gw", gateway_id="gw-dash", site_id="site-dash")
     settings = ApiSettings(
         database_url=fresh_database,
         admin_token=ADMIN,

@@ -32,11 +32,14 @@ def events() -> Callable[[int], list[Event]]:
 
 
 @pytest.fixture
-def acker_factory(collector_mqtt_url: str) -> Iterator[Callable[..., StandInAcker]]:
+def acker_factory(collector_user_url: Callable[[str], str]) -> Iterator[Callable[..., StandInAcker]]:
     made: list[StandInAcker] = []
 
     def make(site_id: str, **kwargs: object) -> StandInAcker:
-        acker = StandInAcker(collector_mqtt_url, site_id, **kwargs)  # type: ignore[arg-type]
+        # A broker user of its own: the user name is the client id, so two
+        # clients of one user would take each other's place.
+        url = collector_user_url(f"acker-{uuid.uuid4().hex[:8]}")
+        acker = StandInAcker(url, site_id, **kwargs)  # type: ignore[arg-type]
         made.append(acker)
         return acker
 

@@ -67,14 +67,16 @@ def test_kill_9_mid_run_then_restart_loses_nothing(
     tmp_path: Path,
     site_id: str,
     gateway_url: Callable[[str, str], str],
-    collector_mqtt_url: str,
+    collector_user_url: Callable[[str], str],
     acker_factory: Callable[..., StandInAcker],
 ) -> None:
     acker = acker_factory(site_id, drop_ack=lambda n: n % 4 == 0)  # and some acks get lost
     # The first run's looping clip stays within hours of its start; the second run is a day later.
     day2 = datetime.fromisoformat(json.loads(demo_footage[1].read_text())["start_time"]) + timedelta(hours=12)
     url = gateway_url(site_id, "gw-1")
-    watcher, statuses = _watch_status(collector_url=collector_mqtt_url, topic=status_topic(site_id, "gw-1"))
+    watcher, statuses = _watch_status(
+        collector_url=collector_user_url(f"watch-{site_id}"), topic=status_topic(site_id, "gw-1")
+    )
     try:
         first = _agent(_config(demo_footage, tmp_path, site_id, url, loop=True, realtime=False))
         try:
@@ -128,11 +130,13 @@ def test_sigterm_stops_cleanly_and_says_offline(
     tmp_path: Path,
     site_id: str,
     gateway_url: Callable[[str, str], str],
-    collector_mqtt_url: str,
+    collector_user_url: Callable[[str], str],
     acker_factory: Callable[..., StandInAcker],
 ) -> None:
     acker = acker_factory(site_id)
-    watcher, statuses = _watch_status(collector_url=collector_mqtt_url, topic=status_topic(site_id, "gw-1"))
+    watcher, statuses = _watch_status(
+        collector_url=collector_user_url(f"watch-{site_id}"), topic=status_topic(site_id, "gw-1")
+    )
     try:
         agent = _agent(_config(demo_footage, tmp_path, site_id, gateway_url(site_id, "gw-1"), loop=True))
         assert acker.wait_for(lambda: len(acker.seqs()) >= 20, 60)

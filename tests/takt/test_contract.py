@@ -21,6 +21,7 @@ from takt.contract import (
     TopicError,
     TopicKind,
     ack_topic,
+    content_event_id,
     decode_ack,
     decode_event_batch,
     decode_status,
@@ -34,6 +35,7 @@ from takt.contract import (
     shared_subscription,
     timestamp_problem,
 )
+from takt.contract.events import origin_problem, with_origin
 
 
 def raw_event(**overrides: Any) -> dict[str, Any]:
@@ -71,6 +73,43 @@ class TestEvent:
         other = Event.model_validate(raw_event(event_id=None, count=3))
         assert first.event_id == again.event_id
         assert first.event_id != other.event_id
+
+    @pytest.mark.parametrize(
+        "change",
+        [
+            {"confidence": 0.8},
+            {"shadow": True},
+            {"config_version": "cfg-2"},
+            {"model_version": "person-yolo11s@2026.11.1"},
+            {"duration_s": 1.0},
+            {"seq": 7},
+        ],
+    )
+    def test_a_derived_id_depends_on_every_field(self, change: dict[str, Any]) -> None:
+        base = Event.model_validate(raw_event(event_id=None))
+        assert Event.model_validate(raw_event(event_id=None, **change)).event_id != base.event_id
+
+    def test_a_derived_id_is_taken_from_the_normalised_content(self) -> None:
+        base = Event.model_validate(raw_event(event_id=None))
+        same = [
+            raw_event(event_id=None, timestamp="2026-11-23T10:00:00+02:00"),
+            raw_event(event_id=None, shadow=False),
+            {
+                **{k: v for k, v in raw_event(event_id=None).items() if k != "station_id"},
+                "workstation_id": "S1",
+            },
+        ]
+        assert {Event.model_validate(d).event_id for d in same} == {base.event_id}
+        assert base.event_id == content_event_id(base)
+
+    def test_with_origin_derives_the_id_as_if_the_event_had_named_it(self) -> None:
+        bare = Event.model_validate(raw_event(event_id=None))
+        named = Event.model_validate(raw_event(event_id=None, site_id="s1", gateway_id="g1"))
+        assert with_origin(bare, site_id="s1", gateway_id="g1") == named
+        given = Event.model_validate(raw_event())
+        assert with_origin(given, site_id="s1", gateway_id="g1").event_id == given.event_id
+        assert origin_problem(named, site_id="s1", gateway_id="g2") is not None
+        assert origin_problem(named, site_id="s1", gateway_id="g1") is None
 
     @pytest.mark.parametrize(
         ("field", "value"),
