@@ -41,7 +41,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from threading import Lock
+from typing import Any, NamedTuple
 
 import psycopg
 
@@ -54,8 +55,7 @@ STATES = {"working": "w", "idle": "i", "absent": "a"}
 Labelled = tuple[int, datetime, datetime]
 
 
-@dataclass(frozen=True, slots=True)
-class Element:
+class Element(NamedTuple):
     """A signed element of a worker-hour's detail: a state piece (kind w/i/a, [f, t)), an event
     ('e', at f, with its confidence) or a unit event ('u', at f, n units); offsets in microseconds."""
 
@@ -73,8 +73,7 @@ class Element:
     n: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class StationElement:
+class StationElement(NamedTuple):
     """A signed element of a station-hour: a union island (o/w/b, [f, t)), an event ('e') or units ('u')."""
 
     sign: int
@@ -296,8 +295,37 @@ def _params(spans: Sequence[_Region], gap_s: float) -> dict[str, Any]:
     }
 
 
+# Every change a tail depends on moves this key in the same transaction: new or
+# deleted events add an invalidation (its id), a refresh round deletes some and
+# stamps rollup_meta, a rebuild stamps it. Equal keys, equal tails: concurrent
+# and successive reads of one state share one computation.
+_STATE = """
+SELECT (SELECT max(id) FROM event_invalidations), (SELECT count(*) FROM event_invalidations),
+       (SELECT refreshed_at FROM rollup_meta WHERE id = 1)
+"""
+_cache: dict[tuple[Any, ...], Tail] = {}
+_cache_lock = Lock()
+
+
 def load_tail(conn: psycopg.Connection[Any], gap_s: float) -> Tail:
     """The corrections for everything pending in the current snapshot (see the module docstring)."""
+    state = conn.execute(_STATE).fetchone()
+    if state is None or state[1] == 0:
+        return Tail()
+    info = conn.info
+    key = (info.host, info.port, info.dbname, gap_s, *state)
+    with _cache_lock:
+        cached = _cache.get(key)
+    if cached is not None:
+        return cached
+    tail = _compute(conn, gap_s)
+    with _cache_lock:
+        _cache.clear()  # one state per process is what concurrent readers share
+        _cache[key] = tail
+    return tail
+
+
+def _compute(conn: psycopg.Connection[Any], gap_s: float) -> Tail:
     rows = conn.execute(_SPANS, {"origin": ORIGIN}).fetchall()
     if not rows:
         return Tail()
