@@ -1,4 +1,4 @@
-"""Metric totals over sets of time windows, from rollups only.
+"""Metric totals over sets of time windows, from rollups plus the not yet rolled-up tail.
 
 Each query takes labelled windows ``(label, start, end)``; totals come back per
 label, so one query serves a plain window, a shift (many windows, one label)
