@@ -322,9 +322,9 @@ def ingest(
                 time.sleep(delay)
 
 
-def refresher(dsn: str, stop: Any) -> None:
-    """The collector's refresher loop, in its own process."""
-    task = RollupRefresher(dsn, max_gap_s=600, interval_s=2.0, max_share=CommonSettings().refresh_max_share)
+def refresher(dsn: str, stop: Any, interval_s: float, share: float) -> None:
+    """The refresher loop (collector.rollups.RollupRefresher), in its own process."""
+    task = RollupRefresher(dsn, max_gap_s=600, interval_s=interval_s, max_share=share)
     task.start()
     stop.wait()
     task.stop()
@@ -351,7 +351,8 @@ def remove_live(dsn: str, end: datetime) -> None:
                 )
         refresh_all(conn, max_gap_s=600, batch=10_000)
         conn.execute("VACUUM ANALYZE events")
-    print(f"removed {len(rows):,} live events and rebuilt their rollups", flush=True)
+    if rows:
+        print(f"removed {len(rows):,} live events and rebuilt their rollups", flush=True)
 
 
 def main() -> None:
@@ -385,6 +386,13 @@ def main() -> None:
         help="time the endpoints while RATE events/s are written and the refresher runs (see above)",
     )
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds of ingest before timing")
+    parser.add_argument("--refresh-interval", type=float, default=2.0, help="the --ingest refresher's period")
+    parser.add_argument(
+        "--refresh-share",
+        type=float,
+        default=CommonSettings().refresh_max_share,
+        help="the --ingest refresher's TAKT_REFRESH_MAX_SHARE (1: a process of its own)",
+    )
     parser.add_argument(
         "--any-schema",
         action="store_true",
@@ -421,12 +429,13 @@ def main() -> None:
 
 def run_with_ingest(dsn: str, args: argparse.Namespace) -> None:
     end = START + timedelta(days=args.days)
+    remove_live(dsn, end)  # left over by an interrupted run
     ctx = mp.get_context("spawn")
     stop = ctx.Event()
     written = ctx.Value("q", 0)
     procs = [
         ctx.Process(target=ingest, args=(dsn, args.ingest, end, args.workers, args.stations, stop, written)),
-        ctx.Process(target=refresher, args=(dsn, stop)),
+        ctx.Process(target=refresher, args=(dsn, stop, args.refresh_interval, args.refresh_share)),
     ]
     pending: list[int] = []
     sampling = True
@@ -511,6 +520,8 @@ def run(dsn: str, args: argparse.Namespace, lo: datetime | None = None, hi: date
                 assert r.status_code == 200, r.text
 
             rows.append((path, *timed(call, args.requests)))
+            if args.ingest:
+                print(f"  {path:56} p50 {rows[-1][1]:8.1f}  p95 {rows[-1][2]:8.1f} ms", flush=True)
     worst = None
     with psycopg.connect(dsn, autocommit=True, options="-c TimeZone=UTC") as conn:
         if not args.no_raw and not args.ingest:
