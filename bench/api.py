@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/api.py --events 10000000   # 100 workers, 50 stations, 90 days
     .venv/bin/python bench/api.py --events 10000000 --data-dir /var/tmp/takt-bench-10m   # kept
+    .venv/bin/python bench/api.py --data-dir DIR --ingest 5000   # with a live ingest running
 
 Starts its own PostgreSQL (takt.devstack.PostgresServer), generates events
 server-side with generate_series, derives durations and builds the rollups
@@ -17,6 +18,16 @@ generating it; pending migrations are applied, and the rollups are rebuilt
 since they were built, or when --rebuild is given. Any other data set
 request regenerates the events in place. The kept cluster runs with fsync
 off, like the temporary one: after an operating-system crash delete DIR.
+
+``--ingest RATE`` times the endpoints while a separate process writes RATE
+events a second (the collector's writer, ten batches a second, timestamps
+running on from the data set's end as live data would) and another runs the
+rollup refresher as the collector does (every 2 s, at most
+TAKT_REFRESH_MAX_SHARE of the time). The window then ends after the live
+data, so every answer includes the pending tail (read-your-writes); the
+report adds the ingest rate reached and the pending invalidations seen. The
+live events are deleted afterwards (and their rollups rebuilt), so a kept
+data set stays as generated.
 """
 
 from __future__ import annotations
@@ -29,10 +40,12 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import argparse
+import multiprocessing as mp
 import random
 import shutil
 import statistics
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -46,11 +59,12 @@ from api.app import create_app
 from api.metrics.engine import station_totals, worker_totals
 from api.settings import ApiSettings, SiteCalendar
 from collector import db
-from collector.rollups import rebuild, refresh
+from collector.rollups import RollupRefresher, rebuild, refresh, refresh_all
 from collector.store import write_events
 from takt.contract import Event
 from takt.devstack import PostgresServer
 from takt.devstack.system import free_port
+from takt.settings import CommonSettings
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 TOKEN = "bench-admin"
@@ -267,6 +281,80 @@ def refresh_costs(dsn: str, args: argparse.Namespace) -> None:
         show("burst: 5,000 events within one minute, all workers", [timed_round(burst)])
 
 
+def _live_event(rng: random.Random, ts: datetime, workers: int, stations: int) -> Event:
+    kind = rng.choices(("working", "idle", "absent", "product_count"), (50, 15, 10, 25))[0]
+    worker = rng.randrange(workers)
+    return Event(
+        event_id=uuid.uuid4(),
+        timestamp=ts,
+        worker_id=f"W{worker}",
+        station_id=f"S{worker % stations}",
+        event_type=kind,
+        confidence=0.9,
+        count=1 if kind == "product_count" else 0,
+        model_version="bench@1",
+        site_id="site-1",
+    )
+
+
+def ingest(
+    dsn: str, rate: int, start: datetime, workers: int, stations: int, stop: Any, written: Any
+) -> None:
+    """A process writing ``rate`` events a second, live timestamps from ``start`` on, until stopped."""
+    rng = random.Random(11)
+    per_batch = max(1, rate // 10)
+    began = time.monotonic()
+    n = 0
+    with psycopg.connect(dsn, autocommit=True, options="-c TimeZone=UTC") as conn:
+        while not stop.is_set():
+            now = start + timedelta(seconds=time.monotonic() - began)
+            batch = [
+                _live_event(rng, now - timedelta(seconds=rng.uniform(0, 0.1)), workers, stations)
+                for _ in range(per_batch)
+            ]
+            with conn.transaction():
+                write_events(conn, batch)
+            n += per_batch
+            written.value = n
+            # Keep to the rate; behind it, write the next batch at once.
+            delay = began + n / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+
+
+def refresher(dsn: str, stop: Any, interval_s: float, share: float) -> None:
+    """The refresher loop (collector.rollups.RollupRefresher), in its own process."""
+    task = RollupRefresher(dsn, max_gap_s=600, interval_s=interval_s, max_share=share)
+    task.start()
+    stop.wait()
+    task.stop()
+
+
+def remove_live(dsn: str, end: datetime) -> None:
+    """Delete the live events written after the data set's end and rebuild what they reached."""
+    with psycopg.connect(dsn, autocommit=True, options="-c TimeZone=UTC") as conn:
+        with conn.transaction():
+            rows = conn.execute(
+                "DELETE FROM events WHERE ts >= %s RETURNING worker_id, station_id, ts, "
+                "ts + coalesce(effective_duration_s, 0) * interval '1 second'",
+                (end,),
+            ).fetchall()
+            spans: dict[tuple[str, str], tuple[datetime, datetime]] = {}
+            for worker, station, ts, until in rows:
+                lo, hi = spans.get((worker, station), (ts, until))
+                spans[(worker, station)] = (min(lo, ts), max(hi, until))
+            for (worker, station), (lo, hi) in spans.items():
+                conn.execute(
+                    "INSERT INTO event_invalidations (worker_id, station_id, min_ts, max_ts) "
+                    "VALUES (%s, %s, %s, %s)",
+                    (worker, station, lo, hi),
+                )
+        refresh_all(conn, max_gap_s=600, batch=10_000)
+        conn.execute("VACUUM ANALYZE events")
+    if rows:
+        print(f"removed {len(rows):,} live events and rebuilt their rollups", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -291,6 +379,21 @@ def main() -> None:
         "--refresh", action="store_true", help="also time refresh rounds (live, late and burst data)"
     )
     parser.add_argument(
+        "--ingest",
+        type=int,
+        default=0,
+        metavar="RATE",
+        help="time the endpoints while RATE events/s are written and the refresher runs (see above)",
+    )
+    parser.add_argument("--warmup", type=float, default=10.0, help="seconds of ingest before timing")
+    parser.add_argument("--refresh-interval", type=float, default=2.0, help="the --ingest refresher's period")
+    parser.add_argument(
+        "--refresh-share",
+        type=float,
+        default=CommonSettings().refresh_max_share,
+        help="the --ingest refresher's TAKT_REFRESH_MAX_SHARE (1: a process of its own)",
+    )
+    parser.add_argument(
         "--any-schema",
         action="store_true",
         help="neither migrate nor check the schema: time an older checkout against a kept database "
@@ -310,7 +413,10 @@ def main() -> None:
         dsn = server.create_database("bench")
         prepare(dsn, args)
         report_sizes(dsn)
-        run(dsn, args)
+        if args.ingest:
+            run_with_ingest(dsn, args)
+        else:
+            run(dsn, args)
         if args.refresh:
             refresh_costs(dsn, args)
     finally:
@@ -321,10 +427,62 @@ def main() -> None:
             server.stop(mode="fast")
 
 
-def run(dsn: str, args: argparse.Namespace) -> None:
+def run_with_ingest(dsn: str, args: argparse.Namespace) -> None:
     end = START + timedelta(days=args.days)
-    hi = end - timedelta(days=5, minutes=17, seconds=23)
-    lo = hi - timedelta(days=30)
+    remove_live(dsn, end)  # left over by an interrupted run
+    ctx = mp.get_context("spawn")
+    stop = ctx.Event()
+    written = ctx.Value("q", 0)
+    procs = [
+        ctx.Process(target=ingest, args=(dsn, args.ingest, end, args.workers, args.stations, stop, written)),
+        ctx.Process(target=refresher, args=(dsn, stop, args.refresh_interval, args.refresh_share)),
+    ]
+    pending: list[int] = []
+    sampling = True
+
+    def sample() -> None:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            while sampling:
+                row = conn.execute("SELECT count(*) FROM event_invalidations").fetchone()
+                pending.append(int(row[0]) if row else 0)
+                time.sleep(0.5)
+
+    for p in procs:
+        p.start()
+    sampler = None
+    try:
+        time.sleep(args.warmup)
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        t0, n0 = time.monotonic(), written.value
+        # The window runs past the live data: every answer includes the pending tail.
+        run(
+            dsn,
+            args,
+            lo=end - timedelta(days=30, minutes=17, seconds=23),
+            hi=end + timedelta(hours=2, seconds=7),
+        )
+        took, n1 = time.monotonic() - t0, written.value
+    finally:
+        sampling = False
+        stop.set()
+        for p in procs:
+            p.join(timeout=60)
+    pending.sort()
+    rate = (n1 - n0) / took
+    queue = f"p50 {statistics.median(pending or [0]):,.0f}, max {max(pending or [0]):,}"
+    print(
+        f"\nlive ingest during the timing: {rate:,.0f} events/s ({n1 - n0:,} events in {took:.0f} s, "
+        f"target {args.ingest:,}/s); pending invalidations {queue}"
+    )
+    remove_live(dsn, end)
+
+
+def run(dsn: str, args: argparse.Namespace, lo: datetime | None = None, hi: datetime | None = None) -> None:
+    end = START + timedelta(days=args.days)
+    if lo is None or hi is None:
+        hi = end - timedelta(days=5, minutes=17, seconds=23)
+        lo = hi - timedelta(days=30)
     q = {"from": lo.isoformat(), "to": hi.isoformat()}
     settings = ApiSettings(
         database_url=dsn,
@@ -362,9 +520,11 @@ def run(dsn: str, args: argparse.Namespace) -> None:
                 assert r.status_code == 200, r.text
 
             rows.append((path, *timed(call, args.requests)))
+            if args.ingest:
+                print(f"  {path:56} p50 {rows[-1][1]:8.1f}  p95 {rows[-1][2]:8.1f} ms", flush=True)
     worst = None
     with psycopg.connect(dsn, autocommit=True, options="-c TimeZone=UTC") as conn:
-        if not args.no_raw:
+        if not args.no_raw and not args.ingest:
             rows.append(
                 ("raw scan: worker totals", *timed(lambda: worker_totals(conn, [(0, lo, hi)], raw=True), 5))
             )

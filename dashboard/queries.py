@@ -224,14 +224,17 @@ def marker_sql(has_rollup_meta: bool) -> str:
 
     Cheap enough to poll every second: the invalidation queue's id sequence
     (advanced in the same transaction as every new event, and unlike the
-    queue's rows never consumed by the refresher), one row of
-    rollup_meta (the refresher's progress) and the small gateways table.
+    queue's rows never consumed by the refresher), the same with one row of
+    rollup_meta (the refresher's progress) for metrics, and the small gateways table.
     ``rollup_meta`` comes with the API's migration; absent, metrics follow events.
     """
+    seq = "(SELECT last_value::text || is_called::text FROM event_invalidations_id_seq)"
     meta = "(SELECT refreshed_at::text FROM rollup_meta WHERE id = 1)" if has_rollup_meta else "''"
+    # Metrics read their writes (api.metrics.live): they change with every new event, not only
+    # when the refresher has rolled it up.
     return (
-        "SELECT (SELECT last_value::text || is_called::text FROM event_invalidations_id_seq), "
-        f"{meta}, "
+        f"SELECT {seq}, "
+        f"{seq} || ':' || {meta}, "
         "(SELECT max(last_seen)::text || ':' || count(*) || ':' "
         "        || coalesce(string_agg(state, ',' ORDER BY gateway_id), '') FROM gateways)"
     )

@@ -1,4 +1,4 @@
-"""Metric totals over sets of time windows, from rollups only.
+"""Metric totals over sets of time windows, from rollups plus the not yet rolled-up tail.
 
 Each query takes labelled windows ``(label, start, end)``; totals come back per
 label, so one query serves a plain window, a shift (many windows, one label)
@@ -6,22 +6,30 @@ and a time series (one label per bucket). A window is split into whole UTC days
 (day rollups), whole hours (hour rollups) and at most two parts of an hour at
 its edges; those are summed from the hour's detail rows (its state pieces or a
 station's union islands, and its events, as microsecond offsets), clipped to
-the part exactly as the raw computation clips to the window. So no query reads
-``events``, and every path gives the raw computation's numbers (tests check
-this). ``raw=True`` computes the same totals from events, for comparison.
+the part exactly as the raw computation clips to the window. Every path gives
+the raw computation's numbers (tests check this). ``raw=True`` computes the
+same totals from events, for comparison.
+
+Read-your-writes: what the refresher has not consumed yet (the pending
+invalidations) is computed from events at query time and applied as signed
+corrections (``api.metrics.live``), all in one REPEATABLE READ snapshot
+(:func:`snapshot`), so an answer includes everything committed before it began.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 
 from api.metrics.intervals import union_seconds
+from api.metrics.live import STATES, Tail, clipped, load_tail, parts
 from collector.rollups import DAY, HOUR, ORIGIN, ceil_day, ceil_hour, floor_day, floor_hour, lookback_s
 
 Labelled = tuple[int, datetime, datetime]
@@ -29,6 +37,32 @@ Labelled = tuple[int, datetime, datetime]
 Part = tuple[int, datetime, int, int]
 MICROSECOND = timedelta(microseconds=1)
 HOUR_US = HOUR // MICROSECOND
+# TAKT_MAX_STATE_GAP_S's default; the API passes its setting.
+DEFAULT_GAP_S = 600.0
+KIND_NAMES = {v: k for k, v in STATES.items()}
+
+
+@contextmanager
+def snapshot(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    """One REPEATABLE READ, READ ONLY transaction for the pending tail and the rollups together, so
+    an invalidation committed meanwhile is either seen with its events or not at all (and the rows
+    the refresher consumes meanwhile stay visible as they were). Inside a caller's transaction its
+    snapshot is used as it is."""
+    if conn.info.transaction_status != TransactionStatus.IDLE:
+        yield
+        return
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield
+
+
+def _tail(conn: psycopg.Connection[Any], live: bool, gap_s: float) -> Tail:
+    return load_tail(conn, gap_s) if live else Tail()
+
+
+def _tidy(value: float) -> float:
+    """A corrected sum: subtracting stored seconds and adding them back leaves float noise."""
+    return 0.0 if abs(value) < 1e-7 else value
 
 
 @dataclass(slots=True)
@@ -335,14 +369,43 @@ def worker_totals(
     site_id: str | None = None,
     worker_id: str | None = None,
     raw: bool = False,
+    live: bool = True,
+    gap_s: float = DEFAULT_GAP_S,
 ) -> dict[tuple[int, str], WorkerTotals]:
+    """Per (label, worker): rollups plus the pending tail (``live=False``: rollups only)."""
     if raw:
         out: dict[tuple[int, str], WorkerTotals] = defaultdict(WorkerTotals)
         _raw_worker_totals(conn, windows, out, site_id=site_id, worker_id=worker_id)
         return dict(out)
     sql, params = _rollup_query(_WORKER_TOTALS, windows, site_id=site_id, worker_id=worker_id)
-    rows = conn.execute(sql, params).fetchall()
-    return {(label, worker): WorkerTotals(*sums) for label, worker, *sums in rows}
+    with snapshot(conn):
+        tail = _tail(conn, live, gap_s)
+        rows = conn.execute(sql, params).fetchall()
+    totals = {(label, worker): WorkerTotals(*sums) for label, worker, *sums in rows}
+    if tail.empty:
+        return totals
+    by_hour = parts(tail, windows)
+    for e in tail.worker:
+        if e.shadow or (site_id is not None and e.site != site_id) or (worker_id not in (None, e.worker)):
+            continue
+        for label, a, z in by_hour.get(e.bucket, ()):
+            t = totals.setdefault((label, e.worker), WorkerTotals())
+            if e.kind in KIND_NAMES:
+                seconds = e.sign * clipped(e.f, e.t, a, z)
+                if e.kind == "w":
+                    t.working_s += seconds
+                elif e.kind == "i":
+                    t.idle_s += seconds
+                else:
+                    t.absent_s += seconds
+            elif a <= e.f < z:
+                if e.kind == "e":
+                    t.events += e.sign
+                else:
+                    t.units += e.sign * e.n
+    for t in totals.values():
+        t.working_s, t.idle_s, t.absent_s = _tidy(t.working_s), _tidy(t.idle_s), _tidy(t.absent_s)
+    return totals
 
 
 def _raw_worker_totals(
@@ -377,14 +440,42 @@ def station_totals(
     site_id: str | None = None,
     station_id: str | None = None,
     raw: bool = False,
+    live: bool = True,
+    gap_s: float = DEFAULT_GAP_S,
 ) -> dict[tuple[int, str], StationTotals]:
+    """Per (label, station): rollups plus the pending tail (``live=False``: rollups only)."""
     if raw:
         out: dict[tuple[int, str], StationTotals] = defaultdict(StationTotals)
         _raw_station_totals(conn, windows, out, site_id=site_id, station_id=station_id)
         return dict(out)
     sql, params = _rollup_query(_STATION_TOTALS, windows, site_id=site_id, station_id=station_id)
-    rows = conn.execute(sql, params).fetchall()
-    return {(label, station): StationTotals(*sums) for label, station, *sums in rows}
+    with snapshot(conn):
+        tail = _tail(conn, live, gap_s)
+        rows = conn.execute(sql, params).fetchall()
+    totals = {(label, station): StationTotals(*sums) for label, station, *sums in rows}
+    if tail.empty:
+        return totals
+    by_hour = parts(tail, windows)
+    for e in tail.station:
+        if (site_id is not None and e.site != site_id) or (station_id not in (None, e.station)):
+            continue
+        for label, a, z in by_hour.get(e.bucket, ()):
+            t = totals.setdefault((label, e.station), StationTotals())
+            if e.kind == "e":
+                t.events += e.sign if a <= e.f < z else 0
+            elif e.kind == "u":
+                t.units += e.sign * e.n if a <= e.f < z else 0
+            else:
+                seconds = e.sign * clipped(e.f, e.t, a, z)
+                if e.kind == "o":
+                    t.occupied_s += seconds
+                elif e.kind == "w":
+                    t.working_s += seconds
+                else:
+                    t.observed_s += seconds
+    for t in totals.values():
+        t.occupied_s, t.working_s, t.observed_s = _tidy(t.occupied_s), _tidy(t.working_s), _tidy(t.observed_s)
+    return totals
 
 
 def _raw_station_totals(
@@ -437,7 +528,10 @@ def model_totals(
     *,
     site_id: str | None = None,
     raw: bool = False,
+    live: bool = True,
+    gap_s: float = DEFAULT_GAP_S,
 ) -> dict[tuple[int, str, bool], ModelTotals]:
+    """Per (label, model version, shadow): rollups plus the pending tail."""
     out: dict[tuple[int, str, bool], ModelTotals] = defaultdict(ModelTotals)
     if raw:
         params = {**_arrays(windows), "lookback": lookback_s(conn)}
@@ -458,8 +552,35 @@ def model_totals(
             out[(label, model, bool(shadow))].add(*sums)
         return {k: v for k, v in out.items() if v.events or v.working_s or v.idle_s or v.absent_s}
     sql, params = _rollup_query(_MODEL_TOTALS, windows, site_id=site_id)
-    for label, model, shadow, *sums in conn.execute(sql, params).fetchall():
+    with snapshot(conn):
+        tail = _tail(conn, live, gap_s)
+        rows = conn.execute(sql, params).fetchall()
+    for label, model, shadow, *sums in rows:
         out[(label, model, bool(shadow))].add(*sums)
+    if not tail.empty:
+        by_hour = parts(tail, windows)
+        for e in tail.worker:
+            if site_id is not None and e.site != site_id:
+                continue
+            for label, a, z in by_hour.get(e.bucket, ()):
+                t = out[(label, e.model, e.shadow)]
+                if e.kind in KIND_NAMES:
+                    seconds = e.sign * clipped(e.f, e.t, a, z)
+                    if e.kind == "w":
+                        t.working_s += seconds
+                    elif e.kind == "i":
+                        t.idle_s += seconds
+                    else:
+                        t.absent_s += seconds
+                elif a <= e.f < z:
+                    if e.kind == "e":
+                        t.events += e.sign
+                        t.conf_sum += e.sign * e.conf
+                    else:
+                        t.units += e.sign * e.n
+        for t in out.values():
+            t.working_s, t.idle_s, t.absent_s = _tidy(t.working_s), _tidy(t.idle_s), _tidy(t.absent_s)
+            t.conf_sum = max(t.conf_sum, 0.0)
     return {k: v for k, v in out.items() if v.events or v.working_s or v.idle_s or v.absent_s}
 
 
@@ -470,7 +591,22 @@ def model_totals(
 # neighbours within an hour, plus one gap joining each hour to the previous
 # hour with units; only the hours at a window's edges are filtered.
 _CYCLES = f"""
-WITH w AS (
+WITH suffix AS (
+    SELECT bucket, site_id, array_agg(at ORDER BY at) AS unit_at
+    FROM unnest(%(u_buckets)s::timestamptz[], %(u_sites)s::text[], %(u_ats)s::bigint[])
+         AS u(bucket, site_id, at)
+    GROUP BY 1, 2
+), live AS MATERIALIZED (
+    -- The station-hours the pending tail touches: stored offsets before the cut, then the tail's.
+    SELECT p.bucket, p.site_id,
+           coalesce(d.unit_at[1:width_bucket(p.cut - 1, d.unit_at)], '{{{{}}}}')
+           || coalesce(x.unit_at, '{{{{}}}}') AS unit_at
+    FROM unnest(%(l_buckets)s::timestamptz[], %(l_sites)s::text[], %(l_cuts)s::bigint[])
+         AS p(bucket, site_id, cut)
+    LEFT JOIN rollup_station_detail d
+           ON d.station_id = %(station_id)s AND d.bucket = p.bucket AND d.site_id = p.site_id
+    LEFT JOIN suffix x ON x.bucket = p.bucket AND x.site_id = p.site_id
+), w AS (
     SELECT *, (extract(epoch FROM a - %(origin)s) * 1000000)::bigint AS lo,
               (extract(epoch FROM b - %(origin)s) * 1000000)::bigint AS hi
     FROM {_W}
@@ -481,9 +617,16 @@ WITH w AS (
                            WHERE d.base + t >= w.lo AND d.base + t < w.hi) END AS u
     FROM w CROSS JOIN LATERAL (
         SELECT (extract(epoch FROM d.bucket - %(origin)s) * 1000000)::bigint AS base, d.unit_at
-        FROM rollup_station_detail d
-        WHERE d.station_id = %(station_id)s AND d.bucket >= date_bin('1 hour', w.a, %(origin)s)
-          AND d.bucket < w.b AND cardinality(d.unit_at) > 0 {{where}} OFFSET 0
+        FROM (
+            SELECT d.bucket, d.unit_at FROM rollup_station_detail d
+            WHERE d.station_id = %(station_id)s AND d.bucket >= date_bin('1 hour', w.a, %(origin)s)
+              AND d.bucket < w.b AND cardinality(d.unit_at) > 0 {{where}}
+              AND NOT EXISTS (SELECT 1 FROM live l WHERE l.bucket = d.bucket AND l.site_id = d.site_id)
+            UNION ALL
+            SELECT l.bucket, l.unit_at FROM live l
+            WHERE l.bucket >= date_bin('1 hour', w.a, %(origin)s) AND l.bucket < w.b
+              AND cardinality(l.unit_at) > 0
+        ) d OFFSET 0
     ) d
 ), runs AS (
     SELECT u, u[1] + base - lag(u[cardinality(u)] + base) OVER (PARTITION BY label, a ORDER BY base) AS joint
@@ -505,11 +648,26 @@ def cycle_times(
     *,
     station_id: str,
     site_id: str | None = None,
+    live: bool = True,
+    gap_s: float = DEFAULT_GAP_S,
 ) -> tuple[int, float | None, float | None]:
     """(gaps, median s, p90 s) between consecutive unit events at a station, within each window."""
-    params = {**_arrays(windows), "station_id": station_id, "origin": ORIGIN}
+    params: dict[str, Any] = {**_arrays(windows), "station_id": station_id, "origin": ORIGIN}
     where = _filters(params, "d", site_id=site_id)
-    row = conn.execute(_CYCLES.format(where=where), params).fetchone()
+    with snapshot(conn):
+        tail = _tail(conn, live, gap_s)
+        pending = sorted(
+            (key, value)
+            for key, value in tail.units.items()
+            if key[1] == station_id and (site_id is None or key[0] == site_id)
+        )
+        params["l_buckets"] = [k[2] for k, _ in pending]
+        params["l_sites"] = [k[0] for k, _ in pending]
+        params["l_cuts"] = [cut for _, (cut, _units) in pending]
+        params["u_buckets"] = [k[2] for k, (_, units) in pending for _u in units]
+        params["u_sites"] = [k[0] for k, (_, units) in pending for _u in units]
+        params["u_ats"] = [u for _, (_, units) in pending for u in units]
+        row = conn.execute(_CYCLES.format(where=where), params).fetchone()
     if not row or not row[0]:
         return 0, None, None
     return int(row[0]), float(row[1]), float(row[2])

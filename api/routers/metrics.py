@@ -40,6 +40,8 @@ class Scope:
     breaks: list[tuple[datetime, datetime]]
     site_id: str | None
     timezone: str
+    # TAKT_MAX_STATE_GAP_S: the engine derives the pending tail's durations with it.
+    gap_s: float = 600.0
 
 
 MAX_WINDOW = timedelta(days=3660)
@@ -82,7 +84,9 @@ def scope(
         counted, breaks = windows(calendar, lo, hi, shift)
     except UnknownShiftError as exc:
         raise HTTPException(404, str(exc)) from exc
-    return Scope(lo, hi, counted, breaks, site_id, calendar.timezone if calendar else "UTC")
+    return Scope(
+        lo, hi, counted, breaks, site_id, calendar.timezone if calendar else "UTC", settings.max_state_gap_s
+    )
 
 
 ScopeDep = Annotated[Scope, Depends(scope)]
@@ -186,7 +190,7 @@ def _names(conn: psycopg.Connection[Any], table: str, key: str, one: str | None)
 
 def _worker_metrics(conn: Conn, s: Scope, worker_id: str | None) -> list[WorkerMetrics]:
     names = _names(conn, "workers", "worker_id", worker_id)
-    totals = worker_totals(conn, _labelled(s), site_id=s.site_id, worker_id=worker_id)
+    totals = worker_totals(conn, _labelled(s), site_id=s.site_id, gap_s=s.gap_s, worker_id=worker_id)
     out = []
     for wid, name in names:
         t = totals.get((0, wid))
@@ -222,7 +226,9 @@ def worker(worker_id: str, conn: Conn, s: ScopeDep, _: Viewer) -> WorkerMetrics:
 
 def _station_metrics(conn: Conn, s: Scope, station_id: str | None) -> list[WorkstationMetrics]:
     names = _names(conn, "workstations", "station_id", station_id)
-    totals = station_totals(conn, [(0, a, b) for a, b in s.counted], site_id=s.site_id, station_id=station_id)
+    totals = station_totals(
+        conn, [(0, a, b) for a, b in s.counted], site_id=s.site_id, gap_s=s.gap_s, station_id=station_id
+    )
     out = []
     for sid, name, kind in names:
         t = totals.get((0, sid))
@@ -258,7 +264,7 @@ def cycle_time(station_id: str, conn: Conn, s: ScopeDep, _: Viewer) -> CycleTime
     """Median and p90 seconds between consecutive product_count events (count > 0) at the station."""
     _names(conn, "workstations", "station_id", station_id)
     n, median, p90 = cycle_times(
-        conn, [(0, a, b) for a, b in s.counted], station_id=station_id, site_id=s.site_id
+        conn, [(0, a, b) for a, b in s.counted], station_id=station_id, site_id=s.site_id, gap_s=s.gap_s
     )
     return CycleTime(
         station_id=station_id,
@@ -270,7 +276,7 @@ def cycle_time(station_id: str, conn: Conn, s: ScopeDep, _: Viewer) -> CycleTime
 
 @router.get("/factory")
 def factory(conn: Conn, s: ScopeDep, _: Viewer) -> FactoryMetrics:
-    totals = worker_totals(conn, _labelled(s), site_id=s.site_id)
+    totals = worker_totals(conn, _labelled(s), site_id=s.site_id, gap_s=s.gap_s)
     counted = [t for (label, _w), t in totals.items() if label == 0]
     active = sum(t.working_s for t in counted)
     units = sum(t.units for t in counted)
@@ -301,7 +307,7 @@ def models(conn: Conn, s: ScopeDep, _: Viewer) -> list[ModelBreakdown]:
 
     The ML team's before/after view of a rollout, and production vs shadow candidate.
     """
-    totals = model_totals(conn, [(0, a, b) for a, b in s.counted], site_id=s.site_id)
+    totals = model_totals(conn, [(0, a, b) for a, b in s.counted], site_id=s.site_id, gap_s=s.gap_s)
     return [
         ModelBreakdown(
             model_version=model,
@@ -341,7 +347,7 @@ def timeseries(
     labelled = [(label, a, b) for label, lo, hi in buckets for a, b in intersect(s.counted, [(lo, hi)])]
     out: list[SeriesPoint] = []
     if by == "worker":
-        wt = worker_totals(conn, labelled, site_id=s.site_id, worker_id=id)
+        wt = worker_totals(conn, labelled, site_id=s.site_id, gap_s=s.gap_s, worker_id=id)
         for (label, wid), t in sorted(wt.items()):
             out.append(
                 {
@@ -355,7 +361,7 @@ def timeseries(
                 }
             )
     else:
-        st = station_totals(conn, labelled, site_id=s.site_id, station_id=id)
+        st = station_totals(conn, labelled, site_id=s.site_id, gap_s=s.gap_s, station_id=id)
         for (label, sid), u in sorted(st.items()):
             out.append(
                 {
