@@ -53,9 +53,9 @@ def _recent(client: TestClient) -> dict[str, str]:
 
 
 def test_seed_is_realistic_and_runs_up_to_now(client: TestClient, settings: ApiSettings) -> None:
-    import psycopg
-
     from datetime import UTC, datetime, timedelta
+
+    import psycopg
 
     before = datetime.now(UTC)
     assert client.post("/api/seed").status_code == 200
