@@ -133,11 +133,11 @@ def timeline(
     return segments
 
 
-def active_workers(conn: psycopg.Connection[Any], *, max_gap_s: float, site_id: str | None = None) -> int:
-    """People working right now: the partitions whose state in force is ``working`` (takt.states).
-
-    A named worker counts once; ``unknown`` people count once per station.
-    """
+def working_now(
+    conn: psycopg.Connection[Any], *, max_gap_s: float, site_id: str | None = None
+) -> list[tuple[str, str]]:
+    """(worker, station) of the people working right now: the partitions whose state in force is
+    ``working`` (takt.states). A named worker appears once; ``unknown`` once per station."""
     rows = conn.execute(
         states.in_force_sql("e.site_id = %(site)s" if site_id else "TRUE"),
         {
@@ -147,7 +147,7 @@ def active_workers(conn: psycopg.Connection[Any], *, max_gap_s: float, site_id: 
             "site": site_id,
         },
     ).fetchall()
-    return sum(1 for r in rows if r[2] == "working")
+    return sorted((str(r[0]), str(r[1])) for r in rows if r[2] == "working")
 
 
 def workers_at_station(

@@ -166,6 +166,11 @@ def test_now_counts_states_in_progress_as_the_edge_agent_sends_them(dash_server:
         w2 = c.get("/api/timeline", params={"worker_id": "W2"}).json()["segments"]
         w1 = c.get("/api/timeline", params={"worker_id": "W1"}).json()["segments"]
     assert now["active_workers"] == 3
+    assert [(w["worker_id"], w["station_id"]) for w in now["working"]] == [
+        ("W1", "S1"),
+        ("W2", "S2"),
+        ("unknown", "S5"),
+    ]
     # The state in progress is drawn from where it began (W2) or was last heard (W1) up to now.
     assert [(s["state"], s["open"]) for s in w2] == [("working", True)]
     assert 55 <= (datetime.fromisoformat(w2[0]["end"]) - datetime.fromisoformat(w2[0]["start"])).seconds <= 70
