@@ -80,14 +80,17 @@ def edge_config(stack: DevStack, demo_dir: Path, line: int) -> Path:
         station["id"] = prefix + station["id"]
     for count_line in config["count_lines"]:
         count_line["station_id"] = prefix + count_line["station_id"]
+    # One worker per station round the clock (two half-day entries: no gap at midnight).
+    stations = sorted({entry["station_id"] for entry in config["roster"]})
     config["roster"] = [
         {
-            "station_id": prefix + entry["station_id"],
+            "station_id": prefix + station,
             "worker_id": DEMO_WORKERS[(line - 1) * 2 + i][0],
-            "start": "00:00:00",
-            "end": "23:59:59",
+            "start": start,
+            "end": end,
         }
-        for i, entry in enumerate(config["roster"])
+        for i, station in enumerate(stations)
+        for start, end in (("00:00:00", "12:00:00"), ("12:00:00", "00:00:00"))
     ]
     path = line_dir / "edge.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
