@@ -5,10 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+import pytest
 from fastapi.testclient import TestClient
 
 from api.settings import ApiSettings
 from collector.rollups import refresh_all
+
+pytestmark = pytest.mark.wallclock  # dates computed from now; scripts/moved_clock.py moves the clock
 
 
 def test_counts_include_workers_and_stations_seen_only_in_events(

@@ -65,7 +65,9 @@ def test_seed_is_realistic_and_runs_up_to_now(client: TestClient, settings: ApiS
     first, last = row
     # History joins up with the live data: it ends at the moment of the seed (shifts run round the clock).
     assert before - timedelta(seconds=5) <= last <= datetime.now(UTC)
-    assert last - first >= timedelta(days=2)
+    # ... and begins with the first shift (06:00 UTC) two days before today.
+    today = before.replace(hour=0, minute=0, second=0, microsecond=0)
+    assert first == today - timedelta(days=2) + timedelta(hours=6)
     workers = client.get("/api/metrics/workers").json()
     for w in workers:
         assert w["total_active_time_hours"] > 1, w

@@ -138,6 +138,7 @@ def _live(ago_s: float, kind: str, worker: str, duration_s: float | None, statio
     return _event(0, kind, worker=worker, station=station, duration_s=duration_s, timestamp=at)
 
 
+@pytest.mark.wallclock
 def test_now_counts_states_in_progress_as_the_edge_agent_sends_them(dash_server: Server) -> None:
     """State changes (duration_s 0) keep their state in force; segments carry the time (takt.states)."""
     with psycopg.connect(dash_server.dsn) as conn:
