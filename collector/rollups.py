@@ -5,7 +5,8 @@ run it at once: a transaction-scoped advisory lock lets one refresher work at a
 time and the others skip the round; everything a round does is recomputed from
 ``events``, so a repeated or interrupted round leaves the same result.
 
-Why not continuous aggregates: a state event without ``duration_s`` lasts until
+Durations follow the one state rule, ``takt.states`` (its SQL fragments are used
+here). Why not continuous aggregates: a state event without ``duration_s`` lasts until
 the same worker's next state event (capped at ``max_gap_s``). That needs a window
 function, which continuous aggregates cannot use, and a late event changes the
 duration of the event before it. So a round (1) re-derives ``effective_duration_s``
