@@ -5,7 +5,8 @@ run it at once: a transaction-scoped advisory lock lets one refresher work at a
 time and the others skip the round; everything a round does is recomputed from
 ``events``, so a repeated or interrupted round leaves the same result.
 
-Why not continuous aggregates: a state event without ``duration_s`` lasts until
+Durations follow the one state rule, ``takt.states`` (its SQL fragments are used
+here). Why not continuous aggregates: a state event without ``duration_s`` lasts until
 the same worker's next state event (capped at ``max_gap_s``). That needs a window
 function, which continuous aggregates cannot use, and a late event changes the
 duration of the event before it. So a round (1) re-derives ``effective_duration_s``
@@ -32,6 +33,7 @@ from typing import Any
 import psycopg
 from prometheus_client import Counter
 
+from takt import states
 from takt.contract import MAX_TIME, MIN_TIME
 from takt.periodic import PeriodicDatabaseTask, is_poison
 
@@ -341,6 +343,11 @@ def _partition(alias: str = "") -> str:
 
 _PARTITION = _partition()
 
+_LATER = (
+    f"EXISTS (SELECT 1 FROM events l WHERE {_partition('l')} AND (l.ts, l.event_id) > (p.ts, p.event_id))"
+)
+_DERIVED_DURATION = states.effective_duration_sql("p.duration_s", "p.ts", "p.next_ts", _LATER, "%(gap)s")
+
 _DERIVE_RANGE = f"""
 WITH part AS (
     SELECT event_id, ts, duration_s, effective_duration_s AS old_eff,
@@ -349,12 +356,7 @@ WITH part AS (
     WHERE {_PARTITION} AND ts >= %(lo)s AND ts <= %(hi)s + %(gap)s * interval '1 second'
 ), derived AS (
     SELECT p.event_id, p.ts, p.old_eff,
-           CASE WHEN p.duration_s IS NOT NULL THEN p.duration_s
-                WHEN p.next_ts IS NOT NULL THEN least(extract(epoch FROM p.next_ts - p.ts)::double precision,
-                                                      %(gap)s)
-                WHEN EXISTS (SELECT 1 FROM events l WHERE {_partition("l")}
-                             AND (l.ts, l.event_id) > (p.ts, p.event_id)) THEN %(gap)s
-                ELSE 0 END AS eff
+           {_DERIVED_DURATION} AS eff
     FROM part p WHERE p.ts <= %(hi)s
 )
 UPDATE events e SET effective_duration_s = d.eff
@@ -363,19 +365,14 @@ WHERE e.event_id = d.event_id AND e.ts = d.ts AND e.effective_duration_s IS DIST
 RETURNING e.station_id, e.ts, greatest(d.eff, coalesce(d.old_eff, 0))
 """
 
-_DERIVE_ALL = """
+_DERIVED_ALL_DURATION = states.effective_duration_sql("duration_s", "ts", "next_ts", "false", "%(gap)s")
+_DERIVE_ALL = f"""
 UPDATE events e SET effective_duration_s = d.eff
 FROM (
-    SELECT event_id, ts,
-           CASE WHEN duration_s IS NOT NULL THEN duration_s
-                WHEN next_ts IS NULL THEN 0
-                ELSE least(extract(epoch FROM next_ts - ts)::double precision, %(gap)s) END AS eff
+    SELECT event_id, ts, {_DERIVED_ALL_DURATION} AS eff
     FROM (
         SELECT event_id, ts, duration_s,
-               lead(ts) OVER (PARTITION BY worker_id,
-                                           CASE WHEN worker_id = 'unknown' THEN station_id END,
-                                           shadow, CASE WHEN shadow THEN coalesce(model_version, '') END
-                              ORDER BY ts, event_id) AS next_ts
+               lead(ts) OVER (PARTITION BY {states.partition_sql()} ORDER BY ts, event_id) AS next_ts
         FROM events WHERE event_type <> 'product_count'
     ) x
 ) d

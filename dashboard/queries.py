@@ -1,25 +1,23 @@
 """Read-only SQL behind the dashboard's own endpoints: timelines, recent events, change marker.
 
-Durations follow the API's rule (docs/metrics.md): a state lasts ``duration_s``
-when the event gives one, else until the same worker's next state event,
-capped at ``max_gap_s``. ``effective_duration_s`` is that value once the
-rollup refresher has derived it; until then it is computed here with the same
-window, so a timeline shows a new event before the refresher has run.
+Durations follow the one state rule (``takt.states``, docs/metrics.md): closed
+time is ``effective_duration_s`` once the rollup refresher has derived it, and
+the same rule applied here until then, so a timeline shows a new event before
+the refresher has run; the state in force now is drawn from where its worker
+was last heard up to now, flagged ``open``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import psycopg
 
-Subject = Literal["worker", "station"]
+from takt import states
 
-# The longest state an explicit duration_s can describe (docs/contract.md):
-# how far before a window a state can start and still reach into it.
-MAX_DURATION_S = 86_400.0
+Subject = Literal["worker", "station"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,43 +77,43 @@ def timeline(
     """State segments of a worker or station clipped to [lo, hi), adjacent equal states merged."""
     scope, params = _scope(subject, site_id)
     own = "worker_id = %(subject_id)s" if subject == "worker" else "station_id = %(subject_id)s"
+    # Closed time, as the metrics count it (the refresher's derived duration, or the same rule
+    # applied here until it has run), then the state in force now from where it was last heard.
+    derived = states.effective_duration_sql("duration_s", "ts", "next_ts", "false", "%(gap)s")
+    params = {
+        **params,
+        "subject_id": subject_id,
+        "lo": lo,
+        "hi": hi,
+        "gap": max_gap_s,
+        "lookback": states.lookback_s(max_gap_s),
+        "at": datetime.now(UTC),
+    }
     rows = conn.execute(
         f"""
-        WITH states AS (
+        WITH timed AS (
             SELECT ts, worker_id, station_id, event_type, duration_s, effective_duration_s,
                    lead(ts) OVER (
                        PARTITION BY worker_id,
                                     CASE WHEN worker_id = 'unknown' THEN station_id ELSE '' END
-                       ORDER BY ts) AS next_ts
+                       ORDER BY ts, event_id) AS next_ts
             FROM events
             WHERE event_type <> 'product_count' AND NOT shadow
               AND ts >= %(lo)s - %(lookback)s * interval '1 second' AND ts < %(hi)s
               AND {scope}
         ), spans AS (
-            SELECT ts, worker_id, station_id, event_type,
-                   next_ts IS NULL AND duration_s IS NULL AS open,
-                   ts + CASE
-                       -- The worker's latest state: still in force (up to the gap cap).
-                       -- The metrics count it only once the next state arrives.
-                       WHEN next_ts IS NULL AND duration_s IS NULL
-                           THEN least(greatest(extract(epoch FROM now() - ts), 0), %(gap)s)
-                       ELSE coalesce(effective_duration_s, duration_s,
-                                     least(extract(epoch FROM next_ts - ts), %(gap)s))
-                   END * interval '1 second' AS ends
-            FROM states WHERE {own}
+            SELECT ts AS starts, ts + coalesce(effective_duration_s, {derived}) * interval '1 second' AS ends,
+                   event_type, worker_id, station_id, false AS open
+            FROM timed WHERE {own}
+            UNION ALL
+            SELECT heard, %(at)s, event_type, worker_id, station_id, true
+            FROM ({states.in_force_sql(scope)}) now_in_force WHERE {own}
         )
-        SELECT greatest(ts, %(lo)s), least(ends, %(hi)s), event_type, worker_id, station_id, open
-        FROM spans WHERE ends > %(lo)s AND ends > ts
-        ORDER BY ts
+        SELECT greatest(starts, %(lo)s), least(ends, %(hi)s), event_type, worker_id, station_id, open
+        FROM spans WHERE ends > %(lo)s AND starts < %(hi)s AND ends > starts
+        ORDER BY starts, open
         """,
-        {
-            **params,
-            "subject_id": subject_id,
-            "lo": lo,
-            "hi": hi,
-            "gap": max_gap_s,
-            "lookback": max(MAX_DURATION_S, max_gap_s),
-        },
+        params,
     ).fetchall()
     segments: list[Segment] = []
     for start, end, state, worker, station, is_open in rows:
@@ -135,24 +133,21 @@ def timeline(
     return segments
 
 
-def active_workers(conn: psycopg.Connection[Any], *, max_gap_s: float, site_id: str | None = None) -> int:
-    """Workers whose latest state event is ``working`` and recent enough to still be in force."""
-    site = " AND site_id = %(site)s" if site_id else ""
-    row = conn.execute(
-        f"""
-        SELECT count(*) FROM (
-            SELECT DISTINCT ON (worker_id) worker_id, event_type, ts,
-                   coalesce(duration_s, %(gap)s) AS lasts
-            FROM events
-            WHERE event_type <> 'product_count' AND NOT shadow AND worker_id <> 'unknown'
-              AND ts >= now() - %(lookback)s * interval '1 second' AND ts <= now(){site}
-            ORDER BY worker_id, ts DESC
-        ) latest
-        WHERE event_type = 'working' AND ts + lasts * interval '1 second' > now()
-        """,
-        {"gap": max_gap_s, "lookback": max(MAX_DURATION_S, max_gap_s), "site": site_id},
-    ).fetchone()
-    return int(row[0]) if row else 0
+def working_now(
+    conn: psycopg.Connection[Any], *, max_gap_s: float, site_id: str | None = None
+) -> list[tuple[str, str]]:
+    """(worker, station) of the people working right now: the partitions whose state in force is
+    ``working`` (takt.states). A named worker appears once; ``unknown`` once per station."""
+    rows = conn.execute(
+        states.in_force_sql("e.site_id = %(site)s" if site_id else "TRUE"),
+        {
+            "at": datetime.now(UTC),
+            "gap": max_gap_s,
+            "lookback": states.lookback_s(max_gap_s),
+            "site": site_id,
+        },
+    ).fetchall()
+    return sorted((str(r[0]), str(r[1])) for r in rows if r[2] == "working")
 
 
 def workers_at_station(

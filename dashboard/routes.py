@@ -83,9 +83,13 @@ def session(conn: Conn, settings: Settings, role: Viewer) -> dict[str, Any]:
 
 @router.get("/api/now")
 def now(conn: Conn, settings: Settings, _: Viewer, site_id: str | None = None) -> dict[str, Any]:
-    """What is true right now, whatever the date filter: how many workers are working."""
-    active = queries.active_workers(conn, max_gap_s=settings.max_state_gap_s, site_id=site_id)
-    return {"active_workers": active, "at": _iso(datetime.now(UTC))}
+    """What is true right now, whatever the date filter: who is working (docs/metrics.md, "States")."""
+    working = queries.working_now(conn, max_gap_s=settings.max_state_gap_s, site_id=site_id)
+    return {
+        "active_workers": len(working),
+        "working": [{"worker_id": w, "station_id": s} for w, s in working],
+        "at": _iso(datetime.now(UTC)),
+    }
 
 
 @router.get("/api/stations/{station_id}/workers")

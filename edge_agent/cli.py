@@ -197,12 +197,20 @@ def snapshot(config_path: Path, out: Path, frames: int) -> None:
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--seed", default=7, show_default=True)
 @click.option("--duration", default=90.0, show_default=True, help="Seconds of video.")
+@click.option(
+    "--cycle-s",
+    type=(float, float),
+    default=None,
+    help="Seconds per unit (min max, within 30-120): a realistic shift instead of the dense test scene.",
+)
 @click.option("--mqtt-url", default="${TAKT_MQTT_URL}", show_default=True, help="Written into edge.yaml.")
-def make_demo_footage(out_dir: Path, seed: int, duration: float, mqtt_url: str) -> None:
+def make_demo_footage(
+    out_dir: Path, seed: int, duration: float, cycle_s: tuple[float, float] | None, mqtt_url: str
+) -> None:
     """Render a synthetic factory clip, its ground truth and a matching edge.yaml."""
     from edge_agent.synthetic import demo_config, render
 
-    video, truth = render(out_dir, seed=seed, duration_s=duration)
+    video, truth = render(out_dir, seed=seed, duration_s=duration, cycle_s=cycle_s)
     config: dict[str, Any] = demo_config(
         video, truth, buffer_path=out_dir / "buffer.sqlite", mqtt_url=mqtt_url
     )

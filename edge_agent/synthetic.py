@@ -63,6 +63,46 @@ def _schedule(rng: random.Random, duration: float, first_arrival: float) -> list
     return phases
 
 
+def _shift_schedule(
+    rng: random.Random, duration: float, first_arrival: float, cycle_s: tuple[float, float], away_at: float
+) -> tuple[list[Phase], list[float]]:
+    """A realistic stretch of a shift: runs of work cycles (a unit at the end of each, 30-120 s),
+    short idle pauses, and one short absence starting near ``away_at``. Returns the phases and the
+    times units are finished."""
+    phases: list[Phase] = []
+    units: list[float] = []
+    t = 0.0
+    away_done = False
+
+    def add(kind: str, length: float) -> None:
+        nonlocal t
+        end = min(duration, t + length)
+        if end > t:
+            phases.append(Phase(kind, t, end))
+        t = end
+
+    add("absent", first_arrival)
+    add("arrive", 1.5)
+    while t < duration - 30:
+        if not away_done and t >= away_at:
+            away_done = True
+            add("leave", 1.5)
+            add("absent", rng.uniform(45, 100))
+            add("arrive", 1.5)
+            continue
+        for _ in range(rng.randint(2, 5)):
+            cycle = min(120.0, max(30.0, rng.uniform(*cycle_s)))
+            if t + cycle > duration - 10:
+                break
+            add("working", cycle)
+            units.append(t)
+        add("idle", rng.uniform(20, 90))
+    add("working", max(0.0, duration - 3 - t))
+    add("leave", 1.5)
+    add("absent", duration - t)
+    return phases, units
+
+
 def _person_center(phase: Phase, t: float, home: tuple[float, float]) -> tuple[float, float, float]:
     """Centre x, y and arm offset of the worker at time t."""
     hx, hy = home
@@ -112,11 +152,19 @@ def render(
     duration_s: float = 90.0,
     name: str = "demo",
     start_time: datetime | None = None,
+    cycle_s: tuple[float, float] | None = None,
 ) -> tuple[Path, Path]:
     """Write ``<name>.avi`` and ``<name>.ground_truth.json``; returns both paths.
 
     The ground truth's ``start_time`` (what ``demo_config`` stamps frames
     from) is ``start_time``, by default :func:`recent_start`.
+
+    By default the scene is dense (short work/idle spells, a product every few
+    seconds across one count line): what the accuracy tests need. With
+    ``cycle_s`` (the range of seconds per unit, within 30-120 s) it is a
+    realistic stretch of a shift instead: each station's worker finishes one
+    unit per cycle onto its own lane, counted by its own line, with short idle
+    pauses and one short absence each (the demo's lines).
     """
     start = (start_time or recent_start(duration_s)).astimezone(UTC)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -124,18 +172,27 @@ def render(
     noise = np.random.default_rng(seed)
     background = _background(noise)
     homes = {"st-1": (80.0, 75.0), "st-2": (240.0, 75.0)}
-    schedules = {
-        "st-1": _schedule(rng, duration_s, rng.uniform(5, 9)),
-        "st-2": _schedule(rng, duration_s, rng.uniform(14, 20)),
-    }
     products: list[tuple[float, int]] = []
-    t = rng.uniform(1, 3)
-    while t < duration_s:
-        if rng.random() < 0.35:  # side by side, crossing together
-            products += [(t, 0), (t, 1)]
-        else:
-            products.append((t, rng.randrange(2)))
-        t += rng.uniform(3.5, 7)
+    if cycle_s is None:
+        schedules = {
+            "st-1": _schedule(rng, duration_s, rng.uniform(5, 9)),
+            "st-2": _schedule(rng, duration_s, rng.uniform(14, 20)),
+        }
+        t = rng.uniform(1, 3)
+        while t < duration_s:
+            if rng.random() < 0.35:  # side by side, crossing together
+                products += [(t, 0), (t, 1)]
+            else:
+                products.append((t, rng.randrange(2)))
+            t += rng.uniform(3.5, 7)
+    else:
+        # Each station finishes its own units (st-1 on lane 0, st-2 on lane 1), one per cycle.
+        schedules = {}
+        for lane, (station, arrival, away) in enumerate(
+            (("st-1", rng.uniform(3, 8), duration_s * 0.3), ("st-2", rng.uniform(10, 20), duration_s * 0.65))
+        ):
+            schedules[station], finished = _shift_schedule(rng, duration_s, arrival, cycle_s, away)
+            products += [(at, lane) for at in finished]
 
     video = out_dir / f"{name}.avi"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"MJPG"), FPS, (WIDTH, HEIGHT))
@@ -179,10 +236,12 @@ def render(
         writer.write(frame)
     writer.release()
     line_x = LINE[0][0]
-    for lane_start, _lane in products:
+    per_lane = [0, 0]
+    for lane_start, lane in products:
         cross_t = lane_start + (line_x + PRODUCT) / SPEED
         if cross_t < n_frames / FPS:
             crossed += 1
+            per_lane[lane] += 1
 
     stations: dict[str, Any] = {}
     for station, states in truth_frames.items():
@@ -207,6 +266,24 @@ def render(
         "count_line": {"id": "line-1", "station_id": "st-2", "points": LINE, "labels": ["product"]},
         "product_count": crossed,
     }
+    if cycle_s is not None:
+        middle = (LANES_Y[0] + LANES_Y[1]) // 2
+        truth["count_lines"] = [
+            {
+                "id": "line-1",
+                "station_id": "st-1",
+                "points": [LINE[0], (line_x, middle)],
+                "labels": ["product"],
+            },
+            {
+                "id": "line-2",
+                "station_id": "st-2",
+                "points": [(line_x, middle), LINE[1]],
+                "labels": ["product"],
+            },
+        ]
+        truth["product_counts"] = {"st-1": per_lane[0], "st-2": per_lane[1]}
+        del truth["count_line"]
     truth_path = out_dir / f"{name}.ground_truth.json"
     truth_path.write_text(json.dumps(truth, indent=2))
     return video, truth_path
@@ -241,7 +318,7 @@ def demo_config(video: Path, truth_path: Path, *, buffer_path: Path, mqtt_url: s
             }
             for sid, s in truth["stations"].items()
         ],
-        "count_lines": [truth["count_line"]],
+        "count_lines": truth.get("count_lines") or [truth["count_line"]],
         "roster": [
             # Day and night shifts: the footage may be stamped at any time of day.
             {"station_id": "st-1", "worker_id": "w-ana", "start": "06:00:00", "end": "18:00:00"},

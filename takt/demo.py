@@ -1,7 +1,7 @@
 """``takt demo``: the whole pipeline on one machine, stopped cleanly with Ctrl-C.
 
 Real Mosquitto and PostgreSQL on loopback (the dev stack), the schema
-migrated, two days of history seeded, the collector, the API with the
+migrated, history seeded up to the moment the demo starts, the collector, the API with the
 dashboard, and three edge agents watching synthetic factory footage in real
 time. Everything runs as separate processes, as in production.
 """
@@ -41,6 +41,14 @@ DEMO_WORKERS = [
 ]
 
 
+# The live lines' footage: a realistic stretch of a shift, looped. Seconds per unit while
+# working (one unit per cycle at each station); line 3 is the slow one.
+CLIP_S = 600.0
+NORMAL_CYCLE_S = (40.0, 80.0)
+LINE_CYCLE_S = {3: (85.0, 120.0)}
+FOOTAGE_NAME = "shift"  # renamed when the scene changes, so an older .takt/demo is re-rendered
+
+
 def _takt(*args: str) -> list[str]:
     return [sys.executable, "-m", "takt.cli", *args]
 
@@ -50,10 +58,13 @@ def edge_config(stack: DevStack, demo_dir: Path, line: int) -> Path:
     from edge_agent.synthetic import demo_config, render
 
     line_dir = demo_dir / f"line{line}"
-    video = line_dir / "demo.avi"
-    truth = line_dir / "demo.ground_truth.json"
+    video = line_dir / f"{FOOTAGE_NAME}.avi"
+    truth = line_dir / f"{FOOTAGE_NAME}.ground_truth.json"
     if not (video.exists() and truth.exists()):
-        video, truth = render(line_dir, seed=line, duration_s=120.0)
+        video, truth = render(
+            line_dir, seed=line, duration_s=CLIP_S, cycle_s=LINE_CYCLE_S.get(line, NORMAL_CYCLE_S),
+            name=FOOTAGE_NAME,
+        )  # fmt: skip
     gateway_id = f"gw-line{line}"
     config: dict[str, Any] = demo_config(
         video,
@@ -69,14 +80,17 @@ def edge_config(stack: DevStack, demo_dir: Path, line: int) -> Path:
         station["id"] = prefix + station["id"]
     for count_line in config["count_lines"]:
         count_line["station_id"] = prefix + count_line["station_id"]
+    # One worker per station round the clock (two half-day entries: no gap at midnight).
+    stations = sorted({entry["station_id"] for entry in config["roster"]})
     config["roster"] = [
         {
-            "station_id": station["id"],
+            "station_id": prefix + station,
             "worker_id": DEMO_WORKERS[(line - 1) * 2 + i][0],
-            "start": "00:00:00",
-            "end": "23:59:59",
+            "start": start,
+            "end": end,
         }
-        for i, station in enumerate(config["stations"])
+        for i, station in enumerate(stations)
+        for start, end in (("00:00:00", "12:00:00"), ("12:00:00", "00:00:00"))
     ]
     path = line_dir / "edge.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -103,7 +117,7 @@ def register_demo_names(database_url: str) -> None:
 
 
 def seed_history(base_url: str, admin_token: str) -> None:
-    """Two days of history through the API's own seed endpoint (idempotent)."""
+    """History up to now through the API's own seed endpoint (a repeat reproduces the past)."""
     request = urllib.request.Request(  # noqa: S310 - our own loopback URL
         f"{base_url}/api/seed", method="POST", headers={"Authorization": f"Bearer {admin_token}"}
     )

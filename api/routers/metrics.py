@@ -9,13 +9,14 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter
 from typing_extensions import TypedDict
 
 from api.deps import Conn, Settings, Viewer
 from api.metrics.calendar import UnknownShiftError, windows
 from api.metrics.engine import (
     Labelled,
+    WorkerTotals,
     bucket_windows,
     cycle_times,
     model_totals,
@@ -121,8 +122,18 @@ class FactoryMetrics(BaseModel):
     total_production_count: int
     average_production_rate: float
     average_utilization_percentage: float
-    worker_count: int
-    station_count: int
+    worker_count: int = Field(
+        description="Workers known: registered, or seen in any event (auto-registered); 'unknown' excluded."
+    )
+    station_count: int = Field(description="Workstations known: registered, or seen in any event.")
+    active_worker_count: int = Field(
+        description=(
+            "Workers with activity in the window (state time or production events); 'unknown' excluded."
+        )
+    )
+    active_station_count: int = Field(
+        description="Workstations with activity in the window (observed state time or production events)."
+    )
     total_events: int
     planned_break_hours: float
 
@@ -274,6 +285,10 @@ def cycle_time(station_id: str, conn: Conn, s: ScopeDep, _: Viewer) -> CycleTime
     )
 
 
+def _active(t: WorkerTotals) -> bool:
+    return t.working_s + t.idle_s + t.absent_s > 0 or t.events > 0
+
+
 @router.get("/factory")
 def factory(conn: Conn, s: ScopeDep, _: Viewer) -> FactoryMetrics:
     totals = worker_totals(conn, _labelled(s), site_id=s.site_id, gap_s=s.gap_s)
@@ -284,9 +299,10 @@ def factory(conn: Conn, s: ScopeDep, _: Viewer) -> FactoryMetrics:
         t.working_s / (t.working_s + t.idle_s) * 100 for t in counted if t.working_s + t.idle_s > 0
     ]
     row = conn.execute(
-        "SELECT (SELECT count(*) FROM workers WHERE registered), "
-        "(SELECT count(*) FROM workstations WHERE registered)"
+        "SELECT (SELECT count(*) FROM workers WHERE worker_id <> 'unknown'), "
+        "(SELECT count(*) FROM workstations)"
     ).fetchone()
+    stations = station_totals(conn, [(0, a, b) for a, b in s.counted], site_id=s.site_id)
     assert row is not None
     breaks = sum(t.working_s + t.idle_s + t.absent_s for (label, _w), t in totals.items() if label == 1)
     return FactoryMetrics(
@@ -296,6 +312,10 @@ def factory(conn: Conn, s: ScopeDep, _: Viewer) -> FactoryMetrics:
         average_utilization_percentage=_r(sum(utilizations) / len(utilizations)) if utilizations else 0.0,
         worker_count=int(row[0]),
         station_count=int(row[1]),
+        active_worker_count=sum(
+            1 for (label, w), t in totals.items() if label == 0 and w != "unknown" and _active(t)
+        ),
+        active_station_count=sum(1 for t in stations.values() if t.observed_s > 0 or t.events > 0),
         total_events=sum(t.events for t in counted),
         planned_break_hours=_r(breaks / 3600),
     )

@@ -1,4 +1,9 @@
-"""``POST /api/seed``: demo data (6 workers, 6 stations, 2 days of events)."""
+"""``POST /api/seed``: demo data (6 workers, 6 stations, shifts round the clock up to now).
+
+Realistic rates: 30-120 s per unit (one slow station), idle pauses, short
+absences and planned breaks, so per-worker figures land at tens of units per
+active hour and 60-90 % utilization.
+"""
 
 from __future__ import annotations
 
@@ -34,25 +39,77 @@ STATIONS = [
 ]
 
 
-def seed_events(today: datetime, rng: random.Random) -> list[Event]:
-    """Two 08:00-17:00 shifts before ``today``: states every few minutes, units while working."""
+# Mean seconds per unit at each station (varying ±20 % per cycle, kept within 30-120 s);
+# S5, the welding bay, is the slow one.
+CYCLE_S = {"S1": 45.0, "S2": 50.0, "S3": 36.0, "S4": 40.0, "S5": 105.0, "S6": 60.0}
+# Three 8-hour shifts round the clock, two workers each: history reaches any moment of the day.
+SHIFTS = ((6, ("W1", "W2")), (14, ("W3", "W4")), (22, ("W5", "W6")))
+SHIFT = timedelta(hours=8)
+# Planned pauses (offset from the shift start, length): two short breaks and lunch, away from the station.
+PAUSES = ((timedelta(hours=2), timedelta(minutes=10)), (timedelta(hours=4), timedelta(minutes=30)),
+          (timedelta(hours=6), timedelta(minutes=10)))  # fmt: skip
+HISTORY_DAYS = 2
+
+
+def seed_events(now: datetime, days: int = HISTORY_DAYS) -> list[Event]:
+    """Every shift from ``days`` days before ``now``'s UTC day up to ``now``: a believable day each.
+
+    Each worker-shift is drawn from its own random stream (worker and shift start), so a later
+    call repeats the same events for the past and only adds what happened since.
+    """
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
     events: list[Event] = []
-    for day in (2, 1):
-        start = (today - timedelta(days=day)).replace(hour=8, minute=0, second=0, microsecond=0)
-        for i, (worker, _) in enumerate(WORKERS):
-            station = STATIONS[(i + day) % len(STATIONS)][0]
-            t = start
-            while t < start + timedelta(hours=9):
-                state = rng.choices(["working", "idle", "absent"], weights=[80, 15, 5])[0]
-                events.append(_event(t, worker, station, state, rng))
-                step = timedelta(minutes=rng.randint(3, 9))
-                if state == "working":
-                    for k in range(rng.randint(0, 2)):
-                        at = t + step * (k + 1) / 3
-                        events.append(_event(at, worker, station, "product_count", rng, count=1))
-                t += step
-            events.append(_event(t, worker, station, "absent", rng))
+    for day in range(-days, 1):
+        date = today + timedelta(days=day)
+        for index, (hour, workers) in enumerate(SHIFTS):
+            start = date + timedelta(hours=hour)
+            if start >= now:
+                continue
+            for j, worker in enumerate(workers):
+                station = STATIONS[(2 * index + j + date.toordinal()) % len(STATIONS)][0]
+                rng = random.Random(f"{worker}@{start.isoformat()}")  # noqa: S311 - demo data
+                events += _shift(worker, station, start, min(start + SHIFT, now), rng)
     return events
+
+
+def _shift(worker: str, station: str, start: datetime, until: datetime, rng: random.Random) -> list[Event]:
+    """One worker's shift at one station: runs of cycles (a unit each), idle pauses, short absences
+    and the planned breaks; cut at ``until`` (now, for the shift in progress), where the worker
+    is recorded leaving."""
+    out: list[Event] = []
+    pace = rng.uniform(0.9, 1.15)  # this worker's speed
+    idleness = rng.uniform(0.8, 2.6)  # and how long their pauses last
+    pauses = [(start + at, start + at + length) for at, length in PAUSES]
+    t = start
+    end = start + SHIFT
+
+    def state(at: datetime, kind: str) -> None:
+        out.append(_event(at, worker, station, kind, rng))
+
+    while t < end:
+        pause = next(((a, b) for a, b in pauses if a <= t < b), None)
+        if pause is not None:
+            state(t, "absent")
+            t = pause[1]
+            continue
+        state(t, "working")
+        for _ in range(rng.randint(3, 12)):
+            cycle = min(120.0, max(30.0, CYCLE_S[station] * pace * rng.gauss(1.0, 0.2)))
+            t += timedelta(seconds=cycle)
+            if t >= end or any(a <= t < b for a, b in pauses):
+                break
+            out.append(_event(t, worker, station, "product_count", rng, count=1))
+        if t >= end or any(a <= t < b for a, b in pauses):
+            continue
+        if rng.random() < 0.06:  # a short absence: fetching material, a word with the supervisor
+            state(t, "absent")
+            t += timedelta(seconds=rng.uniform(60, 300))
+        else:
+            state(t, "idle")
+            t += timedelta(seconds=rng.uniform(15, 120) * idleness)
+    # Drawn whole, then cut: the past comes out the same whatever ``until`` is.
+    kept = [e for e in out if e.timestamp < until]
+    return [*kept, _event(min(end, until), worker, station, "absent", rng)]
 
 
 def _event(t: datetime, worker: str, station: str, kind: str, rng: random.Random, count: int = 0) -> Event:
@@ -84,7 +141,6 @@ def seed(conn: Conn, settings: Settings, _: Admin) -> Message:
                 "registered = true",
                 (station_id, name, kind),
             )
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    write_events(conn, seed_events(today, random.Random(today.toordinal())))  # noqa: S311 - demo data
+    write_events(conn, seed_events(datetime.now(UTC)))
     refresh_all(conn, max_gap_s=settings.max_state_gap_s)
     return Message(message="Database seeded successfully")

@@ -172,7 +172,12 @@ class Event(BaseModel):
         le=MAX_DURATION_S,
         strict=True,
         allow_inf_nan=False,
-        description="Explicit length of a state segment in seconds.",
+        description=(
+            "For state events: 0 marks a state change (the state began at timestamp and is still in "
+            "progress; it adds no time, later segments carry it); > 0 is a closed segment of that many "
+            "seconds; absent, the state lasts until the worker's next state event (capped). "
+            "See docs/metrics.md, 'States'."
+        ),
     )
     model_version: Label | None = Field(default=None, description="e.g. person-yolo11n@2026.11.1")
     camera_id: TopicId | None = None

@@ -45,8 +45,36 @@ def test_series_models_and_cycle_time_agree_with_totals(client: TestClient) -> N
 
 
 def _recent(client: TestClient) -> dict[str, str]:
-    """A window covering the seeded days, for the hourly series."""
+    """A window covering the seeded history (it runs up to now), for the hourly series."""
     from datetime import UTC, datetime, timedelta
 
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return {"from": (today - timedelta(days=3)).isoformat(), "to": today.isoformat()}
+    now = datetime.now(UTC).replace(microsecond=0)
+    return {"from": (now - timedelta(days=3)).isoformat(), "to": (now + timedelta(minutes=1)).isoformat()}
+
+
+def test_seed_is_realistic_and_runs_up_to_now(client: TestClient, settings: ApiSettings) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    import psycopg
+
+    before = datetime.now(UTC)
+    assert client.post("/api/seed").status_code == 200
+    with psycopg.connect(settings.database_url) as conn:
+        row = conn.execute("SELECT min(ts), max(ts) FROM events").fetchone()
+    assert row is not None
+    first, last = row
+    # History joins up with the live data: it ends at the moment of the seed (shifts run round the clock).
+    assert before - timedelta(seconds=5) <= last <= datetime.now(UTC)
+    # ... and begins with the first shift (06:00 UTC) two days before today.
+    today = before.replace(hour=0, minute=0, second=0, microsecond=0)
+    assert first == today - timedelta(days=2) + timedelta(hours=6)
+    workers = client.get("/api/metrics/workers").json()
+    for w in workers:
+        assert w["total_active_time_hours"] > 1, w
+        assert 20 <= w["units_per_hour"] <= 130, w  # 30-120 s per unit while working
+        assert 60 <= w["utilization_percentage"] <= 92, w
+    rates = sorted(s["throughput_rate"] for s in client.get("/api/metrics/workstations").json())
+    assert rates[0] < 0.6 * rates[-1]  # one station is clearly slower
+    f = client.get("/api/metrics/factory").json()
+    assert 20 <= f["average_production_rate"] <= 130
+    assert 60 <= f["average_utilization_percentage"] <= 90

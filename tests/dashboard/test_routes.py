@@ -148,6 +148,8 @@ def test_timeline_segments_follow_the_next_state_rule(dash_server: Server) -> No
                 _event(18, "product_count", count=3),
                 _event(20, "absent", duration_s=600),
                 _event(5, "working", worker="W2", station="S2"),
+                # W2's latest state, weeks ago: it lasts 0 and is not in force now, so not drawn.
+                _event(9, "idle", worker="W2", station="S2"),
                 _event(10, "working", shadow=True),  # a shadow model's opinion: not a state
                 _event(40, "working", worker="W3"),
                 _event(55, "idle", worker="W3"),  # 15 min later: capped at max_state_gap_s
@@ -167,7 +169,7 @@ def test_timeline_segments_follow_the_next_state_rule(dash_server: Server) -> No
         ("working", "08:12", "08:20"),
         ("absent", "08:20", "08:30"),
     ]
-    assert [s["worker_id"] for s in station["segments"]] == ["W2"]
+    assert [(s["worker_id"], s["state"]) for s in station["segments"]] == [("W2", "working")]
     first = capped["segments"][0]
     assert (first["start"][11:16], first["end"][11:16]) == ("08:40", "08:50")
     assert bad.status_code == 422
@@ -194,3 +196,49 @@ def test_live_stream_announces_a_stored_event(dash_server: Server) -> None:
                 # Metrics include events before they are rolled up: they changed too.
                 assert {"events", "metrics"} <= set(json.loads(line.removeprefix("data: "))["changed"])
                 break
+
+
+def _live(ago_s: float, kind: str, worker: str, duration_s: float | None, station: str = "S1") -> Event:
+    at = datetime.now(UTC) - timedelta(seconds=ago_s)
+    return _event(0, kind, worker=worker, station=station, duration_s=duration_s, timestamp=at)
+
+
+@pytest.mark.wallclock
+def test_now_counts_states_in_progress_as_the_edge_agent_sends_them(dash_server: Server) -> None:
+    """State changes (duration_s 0) keep their state in force; segments carry the time (takt.states)."""
+    with psycopg.connect(dash_server.dsn) as conn:
+        write_events(
+            conn,
+            [
+                # W1: a change to working, then two 10 s segments: working.
+                _live(90, "working", "W1", 0.0),
+                _live(90, "working", "W1", 10.0),
+                _live(80, "working", "W1", 10.0),
+                # W2: only the change so far (the first segment is not due yet): working.
+                _live(60, "working", "W2", 0.0, station="S2"),
+                # W3: worked, then changed to idle: not working.
+                _live(50, "working", "W3", 0.0, station="S3"),
+                _live(50, "working", "W3", 20.0, station="S3"),
+                _live(30, "idle", "W3", 0.0, station="S3"),
+                # W4: working, but its gateway fell silent 11 minutes ago (> max_state_gap_s).
+                _live(1500, "working", "W4", 0.0, station="S4"),
+                _live(1500, "working", "W4", 840.0, station="S4"),
+                # An unnamed person working at S5 counts too.
+                _live(10, "working", "unknown", 0.0, station="S5"),
+            ],
+        )
+    with _client(dash_server) as c:
+        now = c.get("/api/now").json()
+        w2 = c.get("/api/timeline", params={"worker_id": "W2"}).json()["segments"]
+        w1 = c.get("/api/timeline", params={"worker_id": "W1"}).json()["segments"]
+    assert now["active_workers"] == 3
+    assert [(w["worker_id"], w["station_id"]) for w in now["working"]] == [
+        ("W1", "S1"),
+        ("W2", "S2"),
+        ("unknown", "S5"),
+    ]
+    # The state in progress is drawn from where it began (W2) or was last heard (W1) up to now.
+    assert [(s["state"], s["open"]) for s in w2] == [("working", True)]
+    assert 55 <= (datetime.fromisoformat(w2[0]["end"]) - datetime.fromisoformat(w2[0]["start"])).seconds <= 70
+    assert [(s["state"], s["open"]) for s in w1] == [("working", True)]
+    assert (datetime.fromisoformat(w1[0]["end"]) - datetime.fromisoformat(w1[0]["start"])).seconds >= 85

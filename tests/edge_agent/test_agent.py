@@ -45,6 +45,28 @@ def assert_segments_sane(events: list[Event]) -> None:
             assert math.floor(start / 60) == math.floor((start + e.duration_s - 1e-6) / 60), e
 
 
+def test_motion_backend_reproduces_the_realistic_demo_scene(tmp_path: Path) -> None:
+    """The demo's scene (render(cycle_s=...)): a unit per cycle per station, each on its own count line."""
+    from edge_agent.synthetic import render
+
+    video, truth_path = render(tmp_path / "clip", seed=3, duration_s=150, cycle_s=(30, 50))
+    truth = json.loads(truth_path.read_text())
+    config = parse_config(
+        demo_config(video, truth_path, buffer_path=tmp_path / "b.sqlite", mqtt_url="mqtt://x@h")
+    )
+    events = run_offline(Agent(config))
+    got = totals(events)
+    for station, data in truth["stations"].items():
+        for state, seconds in data["totals_s"].items():
+            assert got[(station, state)] == pytest.approx(seconds, rel=0.05, abs=1.0), (station, state)
+        units = sum(
+            e.count for e in events if e.event_type is EventType.PRODUCT_COUNT and e.station_id == station
+        )
+        assert units == truth["product_counts"][station] > 0, station
+        # Plausible rates: tens of units per working hour, not thousands.
+        assert 30 <= units / data["totals_s"]["working"] * 3600 <= 130
+
+
 @pytest.mark.parametrize("seed", [7, pytest.param(3, marks=pytest.mark.slow)])
 def test_motion_backend_reproduces_ground_truth(
     demo_footage: tuple[Path, Path], tmp_path: Path, seed: int
