@@ -64,10 +64,11 @@ def _post(client: TestClient, bodies: list[dict[str, Any]]) -> None:
 def test_seed_events_read_back_at_once_give_the_final_numbers(
     client: TestClient, settings: ApiSettings
 ) -> None:
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    events = seed_events(today, random.Random(1))
+    now = datetime.now(UTC).replace(microsecond=0)
+    events = seed_events(now)
     _post(client, [e.model_dump(mode="json", by_alias=True, exclude_none=True) for e in events])
-    q = {"from": (today - timedelta(days=3)).isoformat(), "to": today.isoformat()}
+    lo, hi = now - timedelta(days=4), now + timedelta(minutes=1)
+    q = {"from": lo.isoformat(), "to": hi.isoformat()}
     paths = [
         "/api/metrics/factory",
         "/api/metrics/workers",
@@ -82,7 +83,7 @@ def test_seed_events_read_back_at_once_give_the_final_numbers(
         assert pending and pending[0] > 0  # nothing was rolled up before the reads
         refresh_all(conn, max_gap_s=GAP)
         with conn.transaction():
-            assert worker_totals(conn, [(0, today - timedelta(days=3), today)], live=False)  # rolled up now
+            assert worker_totals(conn, [(0, lo, hi)], live=False)  # rolled up now
     assert {p: client.get(p, params=q).json() for p in paths} == at_once
 
 
