@@ -10,7 +10,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import ConnectionPool
 
-from api.security import RANK, Role, token_role
+from api.security import RANK, Role, TokenCache
 from api.settings import ApiSettings
 
 
@@ -33,16 +33,23 @@ _api_key = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
 def _role(
-    conn: Conn,
-    settings: Settings,
+    request: Request,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     api_key: Annotated[str | None, Depends(_api_key)],
 ) -> Role:
+    # The Guard middleware authenticated the request before its body was read.
+    known = getattr(request.state, "role", None)
+    if isinstance(known, Role):
+        return known
     token = bearer.credentials if bearer else api_key
     if not token:
         raise HTTPException(401, "missing bearer token or API key", headers={"WWW-Authenticate": "Bearer"})
-    admin = settings.admin_token.get_secret_value() if settings.admin_token else None
-    role = token_role(conn, token, admin)
+    tokens: TokenCache = request.app.state.tokens
+    pool: ConnectionPool[psycopg.Connection[Any]] = request.app.state.pool
+    hit, role = tokens.cached(token)
+    if not hit:
+        with pool.connection() as conn:
+            role = tokens.lookup(conn, token)
     if role is None:
         raise HTTPException(401, "invalid or revoked token", headers={"WWW-Authenticate": "Bearer"})
     return role
