@@ -158,6 +158,7 @@ def test_cached_answers_expire_and_writes_through_the_api_empty_the_cache(settin
             "confidence": 0.9,
             "count": 3,
         }
+
         def worker_ids() -> list[str]:
             return [w["worker_id"] for w in c.get("/api/metrics/workers", params=window).json()]
 
