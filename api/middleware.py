@@ -7,7 +7,8 @@ In order, for each HTTP request:
 3. A declared ``Content-Length`` above ``TAKT_MAX_BODY_BYTES``: 413 before anything is read.
 4. ``/api/*`` and ``/metrics`` need a token, checked *before the body is read*: a missing or
    invalid one is 401 and counts against the client's separate failed-authentication budget
-   (``TAKT_AUTH_FAILURES_PER_MINUTE``); a client over that budget gets 429 without a lookup.
+   (``TAKT_AUTH_FAILURES_PER_MINUTE``); a client over that budget gets 429 without a lookup
+   unless its token is already known to be valid.
    Roles come from a short-lived cache (``TAKT_TOKEN_CACHE_TTL_S``).
 5. The per-client budget (``TAKT_RATE_LIMIT_PER_MINUTE``) for everything else; the client is the
    TCP peer, or the ``X-Forwarded-For`` hop named by a trusted proxy (``TAKT_TRUSTED_PROXIES``).
@@ -18,8 +19,10 @@ In order, for each HTTP request:
    503 with ``Retry-After`` at once.
 8. ``GET /api/metrics/*`` and ``/api/now`` answers are shared for ``TAKT_RESPONSE_CACHE_TTL_S``
    between callers of the same role asking the same query, and computed once at a time per query
-   (single flight): a crowd of dashboards costs one computation per second per query. A
-   successful write through this process (POST/DELETE under ``/api``) empties the cache.
+   (single flight): a crowd of dashboards costs one computation per second per query. While
+   one caller recomputes an expired answer, the others get the previous one (expired at most
+   ``STALE_S`` ago). A successful write through this process (POST/DELETE under ``/api``)
+   empties the cache.
 
 Every response, 500s included, carries the request id and the security headers, and an
 unexpected error is answered (500, the common error format) without closing the connection.
@@ -154,6 +157,9 @@ class Flight:
 
 
 CacheKey = tuple[str, bytes, str]
+# While one caller recomputes an expired answer, the others get the previous one, if it
+# expired less than this long ago, instead of waiting for the recomputation.
+STALE_S = 10.0
 
 
 class ResponseCache:
@@ -171,6 +177,13 @@ class ResponseCache:
     def fresh(self, key: CacheKey) -> Captured | None:
         entry = self._entries.get(key)
         if entry is None or entry[0] <= self._clock():
+            return None
+        return entry[1]
+
+    def stale(self, key: CacheKey) -> Captured | None:
+        """An expired answer at most ``STALE_S`` past its TTL: served while a recomputation runs."""
+        entry = self._entries.get(key)
+        if entry is None or entry[0] + STALE_S <= self._clock():
             return None
         return entry[1]
 
@@ -376,6 +389,10 @@ class Guard:
             return
         flight = self.cache.flights.get(key)
         if flight is not None:
+            previous = self.cache.stale(key)
+            if previous is not None:
+                await previous.replay(send)
+                return
             await flight.done.wait()
             if flight.result is not None and flight.result.status == 200:
                 await flight.result.replay(send)
