@@ -135,3 +135,9 @@ class ApiSettings(CommonSettings):
             parts = json.loads(value) if value.lstrip().startswith("[") else value.split(",")
             return [ip_network(str(part).strip(), strict=False) for part in parts if str(part).strip()]
         return value
+
+    def masked(self) -> dict[str, object]:
+        shown = super().masked()
+        # The form TAKT_TRUSTED_PROXIES is written in.
+        shown["trusted_proxies"] = ",".join(str(net) for net in self.trusted_proxies)
+        return shown
