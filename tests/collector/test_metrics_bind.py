@@ -39,5 +39,5 @@ def test_the_metrics_endpoint_binds_to_loopback_by_default(monkeypatch: pytest.M
 
 
 def test_the_bind_address_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TAKT_COLLECTOR_METRICS_HOST", "0.0.0.0")  # noqa: S104
-    assert CollectorSettings().collector_metrics_host == "0.0.0.0"  # noqa: S104
+    monkeypatch.setenv("TAKT_COLLECTOR_METRICS_HOST", "0.0.0.0")
+    assert CollectorSettings().collector_metrics_host == "0.0.0.0"
