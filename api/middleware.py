@@ -22,7 +22,8 @@ In order, for each HTTP request:
    (single flight): a crowd of dashboards costs one computation per second per query. While
    one caller recomputes an expired answer, the others get the previous one (expired at most
    ``STALE_S`` ago). A successful write through this process (POST/DELETE under ``/api``)
-   empties the cache.
+   empties the cache, and so does the dashboard's change poller (dashboard/live.py) when the
+   data changed, before it tells the browsers to refetch.
 
 Every response, 500s included, carries the request id and the security headers, and an
 unexpected error is answered (500, the common error format) without closing the connection.
@@ -173,6 +174,8 @@ class ResponseCache:
         self._clock = clock
         self._entries: dict[CacheKey, tuple[float, Captured]] = {}
         self.flights: dict[CacheKey, Flight] = {}
+        # Bumped by clear(): an answer computed across a clear is not kept (it may predate the change).
+        self.generation = 0
 
     def fresh(self, key: CacheKey) -> Captured | None:
         entry = self._entries.get(key)
@@ -197,6 +200,7 @@ class ResponseCache:
 
     def clear(self) -> None:
         self._entries.clear()
+        self.generation += 1
 
 
 class _Disconnected(Exception):
@@ -402,10 +406,11 @@ class Guard:
                 await self.app(scope, receive, send)
             return
         flight = self.cache.flights[key] = Flight()
+        generation = self.cache.generation
         try:
             async with self.gate.slot():
                 result = await capture(self.app, scope, receive)
-            if result.status == 200:
+            if result.status == 200 and generation == self.cache.generation:
                 self.cache.store(key, result)
             flight.result = result
         finally:
