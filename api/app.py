@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import gc
 import logging
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-from fastapi import FastAPI, Request, Response
+import uvicorn
+from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
 
-from api.errors import error_response, install_error_handlers
+from api.errors import install_error_handlers
+from api.middleware import Guard
 from api.routers import events, gateways, health, metrics, model_quality, prometheus, registry, seed
-from api.security import RateLimiter
 from api.settings import ApiSettings
 from collector.db import require_current_schema
 from collector.rollups import RollupRefresher, apply_timescale_policies
@@ -22,18 +22,6 @@ from dashboard import mount_dashboard
 from models.quality import DriftChecker, schedule_from
 
 logger = logging.getLogger(__name__)
-
-SECURITY_HEADERS = {
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "X-XSS-Protection": "1; mode=block",
-    "Content-Security-Policy": "default-src 'self'",
-}
-# Swagger UI loads its script and styles from a CDN.
-DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com"
-)
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
@@ -46,6 +34,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             settings.database_url,
             min_size=1,
             max_size=settings.db_pool_size,
+            # The Guard lets at most db_pool_size requests use the database at once, so a
+            # wait here is a connection being (re)opened; past this, 503 with Retry-After.
+            timeout=settings.db_pool_timeout_s,
             # JIT off: metric queries run in milliseconds, but planner estimates
             # over many windows (a time series' buckets) cross jit_above_cost
             # and compiling cost ~20 ms.
@@ -102,31 +93,11 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         description="Worker, workstation and factory productivity metrics; event ingestion.",
     )
     app.state.settings = settings
-    app.state.limiter = RateLimiter(settings.rate_limit_per_minute)
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        request.state.request_id = request.headers.get("X-Request-ID") or f"req-{uuid.uuid4().hex[:16]}"
-        client = request.client.host if request.client else "unknown"
-        remaining = app.state.limiter.hit(client)
-        headers = {"X-RateLimit-Remaining": str(max(remaining, 0)), "X-Request-ID": request.state.request_id}
-        response: Response
-        length = request.headers.get("content-length")
-        if remaining < 0:
-            response = error_response(request, 429, "rate limit exceeded", headers={"Retry-After": "60"})
-        elif length is not None and (not length.isdigit() or int(length) > settings.max_body_bytes):
-            response = error_response(
-                request, 413, f"request body larger than {settings.max_body_bytes} bytes"
-            )
-        else:
-            response = await call_next(request)
-        response.headers.update(headers)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if request.url.path.startswith("/docs"):
-            response.headers["Content-Security-Policy"] = DOCS_CSP
-        return response
+    # Request ids, security headers, rate limits, body limit, auth before the body, the database
+    # gate and the response cache (api/middleware.py).
+    app.add_middleware(Guard, settings=settings, state=app.state)
 
     app.include_router(health.router)
     app.include_router(prometheus.router)
@@ -135,6 +106,22 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             app.include_router(module.router, prefix=prefix, include_in_schema=visible)
     mount_dashboard(app)
     return app
+
+
+def server_config(
+    app: FastAPI, settings: ApiSettings, host: str | None = None, port: int | None = None
+) -> uvicorn.Config:
+    """How ``takt api`` serves the app (and the tests that start a real server)."""
+    return uvicorn.Config(
+        app,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level=settings.log_level.lower(),
+        # The Guard believes X-Forwarded-For/-Proto only from TAKT_TRUSTED_PROXIES; uvicorn's
+        # own proxy handling would rewrite the client address for any loopback peer.
+        proxy_headers=False,
+        timeout_graceful_shutdown=5,
+    )
 
 
 def _days(days: float | None) -> timedelta | None:

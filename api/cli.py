@@ -1,4 +1,4 @@
-"""``takt api``: serve the metrics API; ``takt api token create``: manage bearer tokens."""
+"""``takt api``: serve the metrics API; ``takt api token create|list|revoke``: manage bearer tokens."""
 
 from __future__ import annotations
 
@@ -17,18 +17,13 @@ def api(ctx: click.Context, host: str | None, port: int | None) -> None:
         return
     import uvicorn
 
-    from api.app import create_app
+    from api.app import create_app, server_config
     from api.settings import ApiSettings
     from takt.logs import configure_logging
 
     settings = ApiSettings()
     configure_logging(settings.log_level, settings.log_format)
-    uvicorn.run(
-        create_app(settings),
-        host=host or settings.host,
-        port=port or settings.port,
-        log_level=settings.log_level.lower(),
-    )
+    uvicorn.Server(server_config(create_app(settings), settings, host, port)).run()
 
 
 @api.group()
@@ -60,3 +55,41 @@ def token_create(role: str, name: str | None, gateway_id: str | None, site_id: s
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
         click.echo(token)
+
+
+@token.command("list")
+@click.option("--all", "include_revoked", is_flag=True, help="Include revoked tokens.")
+def token_list(include_revoked: bool) -> None:
+    """List tokens: id, role, name, created, revoked (the secrets are not stored)."""
+    import psycopg
+
+    from api.security import list_tokens
+    from api.settings import ApiSettings
+
+    settings = ApiSettings()
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        tokens = list_tokens(conn, include_revoked=include_revoked)
+    click.echo(f"{'ID':>6}  {'ROLE':<10}  {'CREATED':<25}  {'REVOKED':<25}  NAME")
+    for t in tokens:
+        revoked = t.revoked_at.isoformat(timespec="seconds") if t.revoked_at else "-"
+        created = t.created_at.isoformat(timespec="seconds")
+        click.echo(f"{t.token_id:>6}  {t.role.value:<10}  {created:<25}  {revoked:<25}  {t.name or '-'}")
+
+
+@token.command("revoke")
+@click.argument("token_id", type=int)
+def token_revoke(token_id: int) -> None:
+    """Revoke the token with this id (see `takt api token list`).
+
+    Running API processes stop accepting it within TAKT_TOKEN_CACHE_TTL_S seconds.
+    """
+    import psycopg
+
+    from api.security import revoke_token
+    from api.settings import ApiSettings
+
+    settings = ApiSettings()
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        if not revoke_token(conn, token_id):
+            raise click.ClickException(f"no active token with id {token_id}")
+    click.echo(f"revoked token {token_id}; API processes refuse it within {settings.token_cache_ttl_s:g} s")

@@ -10,7 +10,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import ConnectionPool
 
-from api.security import RANK, Caller, Role, token_caller
+from api.security import RANK, Caller, Role, TokenCache
 from api.settings import ApiSettings
 
 
@@ -33,16 +33,23 @@ _api_key = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
 def _caller(
-    conn: Conn,
-    settings: Settings,
+    request: Request,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     api_key: Annotated[str | None, Depends(_api_key)],
 ) -> Caller:
+    # The Guard middleware authenticated the request before its body was read.
+    known = getattr(request.state, "caller", None)
+    if isinstance(known, Caller):
+        return known
     token = bearer.credentials if bearer else api_key
     if not token:
         raise HTTPException(401, "missing bearer token or API key", headers={"WWW-Authenticate": "Bearer"})
-    admin = settings.admin_token.get_secret_value() if settings.admin_token else None
-    caller = token_caller(conn, token, admin)
+    tokens: TokenCache = request.app.state.tokens
+    pool: ConnectionPool[psycopg.Connection[Any]] = request.app.state.pool
+    hit, caller = tokens.cached(token)
+    if not hit:
+        with pool.connection() as conn:
+            caller = tokens.lookup(conn, token)
     if caller is None:
         raise HTTPException(401, "invalid or revoked token", headers={"WWW-Authenticate": "Bearer"})
     return caller

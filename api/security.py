@@ -1,4 +1,4 @@
-"""Bearer tokens (hashed in ``api_tokens``), roles, per-client rate limiting."""
+"""Bearer tokens (hashed in ``api_tokens``), roles, per-client rate limiting, client addresses."""
 
 from __future__ import annotations
 
@@ -7,8 +7,12 @@ import hmac
 import secrets
 import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Any
 
 import psycopg
@@ -79,11 +83,6 @@ def token_caller(conn: psycopg.Connection[Any], token: str, admin_token: str | N
     return Caller(Role(row[0]), row[1], row[2]) if row else None
 
 
-def token_role(conn: psycopg.Connection[Any], token: str, admin_token: str | None) -> Role | None:
-    caller = token_caller(conn, token, admin_token)
-    return caller.role if caller else None
-
-
 class RateLimiter:
     """Fixed one-minute windows per client key; in-process (one limiter per API process)."""
 
@@ -103,3 +102,117 @@ class RateLimiter:
             used = self._counts.get(key, 0) + 1
             self._counts[key] = used
             return self.per_minute - used
+
+    def exhausted(self, key: str, now: float | None = None) -> bool:
+        """Whether ``key`` used its budget this minute (without counting a request)."""
+        window = int((time.time() if now is None else now) // 60)
+        with self._lock:
+            return window == self._window and self._counts.get(key, 0) >= self.per_minute
+
+
+class TokenCache:
+    """Token -> caller lookups kept for ``ttl_s``, so most requests never touch the database for auth.
+
+    Unknown tokens are remembered too (as ``None``), so a flood of bad tokens
+    costs one query each per ``ttl_s`` at most. A revoked token stops working
+    within ``ttl_s`` in every API process.
+    """
+
+    def __init__(
+        self,
+        ttl_s: float,
+        admin_token: str | None,
+        *,
+        max_entries: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl_s = ttl_s
+        self._admin = admin_token
+        self._max = max_entries
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[str, tuple[float, Caller | None]] = OrderedDict()
+
+    def cached(self, token: str) -> tuple[bool, Caller | None]:
+        """``(True, caller)`` when known without the database (None: invalid), else ``(False, None)``."""
+        if self._admin and hmac.compare_digest(token.encode(), self._admin.encode()):
+            return True, Caller(Role.ADMIN)
+        key = hash_token(token)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry[0] <= self._clock():
+                return False, None
+            return True, entry[1]
+
+    def lookup(self, conn: psycopg.Connection[Any], token: str) -> Caller | None:
+        """The token's caller (role, and a gateway token's gateway and site) from the database."""
+        caller = token_caller(conn, token, self._admin)
+        if self.ttl_s > 0:
+            with self._lock:
+                self._entries[hash_token(token)] = (self._clock() + self.ttl_s, caller)
+                self._entries.move_to_end(hash_token(token))
+                while len(self._entries) > self._max:
+                    self._entries.popitem(last=False)
+        return caller
+
+
+Network = IPv4Network | IPv6Network
+
+
+def _trusted(address: str, proxies: Sequence[Network]) -> bool:
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in proxies)
+
+
+def client_address(peer: str, forwarded_for: str | None, proxies: Sequence[Network]) -> str:
+    """The client's address: the peer, or, when the peer is a trusted proxy, the last untrusted hop of
+    ``X-Forwarded-For`` (the one the first trusted proxy saw; the hops before it are the client's word)."""
+    if not forwarded_for or not _trusted(peer, proxies):
+        return peer
+    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not _trusted(hop, proxies):
+            return hop
+    return hops[0] if hops else peer
+
+
+def served_over_https(
+    scheme: str, peer: str, forwarded_proto: str | None, proxies: Sequence[Network]
+) -> bool:
+    """TLS here, or a trusted proxy says its client used https (``X-Forwarded-Proto``)."""
+    if scheme == "https":
+        return True
+    if forwarded_proto and _trusted(peer, proxies):
+        return forwarded_proto.split(",")[-1].strip().lower() == "https"
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class StoredToken:
+    token_id: int
+    role: Role
+    name: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def list_tokens(conn: psycopg.Connection[Any], *, include_revoked: bool = False) -> list[StoredToken]:
+    """Stored tokens (never the secrets: only their hashes are stored), oldest first."""
+    rows = conn.execute(
+        "SELECT token_id, role, name, created_at, revoked_at FROM api_tokens "
+        "WHERE %s OR revoked_at IS NULL ORDER BY token_id",
+        (include_revoked,),
+    ).fetchall()
+    return [StoredToken(r[0], Role(r[1]), r[2], r[3], r[4]) for r in rows]
+
+
+def revoke_token(conn: psycopg.Connection[Any], token_id: int) -> bool:
+    """Mark a token revoked; False when no such active token exists."""
+    row = conn.execute(
+        "UPDATE api_tokens SET revoked_at = now() WHERE token_id = %s AND revoked_at IS NULL RETURNING 1",
+        (token_id,),
+    ).fetchone()
+    return row is not None

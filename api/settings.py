@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import time
+from ipaddress import IPv4Network, IPv6Network, ip_network
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
 
 from models.settings import DriftSettings
 from takt.settings import register_settings
@@ -44,12 +48,55 @@ class ApiSettings(DriftSettings):
     admin_token: SecretStr | None = Field(
         default=None, description="Accepted as an admin bearer token on every route, ingestion included."
     )
-    rate_limit_per_minute: int = Field(default=1000, ge=1, description="Requests per client IP per minute.")
-    max_body_bytes: int = Field(default=2_097_152, ge=1024, description="Larger request bodies get 413.")
+    rate_limit_per_minute: int = Field(
+        default=1000, ge=1, description="Authenticated requests per client IP per minute; /health* is exempt."
+    )
+    auth_failures_per_minute: int = Field(
+        default=30,
+        ge=1,
+        description="Requests with a missing or invalid token per client IP per minute (a separate budget); "
+        "beyond it every request of that client gets 429 for the rest of the minute.",
+    )
+    trusted_proxies: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed; from anyone else these headers are ignored.",
+    )
+    max_body_bytes: int = Field(
+        default=2_097_152,
+        ge=1024,
+        description="Larger request bodies get 413, counted while reading (chunked bodies too).",
+    )
+    db_pool_timeout_s: float = Field(
+        default=5.0, gt=0, description="Longest wait for a pooled database connection before 503."
+    )
+    request_queue_size: int = Field(
+        default=64,
+        ge=0,
+        description="Database requests waiting for one of the TAKT_DB_POOL_SIZE slots; more get 503 at once.",
+    )
+    request_queue_timeout_s: float = Field(
+        default=2.0, gt=0, description="Longest wait in that queue before 503 with Retry-After."
+    )
+    response_cache_ttl_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="GET /api/metrics/* and /api/now answers are shared for this long between callers of "
+        "the same role and query (one computation at a time per query); 0 disables the cache.",
+    )
+    token_cache_ttl_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="Token lookups are cached this long: a revoked token stops working within it.",
+    )
     refresh_interval_s: float = Field(
         default=2.0, ge=0, description="Rollup refresher period in the API process; 0 disables it."
     )
-    db_pool_size: int = Field(default=8, ge=1, description="Database connections per API process.")
+    db_pool_size: int = Field(
+        default=8,
+        ge=1,
+        description="Database connections per API process; also how many requests use the database at once.",
+    )
     calendars: dict[str, SiteCalendar] = Field(
         default_factory=dict,
         description='JSON: {"site-1": {"timezone": "Europe/Berlin", "shifts": [{"name": "day", '
@@ -65,3 +112,17 @@ class ApiSettings(DriftSettings):
     drift_check_interval_s: float = Field(
         default=3600.0, ge=0, description="Drift check period in the API process; 0 disables it."
     )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = json.loads(value) if value.lstrip().startswith("[") else value.split(",")
+            return [ip_network(str(part).strip(), strict=False) for part in parts if str(part).strip()]
+        return value
+
+    def masked(self) -> dict[str, object]:
+        shown = super().masked()
+        # The form TAKT_TRUSTED_PROXIES is written in.
+        shown["trusted_proxies"] = ",".join(str(net) for net in self.trusted_proxies)
+        return shown

@@ -98,7 +98,7 @@ class CollectorMetrics:
         )
 
 
-def serve(metrics: CollectorMetrics, port: int, host: str = "0.0.0.0") -> None:  # noqa: S104
+def serve(metrics: CollectorMetrics, port: int, host: str = "127.0.0.1") -> None:
     """Expose ``/metrics``; port 0 means off."""
     if port:
         start_http_server(port, addr=host, registry=metrics.registry)

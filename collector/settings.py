@@ -58,7 +58,11 @@ class CollectorSettings(CommonSettings):
     collector_metrics_port: int = Field(
         default=9464, ge=0, le=65_535, description="Prometheus metrics port; 0 turns the endpoint off."
     )
-    collector_metrics_host: str = Field(default="0.0.0.0", description="Address the metrics endpoint binds.")  # noqa: S104
+    collector_metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Address the metrics endpoint binds (it has no authentication: loopback unless a "
+        "scraper elsewhere needs it, then a private address).",
+    )
     collector_db_retry_max_s: float = Field(
         default=30.0, gt=0, description="Longest wait between reconnection attempts to the database."
     )

@@ -29,8 +29,17 @@ KINDS = ("events", "metrics", "gateways")
 class LiveHub:
     """Polls :func:`change_marker` while anyone listens and wakes every listener on a change."""
 
-    def __init__(self, dsn: Callable[[], str], interval_s: float = 1.0, keepalive_s: float = 15.0) -> None:
+    def __init__(
+        self,
+        dsn: Callable[[], str],
+        interval_s: float = 1.0,
+        keepalive_s: float = 15.0,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
         self._dsn = dsn
+        # Called before listeners are woken (the API empties its response cache here, so
+        # the refetch a change triggers is not answered from before the change).
+        self._on_change = on_change
         self.interval_s = interval_s
         self.keepalive_s = keepalive_s
         self._listeners = 0
@@ -82,6 +91,8 @@ class LiveHub:
             self._primed_event().set()
             return
         changed = {kind for kind, old, new in zip(KINDS, previous, marker, strict=True) if old != new}
+        if self._on_change is not None:
+            self._on_change()
         cond = self._condition()
         async with cond:
             self._version += 1

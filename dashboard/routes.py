@@ -181,7 +181,15 @@ def mount_dashboard(app: FastAPI, *, live_interval_s: float = 1.0) -> None:
             ", ".join(missing),
             STATIC_DIR / "vendor",
         )
-    app.state.dashboard_live = LiveHub(lambda: str(app.state.settings.database_url), live_interval_s)
+
+    def data_changed() -> None:
+        cache = getattr(app.state, "response_cache", None)
+        if cache is not None:
+            cache.clear()
+
+    app.state.dashboard_live = LiveHub(
+        lambda: str(app.state.settings.database_url), live_interval_s, on_change=data_changed
+    )
     app.include_router(router)
 
     @app.get("/", include_in_schema=False)

@@ -17,6 +17,7 @@ from api.app import create_app
 from api.security import Role, create_token
 from api.settings import ApiSettings
 from takt.devstack.system import free_port
+from tests.api.conftest import ADMIN
 
 EVENT = {
     "timestamp": "2026-01-15T10:15:00Z",
@@ -101,11 +102,14 @@ def test_roles(settings: ApiSettings) -> None:
 
 
 def test_rate_limit(settings: ApiSettings) -> None:
-    with TestClient(create_app(settings.model_copy(update={"rate_limit_per_minute": 3}))) as c:
-        remaining = [c.get("/health").headers["X-RateLimit-Remaining"] for _ in range(3)]
-        r = c.get("/health")
+    limited = settings.model_copy(update={"rate_limit_per_minute": 3})
+    with TestClient(create_app(limited), headers={"Authorization": f"Bearer {ADMIN}"}) as c:
+        remaining = [c.get("/api/workers").headers["X-RateLimit-Remaining"] for _ in range(3)]
+        r = c.get("/api/workers")
+        health = c.get("/health")
     assert remaining == ["2", "1", "0"]
     assert r.status_code == 429 and r.headers["X-RateLimit-Remaining"] == "0" and r.json()["status"] == 429
+    assert health.status_code == 200  # probes are exempt
 
 
 def test_takt_api_serves_over_http(settings: ApiSettings, mosquitto_server: Any) -> None:
