@@ -199,3 +199,17 @@ def processes_with_env(name: str, value: str) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 30) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
+
+
+def metric(collector: Collector, name: str, **labels: str) -> float:
+    value = collector.metrics.registry.get_sample_value(name, labels or None)
+    return value or 0.0

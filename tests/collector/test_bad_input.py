@@ -6,7 +6,6 @@ a dying thread is the failure being guarded against).
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -19,17 +18,8 @@ import psycopg
 from collector.service import Collector
 from takt.contract import encode_event, encode_events_envelope
 from takt.devstack.system import free_port
-from tests.collector.conftest import CollectorProcess, stored_ids
+from tests.collector.conftest import CollectorProcess, stored_ids, wait_for
 from tests.collector.gateway_sim import GatewaySim
-
-
-def _wait_for(condition: Callable[[], bool], timeout_s: float = 30) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
 
 
 def _event(gw: GatewaySim, **fields: Any) -> dict[str, Any]:
@@ -77,7 +67,7 @@ def test_overflowing_and_extreme_timestamps_are_dead_lettered_per_event(
     gw.publish_raw(encode_events_envelope(gw.gateway_id, [orjson.dumps(e) for e in items]))
 
     every_seq = {e["seq"] for e in items}
-    assert _wait_for(lambda: every_seq <= gw.acked_seqs), "the envelope was never acknowledged"
+    assert wait_for(lambda: every_seq <= gw.acked_seqs), "the envelope was never acknowledged"
     assert set(gw.rejected) == set(bad)
     for seq, word in bad.items():
         assert word in gw.rejected[seq], (seq, gw.rejected[seq])
@@ -103,7 +93,7 @@ def test_a_lone_overflowing_event_does_not_stop_the_collector_across_restarts(
     gw = gateways("gw-repro")
     bad = _event(gw, timestamp="0001-01-01T00:00:00+01:00")
     gw.publish_raw(encode_events_envelope(gw.gateway_id, [orjson.dumps(bad)]))
-    assert _wait_for(lambda: bad["seq"] in gw.rejected)
+    assert wait_for(lambda: bad["seq"] in gw.rejected)
     assert collector.terminate() == 0
     collector.start()
     events = gw.make_events(5)
@@ -121,14 +111,14 @@ def test_envelopes_that_are_not_json_are_acknowledged_with_the_reason(
     # A batch cut short: the events it names are handled (dead-lettered whole).
     whole = encode_events_envelope(gw.gateway_id, [encode_event(first), encode_event(second)])
     gw.publish_raw(whole[: len(whole) - 5])
-    assert _wait_for(lambda: {first.seq, second.seq} <= set(gw.rejected))
+    assert wait_for(lambda: {first.seq, second.seq} <= set(gw.rejected))
     assert gw.rejected[first.seq].startswith("envelope: invalid JSON")
     assert {first.seq, second.seq} <= gw.acked_seqs
 
     # Nothing in it can be identified: the ack still says why.
     acks_before = len(gw.acks)
     gw.publish_raw(b"\xff\xfe not json at all")
-    assert _wait_for(lambda: len(gw.acks) > acks_before)
+    assert wait_for(lambda: len(gw.acks) > acks_before)
     reasons = [item.reason for ack in gw.acks[acks_before:] for item in ack.rejected if item.seq is None]
     assert reasons and reasons[0].startswith("envelope: invalid JSON")
     with psycopg.connect(database) as conn:
@@ -180,7 +170,7 @@ def test_refresher_quarantines_poisoned_invalidations_and_carries_on(
     gw = gateways("gw-refresh")
     gw.send(gw.make_events(5, worker_id="W-good"))
     assert gw.wait_acked(30)
-    assert _wait_for(lambda: _rolled_up(conn, "W-good")), "the refresher stopped"
+    assert wait_for(lambda: _rolled_up(conn, "W-good")), "the refresher stopped"
     rows = conn.execute("SELECT worker_id, reason FROM event_invalidations_quarantine ORDER BY id").fetchall()
     assert [w for w, _ in rows] == ["W-old", "W-old", "W-old", "W-huge"]
     assert all("outside" in reason for w, reason in rows if w == "W-old")
@@ -189,15 +179,15 @@ def test_refresher_quarantines_poisoned_invalidations_and_carries_on(
     def scraped(line: str) -> bool:
         return line in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text.splitlines()
 
-    assert _wait_for(lambda: scraped('takt_background_quarantined_total{task="rollup-refresher"} 4.0'))
+    assert wait_for(lambda: scraped('takt_background_quarantined_total{task="rollup-refresher"} 4.0'))
     assert scraped('takt_background_round_failures_total{task="rollup-refresher"} 1.0')
     # Still running: a later event is rolled up too, and so after a restart.
     gw.send(gw.make_events(1, worker_id="W-later"))
     assert gw.wait_acked(30)
-    assert _wait_for(lambda: _rolled_up(conn, "W-later"))
+    assert wait_for(lambda: _rolled_up(conn, "W-later"))
     assert collector.terminate() == 0
     collector.start()
     gw.send(gw.make_events(1, worker_id="W-restart"))
     assert gw.wait_acked(30)
-    assert _wait_for(lambda: _rolled_up(conn, "W-restart"))
+    assert wait_for(lambda: _rolled_up(conn, "W-restart"))
     assert conn.execute("SELECT count(*) FROM event_invalidations").fetchone() == (0,)

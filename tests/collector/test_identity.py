@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -11,22 +10,8 @@ import psycopg
 from collector.service import Collector
 from collector.store import seq_reuse
 from takt.contract import encode_event, encode_events_envelope
-from tests.collector.conftest import event_counts
+from tests.collector.conftest import event_counts, metric, wait_for
 from tests.collector.gateway_sim import GatewaySim
-
-
-def _metric(collector: Collector, name: str, **labels: str) -> float:
-    value = collector.metrics.registry.get_sample_value(name, labels or None)
-    return value or 0.0
-
-
-def _wait_for(condition: Callable[[], bool], timeout_s: float = 30) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
 
 
 def _dead_letters(database: str) -> list[tuple[str, int | None]]:
@@ -58,8 +43,8 @@ def test_an_id_resent_with_another_time_or_content_is_stored_once_and_dead_lette
     assert "(timestamp differ)" in letters[0][0] and "(confidence, seq differ)" in letters[1][0]
     # Acknowledged as rejected with the reason: the gateway drops them, never re-sends.
     assert set(gw.rejected) == {1, 2} and gw.rejected[2].startswith("conflict:")
-    assert _metric(collector, "takt_collector_id_conflicts_total") == 2
-    assert _metric(collector, "takt_collector_events_written_total") == 1
+    assert metric(collector, "takt_collector_id_conflicts_total") == 2
+    assert metric(collector, "takt_collector_events_written_total") == 1
     with psycopg.connect(database) as conn:
         stored = conn.execute("SELECT ts, confidence FROM events").fetchone()
     assert stored == (original.timestamp, original.confidence)
@@ -73,11 +58,11 @@ def test_an_id_twice_in_one_message_with_other_content_is_a_conflict(
     [event] = gw.make_events(1)
     twin = event.model_copy(update={"seq": 2, "shadow": True})
     gw.publish_raw(encode_events_envelope("gw-twin", [encode_event(event), encode_event(twin)]))
-    assert _wait_for(lambda: len(_dead_letters(database)) == 1)
+    assert wait_for(lambda: len(_dead_letters(database)) == 1)
     assert event_counts(database) == (1, 1)
     reason, seq = _dead_letters(database)[0]
     assert seq == 2 and "appears earlier in the batch" in reason and "shadow" in reason
-    assert _wait_for(lambda: 2 in gw.rejected)
+    assert wait_for(lambda: 2 in gw.rejected)
 
 
 def test_a_repeated_or_backwards_seq_is_flagged_in_the_audit(
@@ -97,4 +82,4 @@ def test_a_repeated_or_backwards_seq_is_flagged_in_the_audit(
     assert event_counts(database) == (13, 13)
     with psycopg.connect(database) as conn:
         assert seq_reuse(conn) == {"gw-reuse": (3, 6)}
-    assert _wait_for(lambda: _metric(collector, "takt_collector_seq_reused_events", gateway="gw-reuse") == 3)
+    assert wait_for(lambda: metric(collector, "takt_collector_seq_reused_events", gateway="gw-reuse") == 3)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -24,24 +23,10 @@ from takt.contract import (
     encode_status,
     status_topic,
 )
-from tests.collector.conftest import event_counts, stored_ids
+from tests.collector.conftest import event_counts, metric, stored_ids, wait_for
 from tests.collector.gateway_sim import GatewaySim
 
 pytestmark = pytest.mark.wallclock  # dates computed from now; scripts/moved_clock.py moves the clock
-
-
-def _metric(collector: Collector, name: str, **labels: str) -> float:
-    value = collector.metrics.registry.get_sample_value(name, labels or None)
-    return value or 0.0
-
-
-def _wait_for(condition: Callable[[], bool], timeout_s: float = 30) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
 
 
 def test_batches_are_stored_once_and_acknowledged(
@@ -56,8 +41,8 @@ def test_batches_are_stored_once_and_acknowledged(
     assert event_counts(database) == (2200, 2200)
     assert stored_ids(database) == gw1.sent_ids | gw2.sent_ids
     assert gw1.acked_seqs == set(range(1, 1501))
-    assert _metric(collector, "takt_collector_events_written_total") == 2200
-    assert _metric(collector, "takt_collector_events_received_total", gateway="gw-a") == 1500
+    assert metric(collector, "takt_collector_events_written_total") == 2200
+    assert metric(collector, "takt_collector_events_received_total", gateway="gw-a") == 1500
     with psycopg.connect(database) as conn:
         assert open_gaps(conn) == {}
         seen = conn.execute("SELECT gateway_id, last_seen IS NOT NULL FROM gateways ORDER BY 1").fetchall()
@@ -76,11 +61,11 @@ def test_duplicate_flood_stores_each_event_once(
     for _ in range(3):
         gw.send(events)
     assert gw.wait_acked()
-    assert _wait_for(
-        lambda: _metric(collector, "takt_collector_events_received_total", gateway="gw-dup") >= 3000
+    assert wait_for(
+        lambda: metric(collector, "takt_collector_events_received_total", gateway="gw-dup") >= 3000
     )
     assert event_counts(database) == (1000, 1000)
-    assert _metric(collector, "takt_collector_duplicates_skipped_total") >= 2000 - 1
+    assert metric(collector, "takt_collector_duplicates_skipped_total") >= 2000 - 1
     with psycopg.connect(database) as conn:
         ranges = conn.execute("SELECT first_seq, last_seq FROM gateway_seq_ranges").fetchall()
     assert ranges == [(1, 1000)]
@@ -96,7 +81,7 @@ def test_open_gaps_are_reported(
     assert gw.wait_acked()
     with psycopg.connect(database) as conn:
         assert open_gaps(conn) == {"gw-gap": [(11, 20)]}
-    assert _wait_for(lambda: _metric(collector, "takt_collector_seq_gap_events", gateway="gw-gap") == 10)
+    assert wait_for(lambda: metric(collector, "takt_collector_seq_gap_events", gateway="gw-gap") == 10)
     gw.send(events[10:20])
     assert gw.wait_acked()
     with psycopg.connect(database) as conn:
@@ -126,7 +111,7 @@ def test_status_is_upserted_into_gateways(
                 "SELECT site_id, state, status->>'backlog' FROM gateways WHERE gateway_id = 'gw-status'"
             ).fetchone()
 
-    assert _wait_for(lambda: stored() is not None)
+    assert wait_for(lambda: stored() is not None)
     assert stored() == (site_id, "online", "7")
     gw.client.publish(status_topic(site_id, "gw-status"), b"", qos=1, retain=True)  # clear retained
 
@@ -167,7 +152,7 @@ def test_bad_events_are_dead_lettered_and_good_neighbours_kept(
     gw.publish_raw(encode_events_envelope("gw-bad", [orjson.dumps(e) for e in mixed]))
 
     bad_seqs = {bad["seq"] for _, bad in cases}
-    assert _wait_for(lambda: bad_seqs <= set(gw.rejected))
+    assert wait_for(lambda: bad_seqs <= set(gw.rejected))
     assert stored_ids(database) == {uuid.UUID(e["event_id"]) for e in good}
     with psycopg.connect(database) as conn:
         letters = conn.execute(
@@ -177,7 +162,7 @@ def test_bad_events_are_dead_lettered_and_good_neighbours_kept(
     for seq, reason, topic, payload, received_at in letters:
         assert reason and topic == gw.topic and received_at is not None
         assert orjson.loads(payload)["seq"] == seq
-    assert _metric(collector, "takt_collector_dead_letters_total", kind="event") == len(cases)
+    assert metric(collector, "takt_collector_dead_letters_total", kind="event") == len(cases)
     # The collector is still working.
     gw.send(gw.make_events(10))
     assert gw.wait_acked()
@@ -219,7 +204,7 @@ def test_bad_payloads_are_dead_lettered_whole(
     gw.send(later)  # a good neighbour right behind it
 
     assert gw.wait_acked()
-    assert _wait_for(lambda: _metric(collector, "takt_collector_dead_letters_total", kind="payload") == 1)
+    assert wait_for(lambda: metric(collector, "takt_collector_dead_letters_total", kind="payload") == 1)
     with psycopg.connect(database) as conn:
         rows = conn.execute("SELECT payload, topic, reason, event_index FROM dead_letters").fetchall()
     assert len(rows) == 1
@@ -245,7 +230,7 @@ def test_bad_status_is_dead_lettered(
             row = conn.execute("SELECT count(*) FROM dead_letters WHERE reason LIKE 'status:%'").fetchone()
         return int(row[0]) if row else 0
 
-    assert _wait_for(lambda: letters() == 1)
+    assert wait_for(lambda: letters() == 1)
 
 
 def test_event_type_states_are_stored_with_their_values(
