@@ -662,8 +662,24 @@ def _insert_unnest(conn: psycopg.Connection[Any], events: Sequence[Event]) -> Wr
     )
 
 
+def _storable(text: str | None) -> str | None:
+    """``text`` without NUL characters, which PostgreSQL text cannot hold (a reason may quote input)."""
+    return None if text is None else text.replace("\x00", "\\x00")
+
+
 def insert_dead_letters(conn: psycopg.Connection[Any], letters: Iterable[DeadLetter]) -> int:
-    rows = [(d.source, d.topic, d.gateway_id, d.event_index, d.seq, d.reason, d.payload) for d in letters]
+    rows = [
+        (
+            d.source,
+            _storable(d.topic),
+            _storable(d.gateway_id),
+            d.event_index,
+            d.seq,
+            _storable(d.reason),
+            d.payload,
+        )
+        for d in letters
+    ]
     if rows:
         with conn.cursor() as cur:
             cur.executemany(

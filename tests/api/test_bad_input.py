@@ -111,6 +111,19 @@ def test_each_bad_batch_item_is_rejected_alone(strict: TestClient, settings: Api
     assert [s for _, s in letters][4:] == [100 + i for i in range(len(BAD))]
 
 
+def test_an_item_quoting_a_nul_character_is_dead_lettered_alone(
+    strict: TestClient, settings: ApiSettings
+) -> None:
+    """Found by the fuzzer: a reason that quotes a NUL key made the dead-letter insert fail the batch."""
+    r = strict.post("/api/v1/events/batch", json=[_event(worker_id="W1"), {"\x00": None}])
+    assert r.status_code == 200, r.text
+    assert r.json()["success_count"] == 1
+    with psycopg.connect(settings.database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM events").fetchone() == (1,)
+        reasons = [str(row[0]) for row in conn.execute("SELECT reason FROM dead_letters")]
+    assert len(reasons) == 1 and "\\x00" in reasons[0]
+
+
 EXTREMES = [
     "0001-01-01T00:00:00+01:00",
     "0001-01-01T00:00:00Z",
