@@ -70,7 +70,7 @@ def build_detector_for(det: DetectorConfig) -> Detector:
 
     assert manifest is not None and path is not None
     wanted = frozenset({det.person_label, *det.product_labels})
-    return build_yolo(manifest, path, wanted, det.runtime, det.confidence)
+    return build_yolo(manifest, path, wanted, det.runtime, det.confidence, det.tiling)
 
 
 def load_motion_params(path: Path, base: MotionConfig) -> MotionConfig:

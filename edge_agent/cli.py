@@ -46,18 +46,41 @@ def edge() -> None:
 @click.option("--exit-at-end", is_flag=True, help="Files: exit once the video ended and the buffer drained.")
 @click.option("--drain-timeout", default=60.0, show_default=True, help="Seconds to wait for acks at the end.")
 @click.option("--max-frames", type=int, default=None, help="Stop after this many frames (testing).")
+@click.option("--offline", is_flag=True, help="No broker: write events to --events-out instead.")
+@click.option(
+    "--events-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="With --offline: every event as one JSON line (the contract's Event form).",
+)
 @click.option("--log-level", default="INFO", show_default=True)
 def run(
-    config_path: Path, exit_at_end: bool, drain_timeout: float, max_frames: int | None, log_level: str
+    config_path: Path,
+    exit_at_end: bool,
+    drain_timeout: float,
+    max_frames: int | None,
+    offline: bool,
+    events_out: Path | None,
+    log_level: str,
 ) -> None:
-    """Run the agent until stopped (SIGTERM/SIGINT)."""
+    """Run the agent until stopped (SIGTERM/SIGINT), or until a file source ends.
+
+    With --offline the camera source (a file, looped or not) runs through the whole agent without
+    a broker and each event goes to --events-out as it is made; --max-frames bounds a looped file.
+    """
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if offline != (events_out is not None):
+        click.echo("--offline and --events-out go together", err=True)
+        sys.exit(2)
     config = _load(config_path)
     from edge_agent.agent import Agent
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    if events_out is not None:
+        _run_offline(config, events_out, stop, max_frames)
+        return
     try:
         agent = Agent(config)
         agent.run(stop, exit_at_end=exit_at_end, drain_timeout_s=drain_timeout, max_frames=max_frames)
@@ -68,6 +91,23 @@ def run(
     if exit_at_end and backlog:
         logger.error("%d events still unacknowledged after %.0f s", backlog, drain_timeout)
         sys.exit(3)
+
+
+def _run_offline(config: EdgeConfig, events_out: Path, stop: threading.Event, max_frames: int | None) -> None:
+    from edge_agent.agent import Agent
+    from edge_agent.offline import JsonlEventBuffer
+
+    with tempfile.TemporaryDirectory() as tmp, events_out.open("wb") as out:
+        buffer = JsonlEventBuffer(Path(tmp) / "offline.sqlite", out)
+        try:
+            agent = Agent(config, buffer=buffer)
+            agent.run(stop, publish=False, max_frames=max_frames)
+        except EdgeError as exc:
+            logger.error("%s", exc)
+            sys.exit(1)
+        finally:
+            buffer.close()
+    click.echo(f"{agent.frames} frames, {agent.events_made} events -> {events_out}")
 
 
 def _check_rows(config: EdgeConfig) -> list[tuple[str, bool, str]]:

@@ -71,6 +71,20 @@ class MotionConfig(_Model):
     freeze_people: bool = True
 
 
+class TilingConfig(_Model):
+    """Cut the frame into ``grid``×``grid`` overlapping tiles for the ONNX yolo backend.
+
+    For small or crowded people (a wide 720p+ view, people under ~60 px): each tile is run at the
+    model's input size and all boxes are merged by NMS. Costs grid² (+1 with ``full_frame``)
+    inferences per frame; 1 = off.
+    """
+
+    grid: int = Field(default=1, ge=1, le=4)
+    overlap: float = Field(default=0.2, ge=0, lt=0.5)
+    # Also run the whole frame, so people larger than a tile are still found whole.
+    full_frame: bool = True
+
+
 class DetectorConfig(_Model):
     backend: Literal["motion", "yolo", "replay"] = "motion"
     model: str | None = Field(
@@ -84,6 +98,7 @@ class DetectorConfig(_Model):
     person_label: str = "person"
     product_labels: list[str] = Field(default_factory=lambda: ["product"])
     confidence: float | None = Field(default=None, ge=0, le=1)
+    tiling: TilingConfig = TilingConfig()
     motion: MotionConfig = MotionConfig()
     # A candidate model run on the same frames; its events are tagged shadow and
     # kept out of production metrics until it is promoted.

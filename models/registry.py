@@ -11,6 +11,8 @@ A manifest (JSON or YAML) names one model file and what it is::
     sha256: 3f5c...
     classes: [person, product]
     input_size: 640
+    layout: ultralytics     # ultralytics [1, 4+C, N] | yolox [1, cells, 5+C] (undecoded grids)
+    color_order: rgb        # rgb | bgr; default: the layout's own
     confidence: 0.35
     iou: 0.5
     training_data: "line 1-4 footage 2026-10, 12k frames, labelled by ..."
@@ -37,6 +39,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from models.onnx_info import LAYOUT_COLOR, ColorOrder, Layout
+
 logger = logging.getLogger(__name__)
 
 _MANIFEST_SUFFIXES = (".json", ".yaml", ".yml")
@@ -59,6 +63,9 @@ class ModelManifest(BaseModel):
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
     classes: list[str] = Field(min_length=1)
     input_size: int = Field(default=640, ge=32)
+    # ONNX output layout and input colour order (models/onnx_info.py); colour None: the layout's own.
+    layout: Layout = "ultralytics"
+    color_order: ColorOrder | None = None
     confidence: float = Field(default=0.35, ge=0, le=1)
     iou: float = Field(default=0.5, ge=0, le=1)
     description: str = ""
@@ -70,6 +77,10 @@ class ModelManifest(BaseModel):
     @property
     def model_version(self) -> str:
         return f"{self.name}@{self.version}"
+
+    @property
+    def colors(self) -> ColorOrder:
+        return self.color_order or LAYOUT_COLOR[self.layout]
 
     @property
     def file(self) -> Path:

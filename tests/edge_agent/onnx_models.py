@@ -19,8 +19,25 @@ from onnx import TensorProto, helper, numpy_helper
 from models.registry import sha256_file
 
 
-def write_tiny_yolo(path: Path, size: int, candidates: np.ndarray) -> None:
-    """``candidates``: (anchors, 4 + classes) rows of cx, cy, w, h, class scores."""
+def write_tiny_yolo(
+    path: Path,
+    size: int,
+    candidates: np.ndarray,
+    *,
+    full_grid: bool = False,
+    metadata: dict[str, str] | None = None,
+) -> None:
+    """``candidates``: (anchors, 4 + classes) rows of cx, cy, w, h, class scores.
+
+    ``full_grid`` pads with empty rows to the anchor count of a real export at ``size``
+    (so its output shape tells its layout); ``metadata`` as ultralytics writes it.
+    """
+    if full_grid:
+        from models.onnx_info import grid_cells
+
+        rows = np.zeros((grid_cells(size), candidates.shape[1]), np.float32)
+        rows[: len(candidates)] = candidates
+        candidates = rows
     const = candidates.T[None].astype(np.float32)
     graph = helper.make_graph(
         [
@@ -31,10 +48,15 @@ def write_tiny_yolo(path: Path, size: int, candidates: np.ndarray) -> None:
         "tiny-yolo",
         [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, size, size])],
         [helper.make_tensor_value_info("output0", TensorProto.FLOAT, list(const.shape))],
-        [numpy_helper.from_array(const, "boxes"), numpy_helper.from_array(np.float32(0.0), "zero")],
+        [
+            numpy_helper.from_array(const, "boxes"),
+            numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero"),
+        ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
+    for key, value in (metadata or {}).items():
+        model.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(model)
     path.write_bytes(model.SerializeToString())
 

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pytest
 import yaml
 from click.testing import CliRunner
 
@@ -16,8 +18,8 @@ def _invoke(*args: str) -> tuple[int, str]:
 
 def test_register_list_verify(tmp_path: Path) -> None:
     reg = tmp_path / "registry"
-    weights = tmp_path / "best.onnx"
-    weights.write_bytes(b"onnx bytes v1")
+    weights = tmp_path / "best.pt"  # .pt: not inspected, so any bytes do
+    weights.write_bytes(b"pt bytes v1")
     code, out = _invoke(
         "register", str(weights), "--name", "person-yolo11n", "--version", "2026.11.1",
         "--classes", "person,product", "--confidence", "0.4", "--training-data", "line 1, Oct 2026",
@@ -25,8 +27,8 @@ def test_register_list_verify(tmp_path: Path) -> None:
     )  # fmt: skip
     assert code == 0, out
     manifest, path = resolve(reg, "person-yolo11n@2026.11.1")
-    assert path.parent == reg and path.read_bytes() == b"onnx bytes v1"  # copied in
-    assert manifest.format == "onnx" and manifest.classes == ["person", "product"]
+    assert path.parent == reg and path.read_bytes() == b"pt bytes v1"  # copied in
+    assert manifest.format == "pt" and manifest.classes == ["person", "product"]
     assert manifest.confidence == 0.4 and manifest.training_data == "line 1, Oct 2026"
     assert manifest.created is not None
     # The manifest on disk is plain YAML a person can read and review.
@@ -34,7 +36,7 @@ def test_register_list_verify(tmp_path: Path) -> None:
     assert doc["sha256"] == manifest.sha256 and "manifest_dir" not in doc
 
     code, out = _invoke("list", "--models-dir", str(reg))
-    assert code == 0 and out.startswith("person-yolo11n@2026.11.1\tonnx\tdetect\tperson,product")
+    assert code == 0 and out.startswith("person-yolo11n@2026.11.1\tpt\tdetect\tperson,product")
     code, out = _invoke("verify", "--models-dir", str(reg))
     assert code == 0 and "OK    person-yolo11n@2026.11.1" in out
 
@@ -46,7 +48,7 @@ def test_register_list_verify(tmp_path: Path) -> None:
 
 def test_register_refuses_a_different_file_under_the_same_version(tmp_path: Path) -> None:
     reg = tmp_path / "registry"
-    a, b = tmp_path / "a.onnx", tmp_path / "b.onnx"
+    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
     a.write_bytes(b"first")
     b.write_bytes(b"second")
     args = ("--name", "m", "--version", "1", "--classes", "person", "--models-dir", str(reg))
@@ -81,3 +83,53 @@ def test_register_needs_a_format_it_can_tell(tmp_path: Path) -> None:
 def test_verify_on_an_empty_registry_passes(tmp_path: Path) -> None:
     code, out = _invoke("verify", "--models-dir", str(tmp_path))
     assert code == 0 and "0 verified, 0 failed" in out
+
+
+def test_register_reads_layout_size_and_coco_classes_from_a_yolox_file(tmp_path: Path) -> None:
+    from tests.conftest import SHARED_DIR
+
+    yolox = SHARED_DIR / "models" / "yolox_nano.onnx"
+    if not yolox.exists():
+        pytest.skip(f"YOLOX-Nano weights not present at {yolox}")
+    reg = tmp_path / "r"
+    code, out = _invoke(
+        "register", str(yolox), "--name", "yolox-nano", "--version", "1", "--models-dir", str(reg)
+    )
+    assert code == 0, out
+    m = load_manifest(reg, "yolox-nano@1")
+    assert (m.layout, m.input_size, m.colors, len(m.classes), m.classes[0]) == (
+        "yolox",
+        416,
+        "bgr",
+        80,
+        "person",
+    )
+
+
+def test_register_reads_an_ultralytics_layout_file(tmp_path: Path) -> None:
+    from tests.edge_agent.onnx_models import write_tiny_yolo
+
+    reg = tmp_path / "r"
+    coco = tmp_path / "coco.onnx"  # 80 classes, no metadata: the COCO list
+    write_tiny_yolo(coco, 320, np.zeros((1, 84), np.float32), full_grid=True)
+    assert (
+        _invoke("register", str(coco), "--name", "coco", "--version", "1", "--models-dir", str(reg))[0] == 0
+    )
+    m = load_manifest(reg, "coco@1")
+    assert (m.layout, m.input_size, m.colors, len(m.classes)) == ("ultralytics", 320, "rgb", 80)
+    named = tmp_path / "named.onnx"  # ultralytics writes names metadata
+    write_tiny_yolo(
+        named,
+        320,
+        np.zeros((1, 6), np.float32),
+        full_grid=True,
+        metadata={"names": "{0: 'person', 1: 'box'}"},
+    )
+    assert (
+        _invoke("register", str(named), "--name", "named", "--version", "1", "--models-dir", str(reg))[0] == 0
+    )
+    assert load_manifest(reg, "named@1").classes == ["person", "box"]
+    bare = tmp_path / "bare.onnx"  # 2 classes, no names: it must ask
+    write_tiny_yolo(bare, 320, np.zeros((1, 6), np.float32), full_grid=True)
+    code, out = _invoke("register", str(bare), "--name", "bare", "--version", "1", "--models-dir", str(reg))
+    assert code == 1 and "pass --classes" in out
