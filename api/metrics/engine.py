@@ -29,7 +29,7 @@ import psycopg
 from psycopg.pq import TransactionStatus
 
 from api.metrics.intervals import union_seconds
-from api.metrics.live import STATES, Tail, clipped, load_tail, parts
+from api.metrics.live import STATES, Element, Tail, clipped, load_tail, parts
 from collector.rollups import DAY, HOUR, ORIGIN, ceil_day, ceil_hour, floor_day, floor_hour, lookback_s
 
 Labelled = tuple[int, datetime, datetime]
@@ -362,6 +362,24 @@ def _filters(params: dict[str, Any], alias: str, **values: str | None) -> str:
     return sql
 
 
+def _apply_piece(t: WorkerTotals | ModelTotals, e: Element, a: int, z: int) -> bool:
+    """Adds one signed tail element's share of the part [a, z) (µs) to ``t``; True for a counted event."""
+    if e.kind in KIND_NAMES:
+        seconds = e.sign * clipped(e.f, e.t, a, z)
+        if e.kind == "w":
+            t.working_s += seconds
+        elif e.kind == "i":
+            t.idle_s += seconds
+        else:
+            t.absent_s += seconds
+    elif a <= e.f < z:
+        if e.kind == "e":
+            t.events += e.sign
+            return True
+        t.units += e.sign * e.n
+    return False
+
+
 def worker_totals(
     conn: psycopg.Connection[Any],
     windows: Sequence[Labelled],
@@ -389,20 +407,7 @@ def worker_totals(
         if e.shadow or (site_id is not None and e.site != site_id) or (worker_id not in (None, e.worker)):
             continue
         for label, a, z in by_hour.get(e.bucket, ()):
-            t = totals.setdefault((label, e.worker), WorkerTotals())
-            if e.kind in KIND_NAMES:
-                seconds = e.sign * clipped(e.f, e.t, a, z)
-                if e.kind == "w":
-                    t.working_s += seconds
-                elif e.kind == "i":
-                    t.idle_s += seconds
-                else:
-                    t.absent_s += seconds
-            elif a <= e.f < z:
-                if e.kind == "e":
-                    t.events += e.sign
-                else:
-                    t.units += e.sign * e.n
+            _apply_piece(totals.setdefault((label, e.worker), WorkerTotals()), e, a, z)
     for t in totals.values():
         t.working_s, t.idle_s, t.absent_s = _tidy(t.working_s), _tidy(t.idle_s), _tidy(t.absent_s)
     return totals
@@ -564,20 +569,8 @@ def model_totals(
                 continue
             for label, a, z in by_hour.get(e.bucket, ()):
                 t = out[(label, e.model, e.shadow)]
-                if e.kind in KIND_NAMES:
-                    seconds = e.sign * clipped(e.f, e.t, a, z)
-                    if e.kind == "w":
-                        t.working_s += seconds
-                    elif e.kind == "i":
-                        t.idle_s += seconds
-                    else:
-                        t.absent_s += seconds
-                elif a <= e.f < z:
-                    if e.kind == "e":
-                        t.events += e.sign
-                        t.conf_sum += e.sign * e.conf
-                    else:
-                        t.units += e.sign * e.n
+                if _apply_piece(t, e, a, z):
+                    t.conf_sum += e.sign * e.conf
         for t in out.values():
             t.working_s, t.idle_s, t.absent_s = _tidy(t.working_s), _tidy(t.idle_s), _tidy(t.absent_s)
             t.conf_sum = max(t.conf_sum, 0.0)
