@@ -41,26 +41,33 @@ class Phase:
     end_s: float
 
 
+class _Phases:
+    """Phases laid end to end from 0 s, each clipped at ``duration``."""
+
+    def __init__(self, duration: float) -> None:
+        self.duration = duration
+        self.t = 0.0
+        self.phases: list[Phase] = []
+
+    def add(self, kind: str, length: float) -> None:
+        end = min(self.duration, self.t + length)
+        if end > self.t:
+            self.phases.append(Phase(kind, self.t, end))
+        self.t = end
+
+
 def _schedule(rng: random.Random, duration: float, first_arrival: float) -> list[Phase]:
-    phases: list[Phase] = []
-    t = 0.0
+    laid = _Phases(duration)
 
-    def add(kind: str, length: float) -> None:
-        nonlocal t
-        end = min(duration, t + length)
-        if end > t:
-            phases.append(Phase(kind, t, end))
-        t = end
-
-    add("absent", first_arrival)
-    add("arrive", 1.5)
-    while t < duration - 35:
-        add("working", rng.uniform(14, 22))
-        add("idle", rng.uniform(10, 16))
-    add("working", rng.uniform(8, 12))
-    add("leave", 1.5)
-    add("absent", duration - t)
-    return phases
+    laid.add("absent", first_arrival)
+    laid.add("arrive", 1.5)
+    while laid.t < duration - 35:
+        laid.add("working", rng.uniform(14, 22))
+        laid.add("idle", rng.uniform(10, 16))
+    laid.add("working", rng.uniform(8, 12))
+    laid.add("leave", 1.5)
+    laid.add("absent", duration - laid.t)
+    return laid.phases
 
 
 def _shift_schedule(
@@ -69,38 +76,30 @@ def _shift_schedule(
     """A realistic stretch of a shift: runs of work cycles (a unit at the end of each, 30-120 s),
     short idle pauses, and one short absence starting near ``away_at``. Returns the phases and the
     times units are finished."""
-    phases: list[Phase] = []
+    laid = _Phases(duration)
     units: list[float] = []
-    t = 0.0
     away_done = False
 
-    def add(kind: str, length: float) -> None:
-        nonlocal t
-        end = min(duration, t + length)
-        if end > t:
-            phases.append(Phase(kind, t, end))
-        t = end
-
-    add("absent", first_arrival)
-    add("arrive", 1.5)
-    while t < duration - 30:
-        if not away_done and t >= away_at:
+    laid.add("absent", first_arrival)
+    laid.add("arrive", 1.5)
+    while laid.t < duration - 30:
+        if not away_done and laid.t >= away_at:
             away_done = True
-            add("leave", 1.5)
-            add("absent", rng.uniform(45, 100))
-            add("arrive", 1.5)
+            laid.add("leave", 1.5)
+            laid.add("absent", rng.uniform(45, 100))
+            laid.add("arrive", 1.5)
             continue
         for _ in range(rng.randint(2, 5)):
             cycle = min(120.0, max(30.0, rng.uniform(*cycle_s)))
-            if t + cycle > duration - 10:
+            if laid.t + cycle > duration - 10:
                 break
-            add("working", cycle)
-            units.append(t)
-        add("idle", rng.uniform(20, 90))
-    add("working", max(0.0, duration - 3 - t))
-    add("leave", 1.5)
-    add("absent", duration - t)
-    return phases, units
+            laid.add("working", cycle)
+            units.append(laid.t)
+        laid.add("idle", rng.uniform(20, 90))
+    laid.add("working", max(0.0, duration - 3 - laid.t))
+    laid.add("leave", 1.5)
+    laid.add("absent", duration - laid.t)
+    return laid.phases, units
 
 
 def _person_center(phase: Phase, t: float, home: tuple[float, float]) -> tuple[float, float, float]:
