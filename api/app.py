@@ -16,10 +16,10 @@ from api.errors import install_error_handlers
 from api.middleware import Guard
 from api.routers import events, gateways, health, metrics, model_quality, prometheus, registry, seed
 from api.settings import ApiSettings
-from collector.db import require_current_schema
-from collector.rollups import RollupRefresher, apply_timescale_policies
 from dashboard import mount_dashboard
 from models.quality import DriftChecker, schedule_from
+from takt.store.db import require_current_schema
+from takt.store.rollups import RollupRefresher, apply_timescale_policies
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@
 
 Starts its own PostgreSQL (takt.devstack.PostgresServer), generates events
 server-side with generate_series, derives durations and builds the rollups
-(collector.rollups.rebuild), then times the API in-process (FastAPI
+(takt.store.rollups.rebuild), then times the API in-process (FastAPI
 TestClient: routing, auth, SQL, JSON) for a 30-day window whose edges are not
 hour-aligned, and the same totals computed by scanning raw events.
 
@@ -58,13 +58,13 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.metrics.engine import station_totals, worker_totals
 from api.settings import ApiSettings, SiteCalendar
-from collector import db
-from collector.rollups import RollupRefresher, rebuild, refresh, refresh_all
-from collector.store import write_events
 from takt.contract import Event
 from takt.devstack import PostgresServer
 from takt.devstack.system import free_port
 from takt.settings import CommonSettings
+from takt.store import db
+from takt.store.events import write_events
+from takt.store.rollups import RollupRefresher, rebuild, refresh, refresh_all
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 TOKEN = "bench-admin"
@@ -213,7 +213,7 @@ def report_sizes(dsn: str) -> None:
 
 
 def refresh_costs(dsn: str, args: argparse.Namespace) -> None:
-    """Time refresh rounds (collector.rollups.refresh) on the data set: live data, a burst, late data.
+    """Time refresh rounds (takt.store.rollups.refresh) on the data set: live data, a burst, late data.
 
     Events are written with the collector's writer and refreshed inside one
     transaction that is rolled back at the end, so the data set is unchanged.
@@ -250,7 +250,7 @@ def refresh_costs(dsn: str, args: argparse.Namespace) -> None:
             f"{sum(ms) * 1000 / events:8.0f} us/event"
         )
 
-    print("\nrefresh rounds (collector.rollups.refresh), rolled back afterwards:")
+    print("\nrefresh rounds (takt.store.rollups.refresh), rolled back afterwards:")
     with (
         psycopg.connect(dsn, options="-c TimeZone=UTC") as conn,
         # Writes and rounds become savepoints of this transaction, rolled back at its end.
@@ -323,7 +323,7 @@ def ingest(
 
 
 def refresher(dsn: str, stop: Any, interval_s: float, share: float) -> None:
-    """The refresher loop (collector.rollups.RollupRefresher), in its own process."""
+    """The refresher loop (takt.store.rollups.RollupRefresher), in its own process."""
     task = RollupRefresher(dsn, max_gap_s=600, interval_s=interval_s, max_share=share)
     task.start()
     stop.wait()

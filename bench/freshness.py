@@ -52,10 +52,10 @@ import orjson
 import psycopg
 
 from broker.passwords import generate_password
-from collector.db import upgrade
 from takt.contract import encode_events_envelope
 from takt.devstack import MosquittoServer, PostgresServer
 from takt.devstack.system import free_port
+from takt.store.db import upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-admin"

@@ -43,13 +43,13 @@ import orjson
 import psycopg
 
 from broker.passwords import generate_password
-from collector.db import upgrade
-from collector.store import EVENT_COLUMNS
 from takt.contract import ack_topic, decode_ack, encode_events_envelope, events_topic
 from takt.devstack import MosquittoServer, PostgresServer
 from takt.devstack.system import free_port
 from takt.mqtt import MqttEndpoint, connect, make_client
 from takt.settings import CommonSettings
+from takt.store.db import upgrade
+from takt.store.events import EVENT_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = "bench"

@@ -41,10 +41,10 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import psycopg
 
-from collector import db
-from collector.rollups import refresh_all
 from takt.devstack import PostgresServer
 from takt.devstack.system import free_port
+from takt.store import db
+from takt.store.rollups import refresh_all
 
 TOKEN = "load-bench-admin"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

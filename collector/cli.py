@@ -1,46 +1,12 @@
-"""``takt db``: database schema management."""
+"""``takt collector``: the MQTT collector's entry point."""
 
 from __future__ import annotations
 
 import click
 
-# The collector and `db` need the cloud extra; importing its driver here lets `takt`
+# The collector needs the cloud extra; importing its driver here lets `takt`
 # say so before a command starts (takt.cli.LazyGroup) instead of failing midway.
 import psycopg
-
-from takt.settings import CommonSettings
-
-
-@click.group()
-def db() -> None:
-    """Manage the database schema (Alembic migrations in collector/migrations).
-
-    Reads TAKT_DATABASE_URL. Services refuse to start on an outdated schema.
-    """
-
-
-@db.command()
-@click.option("--revision", default="head", show_default=True, help="Target revision.")
-def upgrade(revision: str) -> None:
-    """Apply migrations up to REVISION (creates TimescaleDB hypertables where available)."""
-    from collector.db import current_revision
-    from collector.db import upgrade as run_upgrade
-
-    settings = CommonSettings()
-    run_upgrade(settings.database_url, revision)
-    click.echo(f"database at revision {current_revision(settings.database_url)}")
-
-
-@db.command()
-def status() -> None:
-    """Print the current and the required schema revision; exit 1 if they differ."""
-    from collector.db import current_revision, head_revision
-
-    settings = CommonSettings()
-    current, head = current_revision(settings.database_url), head_revision()
-    click.echo(f"current: {current or 'none'}\nrequired: {head}")
-    if current != head:
-        raise SystemExit(1)
 
 
 @click.command()
@@ -52,10 +18,10 @@ def collector() -> None:
     """
     import sqlalchemy.exc
 
-    from collector.db import SchemaError, require_current_schema
     from collector.service import CollectorError, run
     from collector.settings import CollectorSettings
     from takt.logs import configure_logging
+    from takt.store.db import SchemaError, require_current_schema
 
     settings = CollectorSettings()
     configure_logging(settings.log_level, settings.log_format)

@@ -20,7 +20,6 @@ from typing import Any
 
 import orjson
 
-from collector.store import Conflict, CopyBatch, DeadLetter, SeenSeqs, batch_conflict, copy_batch
 from takt.contract import (
     CommitAck,
     EnvelopeError,
@@ -36,6 +35,7 @@ from takt.contract import (
 )
 from takt.contract.codec import raw_json
 from takt.contract.events import MAX_SEQ, RejectedItem
+from takt.store.events import Conflict, CopyBatch, DeadLetter, SeenSeqs, batch_conflict, copy_batch
 
 logger = logging.getLogger(__name__)
 
@@ -329,7 +329,7 @@ def dead_letter_plan(messages: Iterable[Message], reason: str) -> Plan:
 def prepare_copy(plan: Plan, seen: SeenSeqs | None = None) -> Plan:
     """Turn the plan's events into COPY text (the writer then needs only the text).
 
-    ``seen``: the caller's :class:`~collector.store.SeenSeqs`, for batches prepared
+    ``seen``: the caller's :class:`~takt.store.events.SeenSeqs`, for batches prepared
     in order; it then advances past this plan.
     """
     plan.copy = copy_batch(plan.events, seen)

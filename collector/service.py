@@ -37,7 +37,6 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_when_event_set
 from tenacity.wait import wait_exponential_jitter
 
-from collector.audit import open_gaps
 from collector.metrics import CollectorMetrics, serve
 from collector.pipeline import (
     Message,
@@ -47,13 +46,14 @@ from collector.pipeline import (
     plan_for_copy,
     prepare_copy,
 )
-from collector.rollups import RollupRefresher
 from collector.settings import CollectorSettings
-from collector.store import SeenSeqs, WriteMethod, WriteResult, seq_reuse
 from collector.writer import write_plan
 from takt.contract import ack_topic, encode_ack, shared_subscription
 from takt.contract.topics import TOPIC_ROOT
 from takt.mqtt import MqttEndpoint, connect, make_client
+from takt.store.audit import open_gaps
+from takt.store.events import SeenSeqs, WriteMethod, WriteResult, seq_reuse
+from takt.store.rollups import RollupRefresher
 
 logger = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ import socket
 
 from pydantic import Field, field_validator
 
-from collector.store import WriteMethod
 from takt.contract.topics import check_topic_id
 from takt.settings import CommonSettings, register_settings
+from takt.store.events import WriteMethod
 
 
 def _default_client_id() -> str:

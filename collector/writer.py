@@ -8,7 +8,8 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from collector.pipeline import SOURCE, Plan
-from collector.store import (
+from takt.contract import events_topic
+from takt.store.events import (
     Conflict,
     DeadLetter,
     WriteMethod,
@@ -18,7 +19,6 @@ from collector.store import (
     insert_events,
     record_seqs_many,
 )
-from takt.contract import events_topic
 
 # Later status wins unless it is older than the one stored (a retained
 # message redelivered after a newer heartbeat).

@@ -29,11 +29,11 @@ from playwright.sync_api import expect, sync_playwright
 
 from api.app import create_app
 from api.settings import ApiSettings
-from collector.db import upgrade
-from collector.store import write_events
 from takt.contract import Event
 from takt.devstack import PostgresServer
 from takt.devstack.system import ensure_services_installed, free_port
+from takt.store.db import upgrade
+from takt.store.events import write_events
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = secrets.token_urlsafe(16)  # this run only

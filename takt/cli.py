@@ -21,7 +21,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "dev": "takt.devstack.cli:dev",
     "broker": "broker.cli:broker",
     "demo": "takt.demo:demo",
-    "db": "collector.cli:db",
+    "db": "takt.store.cli:db",
     "edge": "edge_agent.cli:edge",
     "collector": "collector.cli:collector",
     "api": "api.cli:api",

@@ -162,7 +162,7 @@ def demo(state_dir: Path, port: int, mqtt_port: int, pg_port: int, duration: flo
     edge agents as separate processes. Prints the dashboard URL and an admin
     token. Ctrl-C stops everything; data stays in --state-dir.
     """
-    from collector.db import upgrade
+    from takt.store.db import upgrade
 
     configure_logging()
     stack = DevStack(state_dir, mqtt_port=mqtt_port, pg_port=pg_port)

@@ -30,7 +30,7 @@ from psycopg.pq import TransactionStatus
 
 from api.metrics.intervals import union_seconds
 from api.metrics.live import STATES, Element, Tail, clipped, load_tail, parts
-from collector.rollups import DAY, HOUR, ORIGIN, ceil_day, ceil_hour, floor_day, floor_hour, lookback_s
+from takt.store.rollups import DAY, HOUR, ORIGIN, ceil_day, ceil_hour, floor_day, floor_hour, lookback_s
 
 Labelled = tuple[int, datetime, datetime]
 # (label, hour, from, to): the part [hour + from, hour + to) of one hour, offsets in microseconds.

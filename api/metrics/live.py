@@ -46,7 +46,7 @@ from typing import Any, NamedTuple
 
 import psycopg
 
-from collector.rollups import HOUR, ORIGIN, floor_hour, lookback_s
+from takt.store.rollups import HOUR, ORIGIN, floor_hour, lookback_s
 
 MICROSECOND = timedelta(microseconds=1)
 HOUR_US = HOUR // MICROSECOND
@@ -146,7 +146,7 @@ LEFT JOIN LATERAL (
 """
 
 # The durations of the events in [C, b], derived now by the refresher's rule
-# (collector.rollups._DERIVE_RANGE), with their stored ones.
+# (takt.store.rollups._DERIVE_RANGE), with their stored ones.
 _DERIVED = f"""
 WITH part AS (
     SELECT k.i, k.worker, k.station, k.b, e.event_id, e.ts, e.duration_s, e.effective_duration_s AS old,

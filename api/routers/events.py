@@ -18,10 +18,10 @@ from pydantic import BaseModel, Field
 
 from api.deps import Admin, Conn, Ingest, Settings
 from api.security import Caller
-from collector.store import Conflict, DeadLetter, insert_dead_letters, insert_events
 from takt.contract import Event, validate_events
 from takt.contract.codec import raw_json
 from takt.contract.events import MAX_EVENTS_PER_BATCH, origin_problem, with_origin
+from takt.store.events import Conflict, DeadLetter, insert_dead_letters, insert_events
 
 router = APIRouter(tags=["events"])
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from api.deps import Conn, Supervisor
-from collector.store import seq_gaps, seq_reuse
+from takt.store.events import seq_gaps, seq_reuse
 
 router = APIRouter(tags=["gateways"])
 

@@ -24,8 +24,8 @@ from api.metrics.engine import (
     worker_totals,
 )
 from api.metrics.intervals import intersect
-from collector.rollups import HOUR, ceil_hour, floor_hour
 from takt.contract import MAX_TIME, MIN_TIME, UtcTime
+from takt.store.rollups import HOUR, ceil_hour, floor_hour
 
 router = APIRouter(prefix="/metrics", tags=["metrics"])
 DIGITS = 4

@@ -15,9 +15,9 @@ from fastapi import APIRouter
 
 from api.deps import Admin, Conn, Settings
 from api.routers.events import Message
-from collector.rollups import refresh_all
-from collector.store import write_events
 from takt.contract import Event
+from takt.store.events import write_events
+from takt.store.rollups import refresh_all
 
 router = APIRouter(tags=["admin"])
 

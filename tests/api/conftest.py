@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import ApiSettings
-from collector.db import upgrade
+from takt.store.db import upgrade
 
 ADMIN = "test-admin-token"
 FIXED_DATES_MAX_AGE_DAYS = 36_500.0

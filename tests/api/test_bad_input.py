@@ -21,8 +21,8 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import ApiSettings
-from collector.rollups import refresh_all
 from takt.devstack.system import free_port
+from takt.store.rollups import refresh_all
 from tests.api.conftest import ADMIN
 
 ERROR_KEYS = {"error", "status", "timestamp", "path", "request_id"}

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.settings import ApiSettings
-from collector.rollups import refresh_all
+from takt.store.rollups import refresh_all
 
 pytestmark = pytest.mark.wallclock  # dates computed from now; scripts/moved_clock.py moves the clock
 

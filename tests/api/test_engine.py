@@ -29,9 +29,9 @@ from api.metrics.engine import (
     station_totals,
     worker_totals,
 )
-from collector.rollups import ROLLUP_TABLES, refresh_all
-from collector.store import write_events
 from takt.contract import Event
+from takt.store.events import write_events
+from takt.store.rollups import ROLLUP_TABLES, refresh_all
 
 BASE = datetime(2026, 1, 5, 22, 0, tzinfo=UTC)  # windows cross midnight: day rollups are used
 GAP = 600.0

@@ -26,7 +26,7 @@ JSON = {"Content-Type": "application/json"}
 @pytest.fixture(scope="module")
 def fuzz_client(postgres_server: Any) -> Iterator[TestClient]:
     dsn = postgres_server.create_database("fuzz_http", exist_ok=True)
-    from collector.db import upgrade
+    from takt.store.db import upgrade
 
     upgrade(dsn)
     app = create_app(

@@ -32,9 +32,9 @@ from fastapi import FastAPI
 
 from api.app import create_app, server_config
 from api.settings import ApiSettings
-from collector.db import upgrade
 from takt.devstack import MosquittoServer, PostgresServer
 from takt.devstack.system import free_port
+from takt.store.db import upgrade
 from tests.api.conftest import ADMIN
 
 AUTH = {"Authorization": f"Bearer {ADMIN}"}

@@ -182,7 +182,7 @@ def test_shift_filter_and_planned_breaks(settings: ApiSettings) -> None:
         body = {**EVENT, "timestamp": "2026-01-15T07:00:00Z", "duration_s": 21600.0}
         assert c.post("/api/events", json=body).status_code == 201
         with psycopg.connect(s.database_url, autocommit=True) as conn:
-            from collector.rollups import refresh_all
+            from takt.store.rollups import refresh_all
 
             refresh_all(conn, max_gap_s=600)
         q = {"from": "2026-01-15T00:00:00Z", "to": "2026-01-16T00:00:00Z"}
@@ -196,7 +196,7 @@ def test_shift_filter_and_planned_breaks(settings: ApiSettings) -> None:
 
 
 def test_delete_rebuilds_every_hour_the_state_reached(client: TestClient, settings: ApiSettings) -> None:
-    from collector.rollups import refresh_all
+    from takt.store.rollups import refresh_all
 
     body = {**EVENT, "timestamp": "2026-01-15T07:30:00Z", "duration_s": 7200.0}
     assert client.post("/api/events", json=body).status_code == 201

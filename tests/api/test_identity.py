@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.security import Role, create_token, hash_token
 from api.settings import ApiSettings
-from collector.store import record_seqs_many
 from takt.cli import main
+from takt.store.events import record_seqs_many
 
 
 def _event(**overrides: Any) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from api.metrics.engine import worker_totals
 from api.routers.seed import seed_events
 from api.settings import ApiSettings
-from collector.rollups import refresh, refresh_all
+from takt.store.rollups import refresh, refresh_all
 from tests.api.reference import Raw
 from tests.api.test_property import GAP, _assert_api_equals_raw
 

@@ -22,12 +22,12 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from api.settings import ApiSettings
-from collector.rollups import refresh_all
-from collector.store import write_events
 from edge_agent.synthetic import START
 from models.quality import DriftChecker, DriftSchedule, run_drift_check
 from takt.cli import main
 from takt.contract import Event, EventType
+from takt.store.events import write_events
+from takt.store.rollups import refresh_all
 from tests.models.footage import CANDIDATE, PRODUCTION, two_version_events
 
 HOUR = START.replace(minute=0, second=0)

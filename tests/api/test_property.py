@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.settings import ApiSettings
-from collector.rollups import ROLLUP_TABLES, refresh, refresh_all
 from takt.contract import Event
+from takt.store.rollups import ROLLUP_TABLES, refresh, refresh_all
 from tests.api.reference import Raw, cycle_time, metrics, models
 
 BASE = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)

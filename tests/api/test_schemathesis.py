@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 
 from api.app import create_app
 from api.settings import ApiSettings
-from collector.db import upgrade
+from takt.store.db import upgrade
 from tests.api.conftest import ADMIN
 
 

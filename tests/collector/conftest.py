@@ -15,10 +15,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from collector.db import upgrade
 from collector.service import Collector
 from collector.settings import CollectorSettings
 from takt.mqtt import MqttEndpoint, make_client
+from takt.store.db import upgrade
 from tests.collector.gateway_sim import GatewaySim
 
 ROOT = Path(__file__).resolve().parents[2]

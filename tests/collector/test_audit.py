@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import psycopg
 
-from collector.audit import open_gaps
-from collector.store import record_seqs, record_seqs_many, seq_gaps
+from takt.store.audit import open_gaps
+from takt.store.events import record_seqs, record_seqs_many, seq_gaps
 
 
 def test_open_gaps_match_seq_gaps_per_gateway(database: str) -> None:
@@ -46,7 +46,7 @@ def test_record_seqs_many_merges_like_record_seqs(database: str) -> None:
 
 
 def test_new_events_numbered_with_a_used_seq_are_counted_as_reuse(database: str) -> None:
-    from collector.store import reused_seq_numbers, seq_reuse
+    from takt.store.events import reused_seq_numbers, seq_reuse
 
     assert reused_seq_numbers([4, 12, 5, 12], [(1, 10)]) == [4, 5, 12]
     with psycopg.connect(database) as conn:

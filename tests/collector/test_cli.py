@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from collector.db import upgrade
+from takt.store.db import upgrade
 
 
 def _run_collector(env: dict[str, str]) -> subprocess.CompletedProcess[str]:

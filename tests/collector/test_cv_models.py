@@ -9,9 +9,9 @@ import psycopg
 import pytest
 from alembic import command
 
-from collector import db
-from collector.store import WriteMethod, write_events
 from takt.contract import Event, EventType
+from takt.store import db
+from takt.store.events import WriteMethod, write_events
 
 T0 = datetime(2026, 11, 23, 8, tzinfo=UTC)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
-from collector.store import write_events
+from takt.store.events import write_events
 from tests.collector.test_timescale import AGGREGATE_CHECK, _aggregate_events, _expected, _observed
 
 

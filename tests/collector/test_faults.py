@@ -14,8 +14,8 @@ from contextlib import contextmanager
 import psycopg
 import pytest
 
-from collector.audit import open_gaps
 from takt.devstack import MosquittoServer, PostgresServer
+from takt.store.audit import open_gaps
 from tests.collector.conftest import CollectorProcess, event_counts, processes_with_env, stored_ids
 from tests.collector.gateway_sim import GatewaySim
 

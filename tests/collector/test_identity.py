@@ -8,8 +8,8 @@ from datetime import timedelta
 import psycopg
 
 from collector.service import Collector
-from collector.store import seq_reuse
 from takt.contract import encode_event, encode_events_envelope
+from takt.store.events import seq_reuse
 from tests.collector.conftest import event_counts, metric, wait_for
 from tests.collector.gateway_sim import GatewaySim
 

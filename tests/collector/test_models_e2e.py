@@ -12,9 +12,9 @@ import psycopg
 import pytest
 
 from collector.service import Collector
-from collector.store import seq_gaps
 from edge_agent.agent import Agent
 from edge_agent.config import parse_config
+from takt.store.events import seq_gaps
 from tests.models.footage import CANDIDATE, PRODUCTION, edge_config
 
 pytestmark = pytest.mark.wallclock  # dates computed from now; scripts/moved_clock.py moves the clock

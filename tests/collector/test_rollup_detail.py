@@ -9,9 +9,9 @@ import psycopg
 import pytest
 from alembic import command
 
-from collector import db
-from collector.rollups import ROLLUP_TABLES, rebuild, refresh, refresh_all
-from collector.store import write_events
+from takt.store import db
+from takt.store.events import write_events
+from takt.store.rollups import ROLLUP_TABLES, rebuild, refresh, refresh_all
 from tests.collector.rollup_events import GAP, T0, ev
 
 US = 1_000_000

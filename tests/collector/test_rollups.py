@@ -7,8 +7,8 @@ from typing import Any
 
 import psycopg
 
-from collector.rollups import ROLLUP_TABLES, merge_ranges, rebuild, refresh, refresh_all
-from collector.store import write_events
+from takt.store.events import write_events
+from takt.store.rollups import ROLLUP_TABLES, merge_ranges, rebuild, refresh, refresh_all
 from tests.collector.rollup_events import GAP, T0, ev
 
 

@@ -12,7 +12,6 @@ import psycopg
 import pytest
 from prometheus_client import generate_latest
 
-from collector.audit import open_gaps
 from collector.service import Collector
 from takt.contract import (
     EventType,
@@ -23,6 +22,7 @@ from takt.contract import (
     encode_status,
     status_topic,
 )
+from takt.store.audit import open_gaps
 from tests.collector.conftest import event_counts, metric, stored_ids, wait_for
 from tests.collector.gateway_sim import GatewaySim
 

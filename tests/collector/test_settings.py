@@ -8,8 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from collector.settings import CollectorSettings
-from collector.store import WriteMethod
 from takt.settings import setting_env_names
+from takt.store.events import WriteMethod
 
 
 def test_reads_takt_variables(monkeypatch: pytest.MonkeyPatch) -> None:

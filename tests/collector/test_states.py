@@ -9,10 +9,10 @@ from typing import Any
 
 import psycopg
 
-from collector.store import write_events
 from takt import states
 from takt.contract import Event
 from takt.states import StateEvent, StateKind
+from takt.store.events import write_events
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 GAP = 600.0

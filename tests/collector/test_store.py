@@ -11,8 +11,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from collector.db import upgrade
-from collector.store import (
+from takt.contract import Event, EventType
+from takt.devstack import PostgresServer
+from takt.store.db import upgrade
+from takt.store.events import (
     SeenSeqs,
     WriteMethod,
     WriteResult,
@@ -20,8 +22,6 @@ from collector.store import (
     insert_copy_batch,
     insert_events,
 )
-from takt.contract import Event, EventType
-from takt.devstack import PostgresServer
 
 
 def _events() -> list[Event]:

@@ -13,10 +13,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from collector import db
-from collector.rollups import apply_timescale_policies
-from collector.store import WriteMethod, write_events
 from takt.contract import Event
+from takt.store import db
+from takt.store.events import WriteMethod, write_events
+from takt.store.rollups import apply_timescale_policies
 from tests.timescale_lite import TimescaleLite
 
 

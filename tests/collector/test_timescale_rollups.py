@@ -21,10 +21,10 @@ from api.metrics.engine import (
     station_totals,
     worker_totals,
 )
-from collector import db
-from collector.rollups import refresh_all
-from collector.store import WriteMethod, copy_batch, stored_ids, write_events
 from takt.contract import Event
+from takt.store import db
+from takt.store.events import WriteMethod, copy_batch, stored_ids, write_events
+from takt.store.rollups import refresh_all
 from tests.timescale_lite import TimescaleLite
 
 START = datetime(2026, 12, 7, 21, 0, 10, tzinfo=UTC)

@@ -20,10 +20,10 @@ import psycopg
 import pytest
 import yaml
 
-from collector.store import seq_gaps
 from edge_agent.buffer import EventBuffer
 from edge_agent.synthetic import demo_config, render
 from takt.devstack import MosquittoServer
+from takt.store.events import seq_gaps
 from tests.collector.conftest import CollectorProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.wallclock]

@@ -19,8 +19,8 @@ import uvicorn
 from api.app import create_app
 from api.security import Role, create_token
 from api.settings import ApiSettings
-from collector.db import upgrade
 from takt.devstack.system import free_port
+from takt.store.db import upgrade
 
 ADMIN = "dash-admin-token"
 

@@ -22,8 +22,8 @@ import httpx
 import psycopg
 import pytest
 
-from collector.store import write_events
 from takt.contract import Event
+from takt.store.events import write_events
 from tests.dashboard.conftest import ADMIN, Server
 
 playwright_api = pytest.importorskip("playwright.sync_api")

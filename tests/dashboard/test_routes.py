@@ -15,8 +15,8 @@ import httpx
 import psycopg
 import pytest
 
-from collector.store import write_events
 from takt.contract import Event
+from takt.store.events import write_events
 from tests.dashboard.conftest import ADMIN, Server
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)

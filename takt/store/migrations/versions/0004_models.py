@@ -5,7 +5,7 @@ Revises: 0003_event_aggregates
 Create Date: 2026-11-23
 
 ``cv_models`` and ``cv_model_gateways`` are filled by the event writer
-(``collector.store``) in the statement that stores the events: the first
+(``takt.store.events``) in the statement that stores the events: the first
 time a version, or a version on a gateway, is stored. Whether a gateway still
 runs it comes from its status heartbeat (``gateways.status``) at query time.
 """

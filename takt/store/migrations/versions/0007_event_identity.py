@@ -9,7 +9,7 @@ Create Date: 2026-12-01
   time column in every unique index of a hypertable, so the primary key of
   ``events`` (event_id, ts) cannot make an id unique whatever its time; this
   plain table (never a hypertable) can. Writers register ids in the same
-  transaction as their events (``collector.store``). The upgrade fills it
+  transaction as their events (``takt.store.events``). The upgrade fills it
   from ``events``; an id stored more than once under different times (what
   this fixes) keeps its first received row; the later copies are deleted and
   the spans they touched queued for the rollups to be rebuilt.

@@ -1,16 +1,16 @@
-"""Metrics: hourly rollups kept by collector.rollups, API tokens.
+"""Metrics: hourly rollups kept by takt.store.rollups, API tokens.
 
 Revision ID: 0002_metrics
 Revises: 0001_base
 Create Date: 2026-11-23
 
-The rollups are plain tables maintained by :mod:`collector.rollups`, on
+The rollups are plain tables maintained by :mod:`takt.store.rollups`, on
 TimescaleDB as well as on plain PostgreSQL: a state's duration depends on the
 worker's *next* state event (a window function, which continuous aggregates
 cannot express) and a late event changes the previous one's duration, so the
 refresher derives ``effective_duration_s`` first and then re-aggregates the
 affected hours. On TimescaleDB the rollup tables become hypertables with
-compression and retention policies (see ``collector.rollups.apply_policies``).
+compression and retention policies (see ``takt.store.rollups.apply_policies``).
 """
 
 from alembic import op

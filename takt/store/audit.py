@@ -7,7 +7,7 @@ from typing import Any
 import psycopg
 
 # Gaps below each gateway's highest received seq; gateways number from 1
-# (docs/contract.md), the same rule as collector.store.seq_gaps.
+# (docs/contract.md), the same rule as takt.store.events.seq_gaps.
 _OPEN_GAPS_SQL = """
 SELECT gateway_id, prev_last + 1 AS first_missing, first_seq - 1 AS last_missing
 FROM (

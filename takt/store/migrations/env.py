@@ -1,4 +1,4 @@
-"""Alembic environment: runs migrations on the URL set by collector.db.alembic_config."""
+"""Alembic environment: runs migrations on the URL set by takt.store.db.alembic_config."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Database access shared by the collector and the API: connections and schema checks.
 
-Schema changes are Alembic migrations in ``collector/migrations``; services
+Schema changes are Alembic migrations in ``takt/store/migrations``; services
 call :func:`require_current_schema` at start so they never run on a schema
 older (or newer) than their code.
 """

@@ -13,10 +13,10 @@ Create Date: 2026-11-24
 - ``rollup_model_hour`` and ``rollup_model_day``: ``rollup_hour`` summed per
   model version and shadow flag, for ``/metrics/models``.
 
-All are maintained by ``collector.rollups`` like the other rollups, and are
+All are maintained by ``takt.store.rollups`` like the other rollups, and are
 hypertables where TimescaleDB is installed. The upgrade fills them from what is
 stored (durations already derived, ``rollup_hour``); the SQL is frozen here, a
-copy of ``collector.rollups`` at this revision, so later code cannot change
+copy of ``takt.store.rollups`` at this revision, so later code cannot change
 what this migration does.
 """
 
