@@ -279,6 +279,14 @@ def test_drill_down_shows_the_days_timeline_charts_and_events(page: Page, dash_s
     expect(page.locator("#chart-util .uplot")).to_be_attached()
     expect(page.locator("#recent tbody tr[data-event]")).to_have_count(25)
     expect(page.locator("#recent tbody")).to_contain_text("seed")
+    # The events listed are the chosen day's, as the heading says, not the newest ones.
+    expect(page.get_by_role("heading", name=re.compile("^Last events on"))).to_have_text(
+        f"Last events on {long_date(yesterday)}"
+    )
+    stamps = page.locator("#recent tbody tr[data-event] td:first-child").evaluate_all(
+        "cells => cells.map((cell) => cell.title)"
+    )
+    assert stamps and all(s.startswith(yesterday.isoformat()) for s in stamps), stamps
     shot(page, "drill-down", full_page=False)
 
 
@@ -525,6 +533,9 @@ def test_recent_events_show_one_row_per_state_and_durations_in_minutes(
     expect(page.locator('[data-metric="total_productive_time_hours"] .value')).to_have_text("1.7 h")
 
     page.get_by_role("button", name="Details of W1").click()
+    # The drill-down lists the chosen day's events: the day of t0 (3 h ago may be yesterday).
+    page.locator("#drill-day").fill(t0.date().isoformat())
+    page.locator("#drill-day").dispatch_event("change")
     rows = page.locator("#recent tbody tr[data-event]")
     expect(rows).to_have_count(2)
     expect(page.locator('#drill-metrics .card:has-text("Active") .value')).to_have_text("12 min")

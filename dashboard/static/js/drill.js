@@ -52,7 +52,7 @@ export class DrillDown {
     const by = kind === "worker" ? "worker" : "workstation";
     const trend = { from: new Date(Math.min(Date.parse(base.from), addDays(tz, day.from, 1 - TREND_DAYS).getTime())), to: day.to };
     const dayQ = { from: day.from.toISOString(), to: day.to.toISOString(), site_id: base.site_id };
-    this.dialog.querySelector("#drill-day-label").textContent = longDate(tz, day.from);
+    for (const label of this.dialog.querySelectorAll(".drill-day-label")) label.textContent = longDate(tz, day.from);
     this.dialog.querySelector("#chart-units-window").textContent = `${longDate(tz, day.from)}, 00:00–24:00 (${tz})`;
     this.dialog.querySelector("#chart-util-window").textContent =
       `${shortDate(tz, trend.from)} – ${longDate(tz, addDays(tz, trend.to, -1))} (${tz})`;
@@ -62,8 +62,9 @@ export class DrillDown {
         api(`/api/timeline${query({ ...idParam, ...dayQ })}`),
         api(`/api/metrics/timeseries${query({ ...dayQ, shift: base.shift, bucket: "hour", by, id })}`),
         api(`/api/metrics/timeseries${query({ from: trend.from.toISOString(), to: trend.to.toISOString(), site_id: base.site_id, shift: base.shift, bucket: "day", by, id })}`),
-        // Twice the rows shown: an opening and its closing segment become one row.
-        api(`/api/events/recent${query({ ...idParam, site_id: base.site_id, limit: 2 * RECENT_ROWS })}`),
+        // The chosen day's last events; twice the rows shown, since an opening
+        // and its closing segment become one row.
+        api(`/api/events/recent${query({ ...idParam, ...dayQ, limit: 2 * RECENT_ROWS })}`),
       ]);
       if (!this.subject || this.subject.id !== id) return;
       this.renderMetrics(kind, metrics);
