@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from api.metrics.intervals import intersect, subtract, union
@@ -58,3 +58,18 @@ def windows(
     base = intersect([(lo, hi)], spans) if shift is not None else [(lo, hi)]
     planned = intersect(base, breaks)
     return subtract(base, planned), union(planned)
+
+
+def local_days(lo: datetime, hi: datetime, tz: ZoneInfo) -> list[tuple[int, datetime, datetime]]:
+    """One labelled window per day of the site's calendar (midnight to midnight in
+    ``tz``), clipped to [lo, hi). A day across a daylight-saving change lasts 23
+    or 25 hours; a day whose midnight does not exist starts at its first instant."""
+    out: list[tuple[int, datetime, datetime]] = []
+    day = lo.astimezone(tz).date()
+    start = _local(day, time(0), tz)
+    while start < hi:
+        day += timedelta(days=1)
+        end = _local(day, time(0), tz)
+        out.append((len(out), max(start, lo), min(end, hi)))
+        start = end
+    return out

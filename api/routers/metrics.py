@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 from typing_extensions import TypedDict
 
 from api.deps import Conn, Settings, Viewer
-from api.metrics.calendar import UnknownShiftError, windows
+from api.metrics.calendar import UnknownShiftError, local_days, windows
 from api.metrics.engine import (
     Labelled,
     WorkerTotals,
@@ -354,13 +354,12 @@ def timeseries(
     by: Literal["worker", "workstation"] = "worker",
     id: Annotated[str | None, Query(max_length=64, description="One worker or station")] = None,
 ) -> Response:
-    """Per bucket (hours, or days in the site's time zone) and worker or workstation, for charts."""
+    """Per bucket and worker or workstation, for charts: whole UTC hours, or days from one
+    midnight to the next in the site's time zone (23 or 25 h across a daylight-saving change)."""
     if bucket == "hour":
         buckets = bucket_windows(s.lo, s.hi, HOUR, datetime(2000, 1, 1, tzinfo=UTC))
     else:
-        local = s.lo.astimezone(ZoneInfo(s.timezone))
-        origin = local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
-        buckets = bucket_windows(s.lo, s.hi, timedelta(days=1), origin)
+        buckets = local_days(s.lo, s.hi, ZoneInfo(s.timezone))
     if len(buckets) > 5000:
         raise HTTPException(422, "too many buckets; narrow the window or use day buckets")
     starts = {label: a for label, a, _b in buckets}

@@ -209,3 +209,22 @@ def test_delete_rebuilds_every_hour_the_state_reached(client: TestClient, settin
         assert client.delete(f"/api/events/{event_id}").status_code == 404
         refresh_all(conn, max_gap_s=600)
         assert client.get("/api/metrics/factory", params=q).json()["total_productive_time_hours"] == 0.0
+
+
+def test_day_buckets_follow_the_sites_midnights_across_daylight_saving(settings: ApiSettings) -> None:
+    """Chicago falls back on 2 Nov 2025: that day lasts 25 h, and day buckets
+    start at each local midnight (05:00Z before the change, 06:00Z after)."""
+    calendars = {"site-1": {"timezone": "America/Chicago", "shifts": []}}
+    s = ApiSettings(**{**settings.model_dump(), "admin_token": "test-admin-token", "calendars": calendars})
+    with TestClient(create_app(s), headers={"Authorization": "Bearer test-admin-token"}) as c:
+        # Working from 23:00 on 1 Nov to 01:00 on 3 Nov, local time: 27 hours.
+        for ts, duration in (("2025-11-02T04:00:00Z", 86400.0), ("2025-11-03T04:00:00Z", 10800.0)):
+            body = {**EVENT, "timestamp": ts, "duration_s": duration}
+            assert c.post("/api/events", json=body).status_code == 201
+        q = {"from": "2025-11-01T05:00:00Z", "to": "2025-11-04T06:00:00Z", "bucket": "day", "id": "W1"}
+        points = c.get("/api/metrics/timeseries", params=q).json()
+    assert [(p["bucket_start"], p["active_hours"]) for p in points] == [
+        ("2025-11-01T05:00:00Z", 1.0),
+        ("2025-11-02T05:00:00Z", 25.0),
+        ("2025-11-03T06:00:00Z", 1.0),
+    ]

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from api.metrics.calendar import UnknownShiftError, windows
+from api.metrics.calendar import UnknownShiftError, local_days, windows
 from api.metrics.engine import split
 from api.metrics.intervals import clip, subtract, union
 from api.settings import Break, Shift, SiteCalendar
@@ -88,3 +89,40 @@ def test_shift_windows_exclude_planned_breaks_in_local_time() -> None:
     assert all_day == [(h(0), h(11)), (h(11.5), h(24))]
     with pytest.raises(UnknownShiftError):
         windows(cal, h(0), h(24), "night")
+
+
+@pytest.mark.parametrize(
+    ("zone", "first_day", "hours"),
+    [
+        # Spring forward (23 h), an ordinary day, fall back (25 h).
+        ("America/Chicago", datetime(2026, 3, 7), [24, 23, 24]),
+        ("America/Chicago", datetime(2026, 10, 31), [24, 25, 24]),
+        # A half-hour zone keeps its midnights; no change there.
+        ("Asia/Kolkata", datetime(2026, 3, 7), [24, 24, 24]),
+        # Santiago's clocks jump from 00:00 to 01:00: that day starts at 01:00.
+        ("America/Santiago", datetime(2026, 9, 5), [24, 23, 24]),
+    ],
+)
+def test_local_days_run_midnight_to_midnight_across_daylight_saving(
+    zone: str, first_day: datetime, hours: list[int]
+) -> None:
+    tz = ZoneInfo(zone)
+    lo = first_day.replace(tzinfo=tz).astimezone(UTC)
+    hi = (first_day + timedelta(days=3)).replace(tzinfo=tz).astimezone(UTC)
+    days = local_days(lo, hi, tz)
+    assert [label for label, _a, _b in days] == [0, 1, 2]
+    assert [round((b - a) / timedelta(hours=1)) for _l, a, b in days] == hours
+    assert days[0][1] == lo and days[-1][2] == hi
+    assert all(days[i][2] == days[i + 1][1] for i in range(len(days) - 1))
+    assert [a.astimezone(tz).date() for _l, a, _b in days] == [
+        (first_day + timedelta(days=i)).date() for i in range(3)
+    ]
+
+
+def test_local_days_clip_to_the_window() -> None:
+    tz = ZoneInfo("Europe/Berlin")
+    lo, hi = datetime(2026, 3, 28, 15, tzinfo=UTC), datetime(2026, 3, 29, 10, tzinfo=UTC)
+    assert local_days(lo, hi, tz) == [
+        (0, lo, datetime(2026, 3, 28, 23, tzinfo=UTC)),
+        (1, datetime(2026, 3, 28, 23, tzinfo=UTC), hi),
+    ]
