@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
 import cv2
@@ -29,6 +28,7 @@ import numpy.typing as npt
 
 from edge_agent.config import HealthConfig
 from edge_agent.detect.base import Image
+from takt.contract import ViewHealth
 
 logger = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float32]
@@ -39,14 +39,6 @@ LAYOUT_WIDTH = 40
 MIN_LAYOUT = 0.4
 # Below these, the reference itself has too little structure to judge contrast or focus against.
 MIN_REFERENCE_SHARPNESS = 20.0
-
-
-class ViewHealth(StrEnum):
-    OK = "ok"
-    MOVED = "moved"
-    COVERED = "covered"
-    BLURRED = "blurred"
-    FROZEN = "frozen"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +104,8 @@ def _shift(reference: FloatArray, current: FloatArray) -> float:
     if reference.shape != current.shape:
         return math.inf
     window = cv2.createHanningWindow((reference.shape[1], reference.shape[0]), cv2.CV_32F)
-    (dx, dy), _ = cv2.phaseCorrelate(reference, current, window)
+    # Copies: phaseCorrelate may apply the window to its inputs in place.
+    (dx, dy), _ = cv2.phaseCorrelate(reference.copy(), current.copy(), window)
     return math.hypot(dx, dy)
 
 

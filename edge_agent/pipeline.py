@@ -29,11 +29,11 @@ from edge_agent.counting import Crossing, LineCounter
 from edge_agent.detect.base import Detection, Detector, Image
 from edge_agent.detect.tracker import CentroidTracker
 from edge_agent.energy import Keypoints, MotionEnergy, keypoint_activity
-from edge_agent.health import HealthChange, ReferenceStore, ViewHealth, ViewMonitor
+from edge_agent.health import HealthChange, ReferenceStore, ViewMonitor
 from edge_agent.identity import IdentityResolver
 from edge_agent.sources import Frame, Outage
 from edge_agent.zones import Line, Polygon, to_pixels
-from takt.contract import Event, EventType
+from takt.contract import Event, EventType, ViewHealth
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +117,8 @@ class CameraPipeline:
         self.last_detections: list[Detection] = []
         # Frame-to-event latency (decode to committed) of recent frames that made events.
         self.event_latency_ms: deque[float] = deque(maxlen=10_000)
+        # ... and of every frame (decode to station logic done): what bounds the above.
+        self.frame_latency_ms: deque[float] = deque(maxlen=10_000)
         self._last_s: float | None = None
         self._poses: dict[int, Keypoints] = {}
         self._latency_ms = 0.0
@@ -226,8 +228,11 @@ class CameraPipeline:
             out.extend(counter.update(detections, t))
         self._poses = {d.track_id: d.keypoints for d in detections if d.keypoints and d.track_id is not None}
         events = self.commit(out)
-        if events and frame.decoded_mono:
-            self.event_latency_ms.append((time.monotonic() - frame.decoded_mono) * 1000)
+        if frame.decoded_mono:
+            age_ms = (time.monotonic() - frame.decoded_mono) * 1000
+            self.frame_latency_ms.append(age_ms)
+            if events:
+                self.event_latency_ms.append(age_ms)
         return events + self._in_shadow(lambda a: a.process_frame(frame))
 
     def _count_frame(self, t: float) -> None:

@@ -4,9 +4,9 @@ Each camera is read and decoded in a thread of its own into a small slot (two fr
 calling thread is the detector thread: it takes at most one frame from every camera that has
 one, runs them through the pipelines' pre-detection step, the detector (one batched call where
 the backend offers ``detect_batch``, else one call per frame) and the station logic, in order per
-camera. Files wait for the detector (every frame is used); live streams drop their oldest frame
-instead, so a slow detector means a lower frame rate, not stale frames. One buffer and one MQTT
-connection serve all cameras.
+camera. Files wait for the detector (every frame is used); live streams (and files paced in
+real time) drop their oldest frame instead, so a slow detector means a lower frame rate, not
+stale frames. One buffer and one MQTT connection serve all cameras.
 """
 
 from __future__ import annotations
@@ -98,7 +98,8 @@ class GatewayRunner:
 
     def _camera_thread(self, index: int, stop: threading.Event, max_frames: int | None) -> None:
         source = self.sources[index]
-        live = not is_file_source(source.config.source)
+        # A file paced in real time stands in for a live camera: it drops frames like one.
+        live = source.config.realtime or not is_file_source(source.config.source)
         frames = 0
         end = _End()
         try:
