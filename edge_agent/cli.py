@@ -45,7 +45,7 @@ def edge() -> None:
 @CONFIG
 @click.option("--exit-at-end", is_flag=True, help="Files: exit once the video ended and the buffer drained.")
 @click.option("--drain-timeout", default=60.0, show_default=True, help="Seconds to wait for acks at the end.")
-@click.option("--max-frames", type=int, default=None, help="Stop after this many frames (testing).")
+@click.option("--max-frames", type=int, default=None, help="Stop after N frames per camera (testing).")
 @click.option("--offline", is_flag=True, help="No broker: write events to --events-out instead.")
 @click.option(
     "--events-out",

@@ -259,9 +259,7 @@ class CameraPipeline:
         events: list[Event] = []
         if change.previous is ViewHealth.OK:
             logger.warning("camera %s: view %s; its stations report nothing", self.camera.id, change.health)
-            events = self.commit(self._close_all(change.at_s)) + self._in_shadow(
-                lambda a: a.commit(a._close_all(change.at_s))
-            )
+            events = self.view_lost(change.at_s)
         else:
             logger.warning("camera %s: view %s (was %s)", self.camera.id, change.health, change.previous)
         if self.on_health_change is not None:
@@ -292,6 +290,10 @@ class CameraPipeline:
         logger.warning("camera %s: %s", self.camera.id, outage.reason)
         last = outage.last_good_s if outage.last_good_s is not None else self._last_s
         return self.commit(self._close_all(last)) + self._in_shadow(lambda a: a.camera_lost(outage))
+
+    def view_lost(self, at_s: float) -> list[Event]:
+        """The view went wrong at ``at_s``: close every open segment there (an outage)."""
+        return self.commit(self._close_all(at_s)) + self._in_shadow(lambda a: a.view_lost(at_s))
 
     def finish(self) -> list[Event]:
         """Close every open segment at the last good frame (end of file, agent stopping)."""

@@ -248,12 +248,14 @@ class OnnxYoloDetector:
         batch = facts.input_shape[0] if facts.input_shape else 1
         # A symbolic (or absent) batch dimension takes several frames in one call; a fixed 1 does not.
         self.batch_capable = not isinstance(batch, int) or batch <= 0
+        self.session_runs = 0  # calls into ONNX Runtime so far (one per frame, tile or batch)
         self._class_ids = [i for i, name in enumerate(manifest.classes) if name in wanted]
         yolox = manifest.layout == "yolox"
         self._prep = {"corner": yolox, "bgr": manifest.colors == "bgr", "unit_scale": not yolox}
 
     def _run(self, image: Image, offset: tuple[float, float]) -> Candidates:
         blob, scale, pad = letterbox(image, self.manifest.input_size, **self._prep)
+        self.session_runs += 1
         (output,) = self._session.run(None, {self._input: blob})[:1]
         return self._decode(np.asarray(output, dtype=np.float32), scale, pad, offset)
 
@@ -290,6 +292,7 @@ class OnnxYoloDetector:
             return [self.detect(f, t) for f, t in zip(frames, timestamps, strict=True)]
         preps = [letterbox(f, self.manifest.input_size, **self._prep) for f in frames]
         blob = np.concatenate([b for b, _, _ in preps])
+        self.session_runs += 1
         (outputs,) = self._session.run(None, {self._input: blob})[:1]
         outputs = np.asarray(outputs, dtype=np.float32)
         out = []
