@@ -1,35 +1,34 @@
-"""The composition root: wires camera, detector, station logic, buffer and publisher from a config."""
+"""The composition root: builds cameras' pipelines, detectors, buffer and publisher from a config.
+
+What happens to a frame is :mod:`edge_agent.pipeline`'s business; how frames, the detector and
+the publisher are driven is :mod:`edge_agent.runner`'s. :class:`Agent` wires them together and,
+for the one-camera form, offers the pipeline's per-frame calls directly.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
-import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import cv2
-import numpy as np
 import yaml
 from pydantic import ValidationError
 
-from edge_agent.activity import Segment, StateChange, StationEvent, StationStateMachine
+from edge_agent.activity import StationEvent
 from edge_agent.buffer import EventBuffer
 from edge_agent.config import ConfigError, DetectorConfig, EdgeConfig, MotionConfig
-from edge_agent.counting import Crossing, LineCounter
+from edge_agent.counting import Crossing
 from edge_agent.detect.base import Detection, Detector, Image
 from edge_agent.detect.tracker import CentroidTracker
-from edge_agent.energy import Keypoints, MotionEnergy, keypoint_activity
+from edge_agent.health import HealthChange, ReferenceStore, ViewMonitor
 from edge_agent.identity import IdentityResolver, RosterEntry
-from edge_agent.publisher import Publisher, PublisherSettings
-from edge_agent.sources import Frame, Outage, VideoSource
-from edge_agent.zones import Line, Polygon, to_pixels
-from takt.contract import Event, EventType
-from takt.mqtt import MqttEndpoint
+from edge_agent.pipeline import CameraPipeline, Geometry, build_geometry
+from edge_agent.publisher import PublisherSettings
+from edge_agent.sources import Frame, Outage, is_file_source
+from takt.contract import Event
 
 logger = logging.getLogger(__name__)
 
@@ -107,31 +106,31 @@ def publisher_settings(config: EdgeConfig) -> PublisherSettings:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Geometry:
-    """Zones and lines in the pixels of the frames the detector sees."""
-
-    size: tuple[int, int]
-    zones: dict[str, Polygon]
-    lines: dict[str, Line]
+def reference_store(config: EdgeConfig) -> ReferenceStore:
+    """Where the cameras' reference frames live: ``health.reference_dir``, else beside the buffer."""
+    return ReferenceStore(config.health.reference_dir or config.buffer.path.parent / "reference")
 
 
-def build_geometry(config: EdgeConfig, original: tuple[int, int], processed: tuple[int, int]) -> Geometry:
-    ow, oh = original
-    sx, sy = processed[0] / ow, processed[1] / oh
+def health_enabled(config: EdgeConfig, view: EdgeConfig) -> bool:
+    """``health.enabled``: true, false, or auto (live sources only: a recording is not a camera)."""
+    setting = config.health.enabled
+    if setting == "auto":
+        return not is_file_source(view.single_camera.source)
+    return setting
 
-    def scale(points: list[tuple[float, float]], normalized: bool) -> list[tuple[float, float]]:
-        return [(x * sx, y * sy) for x, y in to_pixels(points, ow, oh, normalized)]
 
-    zones = {s.id: Polygon(tuple(scale(s.zone, s.normalized))) for s in config.stations}
-    lines = {}
-    for c in config.count_lines:
-        a, b = scale(c.points, c.normalized)
-        lines[c.id] = Line(a, b)
-    return Geometry(processed, zones, lines)
+def _shared(make: Callable[[], Detector], count: int) -> list[Detector]:
+    """``count`` detectors: one instance for all when the backend keeps no per-camera state
+    (``shareable``: ONNX models, which can then batch across cameras), else one each."""
+    first = make()
+    if getattr(first, "shareable", False):
+        return [first] * count
+    return [first] + [make() for _ in range(count - 1)]
 
 
 class Agent:
+    """A gateway: one pipeline per camera, one buffer, one identity resolver (and, run, one publisher)."""
+
     def __init__(
         self,
         config: EdgeConfig,
@@ -139,19 +138,11 @@ class Agent:
         detector: Detector | None = None,
         buffer: EventBuffer | None = None,
         shadow_detector: Detector | None = None,
-        shadow: bool = False,
         identity: IdentityResolver | None = None,
     ) -> None:
         self.config = config
-        # A shadow agent runs a candidate model on the production agent's frames:
-        # its own tracker and station state, the same buffer (so the same seq
-        # sequence) and the same worker identities, events tagged shadow.
-        self.shadow = shadow
+        self.views = config.views()
         self.config_version = config.config_version()
-        self.detector = detector if detector is not None else build_detector(config)
-        self.model_version = self.detector.model_version
-        self.tracker = None if self.detector.tracks else CentroidTracker()
-        self.energy = MotionEnergy()
         self.identity = identity or IdentityResolver(
             [
                 RosterEntry(r.station_id, r.worker_id, r.start, r.end, frozenset(r.weekdays))
@@ -162,249 +153,141 @@ class Agent:
             badge_hold_s=config.badges.hold_s,
         )
         self.buffer = buffer if buffer is not None else make_buffer(config)
-        self.shadow_agent: Agent | None = None
-        self.shadow_error: str | None = None
+        self.references = reference_store(config)
+        self.health_listeners: list[Callable[[CameraPipeline, HealthChange], None]] = []
+        n = len(self.views)
+        detectors = [detector] * n if detector is not None else _shared(lambda: build_detector(config), n)
         candidate = config.detector.shadow
-        if candidate is not None and not shadow:
-            self.shadow_agent = Agent(
-                config.model_copy(update={"detector": candidate}),
-                detector=shadow_detector if shadow_detector is not None else build_detector_for(candidate),
-                buffer=self.buffer,
-                shadow=True,
-                identity=self.identity,
-            )
-            logger.info("shadow mode: %s beside %s", self.shadow_agent.model_version, self.model_version)
-        self.machines = {
-            s.id: StationStateMachine(s.id, s.thresholds(config.segment_period_s)) for s in config.stations
-        }
-        self.stations = {s.id: s for s in config.stations}
-        self.geometry: Geometry | None = None
-        self.counters: list[LineCounter] = []
-        self._line_station = {c.id: c.station_id for c in config.count_lines}
-        self._aruco: Any = None
-        if config.badges.enabled and not shadow:
+        shadows: list[Detector | None] = [None] * n
+        if candidate is not None:
+            if shadow_detector is not None:
+                shadows = [shadow_detector] * n
+            else:
+                shadows = list(_shared(lambda: build_detector_for(candidate), n))
+        aruco: Any = None
+        if config.badges.enabled:
             dictionary = cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, config.badges.dictionary))
-            self._aruco = cv2.aruco.ArucoDetector(dictionary, cv2.aruco.DetectorParameters())
-        self.camera_state = "starting"
-        self.frames = 0
-        self.events_made = 0
-        self.last_detections: list[Detection] = []
-        self._last_s: float | None = None
-        self._poses: dict[int, Keypoints] = {}
-        self._latency_ms = 0.0
-        self._fps = 0.0
-        self._last_wall: float | None = None
-
-    # -- per frame ----------------------------------------------------------------------
-    def prepare(self, image: Image) -> Image:
-        width = self.config.camera.process_width
-        h, w = image.shape[:2]
-        if width is not None and w > width:
-            image = np.asarray(
-                cv2.resize(image, (width, round(h * width / w)), interpolation=cv2.INTER_AREA), dtype=np.uint8
-            )
-        if self.geometry is None or self.geometry.size != (image.shape[1], image.shape[0]):
-            self.geometry = build_geometry(self.config, (w, h), (image.shape[1], image.shape[0]))
-            self.counters = [
-                LineCounter(
-                    c.id,
-                    self.geometry.lines[c.id],
-                    frozenset(c.labels),
-                    direction=c.direction,
-                    dead_band_px=c.dead_band_px,
+            aruco = cv2.aruco.ArucoDetector(dictionary, cv2.aruco.DetectorParameters())
+        self.pipelines: list[CameraPipeline] = []
+        for view, det, shadow_det in zip(self.views, detectors, shadows, strict=True):
+            shadow_pipeline = None
+            if shadow_det is not None and candidate is not None:
+                shadow_pipeline = CameraPipeline(
+                    view.model_copy(update={"detector": candidate}),
+                    shadow_det,
+                    self.buffer,
+                    self.identity,
+                    shadow=True,
                 )
-                for c in self.config.count_lines
-            ]
-        return image
+                logger.info("shadow mode: %s beside %s", shadow_det.model_version, det.model_version)
+            monitor = None
+            if health_enabled(config, view):
+                monitor = ViewMonitor(config.health, self.references.load(view.single_camera.id))
+            self.pipelines.append(
+                CameraPipeline(
+                    view,
+                    det,
+                    self.buffer,
+                    self.identity,
+                    shadow_pipeline=shadow_pipeline,
+                    aruco=aruco,
+                    monitor=monitor,
+                    references=self.references,
+                    on_health_change=self._health_changed,
+                )
+            )
+
+    def _health_changed(self, pipeline: CameraPipeline, change: HealthChange) -> None:
+        for listener in self.health_listeners:
+            listener(pipeline, change)
+
+    # -- the one-camera form: the first (only) camera's pipeline ----------------------------
+    @property
+    def pipeline(self) -> CameraPipeline:
+        return self.pipelines[0]
+
+    @property
+    def detector(self) -> Detector:
+        return self.pipeline.detector
+
+    @property
+    def model_version(self) -> str:
+        return self.pipeline.model_version
+
+    @property
+    def tracker(self) -> CentroidTracker | None:
+        return self.pipeline.tracker
+
+    @property
+    def shadow_agent(self) -> CameraPipeline | None:
+        return self.pipeline.shadow_pipeline
+
+    @property
+    def geometry(self) -> Geometry | None:
+        return self.pipeline.geometry
+
+    @property
+    def last_detections(self) -> list[Detection]:
+        return self.pipeline.last_detections
+
+    @property
+    def camera_state(self) -> str:
+        states = [p.camera_state for p in self.pipelines]
+        return next((s for s in states if s != "ok"), "ok")
+
+    @camera_state.setter
+    def camera_state(self, value: str) -> None:
+        for p in self.pipelines:
+            p.camera_state = value
+
+    @property
+    def frames(self) -> int:
+        return sum(p.frames for p in self.pipelines)
+
+    @property
+    def events_made(self) -> int:
+        return sum(p.events_made for p in self.pipelines)
+
+    def prepare(self, image: Image) -> Image:
+        return self.pipeline.prepare(image)
 
     def process_frame(self, frame: Frame) -> list[Event]:
-        t = frame.timestamp_s
-        out: list[StationEvent | Crossing] = []
-        if self._last_s is not None and t - self._last_s > self.config.camera.max_gap_s:
-            # Frames stopped for a while: that time is unobserved, not absence.
-            out.extend(self._close_all(self._last_s))
-        image = self.prepare(frame.image)
-        assert self.geometry is not None
-        started = time.perf_counter()
-        detections = self.detector.detect(image, t)
-        self._latency_ms = 0.9 * self._latency_ms + 0.1 * (time.perf_counter() - started) * 1000
-        if self.tracker is not None:
-            detections = self.tracker.update(detections)
-        self.last_detections = detections
-        self.energy.update(image)
-        if self._aruco is not None and self.frames % self.config.badges.every_n_frames == 0:
-            self._read_badges(image, t)
-        person = self.config.detector.person_label
-        for station_id, machine in self.machines.items():
-            zone = self.geometry.zones[station_id]
-            anchor = self.stations[station_id].anchor
-            people = [
-                d
-                for d in detections
-                if d.label == person and zone.contains(d.center if anchor == "center" else d.bottom)
-            ]
-            activity = max((self._activity(d) for d in people), default=0.0)
-            confidence = max((d.confidence for d in people), default=1.0)
-            out.extend(
-                machine.observe(
-                    t,
-                    present=bool(people),
-                    activity=activity,
-                    confidence=confidence,
-                    worker_id=self.identity.resolve(station_id, t),
-                )
-            )
-        for counter in self.counters:
-            out.extend(counter.update(detections, t))
-        self._poses = {d.track_id: d.keypoints for d in detections if d.keypoints and d.track_id is not None}
-        self._last_s = t
-        self.frames += 1
-        self.camera_state = "ok"
-        now = time.monotonic()
-        if self._last_wall is not None and now > self._last_wall:
-            self._fps = 0.9 * self._fps + 0.1 / (now - self._last_wall)
-        self._last_wall = now
-        return self._commit(out) + self._in_shadow(lambda a: a.process_frame(frame))
-
-    def _in_shadow(self, step: Callable[[Agent], list[Event]]) -> list[Event]:
-        """Run ``step`` on the shadow agent; a failing candidate is switched off, production goes on."""
-        if self.shadow_agent is None:
-            return []
-        try:
-            return step(self.shadow_agent)
-        except Exception as exc:  # whatever the candidate does, production events must keep flowing
-            logger.exception("shadow model %s failed; shadow mode off", self.shadow_agent.model_version)
-            self.shadow_error = f"{type(exc).__name__}: {exc}"
-            self.shadow_agent.detector.close()
-            self.shadow_agent = None
-            return []
-
-    def _activity(self, person: Detection) -> float:
-        previous = self._poses.get(person.track_id) if person.track_id is not None else None
-        if person.keypoints and previous:
-            return keypoint_activity(previous, person.keypoints, person.box)
-        return self.energy.energy(person.box)
+        return self.pipeline.process_frame(frame)
 
     def camera_lost(self, outage: Outage) -> list[Event]:
-        self.camera_state = "reconnecting"
-        logger.warning("camera %s: %s", self.config.camera.id, outage.reason)
-        last = outage.last_good_s if outage.last_good_s is not None else self._last_s
-        return self._commit(self._close_all(last)) + self._in_shadow(lambda a: a.camera_lost(outage))
+        return self.pipeline.camera_lost(outage)
+
+    def commit(self, items: Sequence[StationEvent | Crossing]) -> list[Event]:
+        return self.pipeline.commit(items)
 
     def finish(self) -> list[Event]:
-        """Close every open segment at the last good frame (end of file, agent stopping)."""
-        return self._commit(self._close_all(self._last_s)) + self._in_shadow(lambda a: a.finish())
+        """Close every camera's open segments at its last good frame."""
+        return [e for p in self.pipelines for e in p.finish()]
 
-    def _close_all(self, at_s: float | None) -> list[StationEvent]:
-        out: list[StationEvent] = []
-        for machine in self.machines.values():
-            out.extend(machine.close(at_s))
-        return out
-
-    def _read_badges(self, image: Image, t: float) -> None:
-        assert self.geometry is not None
-        corners, ids, _ = self._aruco.detectMarkers(image)
-        if ids is None:
-            return
-        for quad, marker in zip(corners, np.asarray(ids).flatten(), strict=True):
-            cx, cy = (float(v) for v in np.asarray(quad).reshape(-1, 2).mean(axis=0))
-            for station_id, zone in self.geometry.zones.items():
-                if zone.contains((cx, cy)):
-                    self.identity.badge_seen(station_id, int(marker), t)
-
-    # -- events -------------------------------------------------------------------------
-    def _event(
-        self,
-        station_id: str,
-        worker_id: str,
-        event_type: EventType,
-        at_s: float,
-        confidence: float,
-        *,
-        duration_s: float | None = None,
-        count: int = 0,
-    ) -> Event:
-        return Event(
-            event_id=uuid.uuid4(),
-            timestamp=datetime.fromtimestamp(at_s, UTC),
-            worker_id=worker_id,
-            station_id=station_id,
-            event_type=event_type,
-            confidence=round(min(1.0, max(0.0, confidence)), 4),
-            count=count,
-            duration_s=duration_s,
-            model_version=self.model_version,
-            camera_id=self.config.camera.id,
-            site_id=self.config.site_id,
-            gateway_id=self.config.gateway_id,
-            config_version=self.config_version,
-            shadow=self.shadow,
-        )
-
-    def _commit(self, items: Sequence[StationEvent | Crossing]) -> list[Event]:
-        events: list[Event] = []
-        for item in items:
-            if isinstance(item, Segment):
-                # Timestamps carry microseconds: derive the duration from the rounded ends
-                # so start + duration never reaches past the minute boundary it was cut at.
-                start = datetime.fromtimestamp(item.start_s, UTC)
-                duration = (datetime.fromtimestamp(item.end_s, UTC) - start).total_seconds()
-                if duration > 0:
-                    events.append(
-                        self._event(
-                            item.station_id,
-                            item.worker_id,
-                            item.state,
-                            item.start_s,
-                            item.confidence,
-                            duration_s=duration,
-                        )
-                    )
-            elif isinstance(item, StateChange):
-                # A change marks the moment; its time is carried by the segments (duration 0 here).
-                events.append(
-                    self._event(
-                        item.station_id,
-                        item.worker_id,
-                        item.state,
-                        item.at_s,
-                        item.confidence,
-                        duration_s=0.0,
-                    )
-                )
-            else:
-                station_id = self._line_station[item.line_id]
-                events.append(
-                    self._event(
-                        station_id,
-                        self.identity.resolve(station_id, item.timestamp_s),
-                        EventType.PRODUCT_COUNT,
-                        item.timestamp_s,
-                        item.confidence,
-                        count=1,
-                    )
-                )
-        if events:
-            # On disk before anything may publish it.
-            self.buffer.append(events)
-            self.events_made += len(events)
-        return events
-
+    # -- status -------------------------------------------------------------------------
     def status_fields(self) -> dict[str, Any]:
-        fields: dict[str, Any] = {
-            "model_version": self.model_version,
-            "camera_state": self.camera_state,
-            "fps": round(self._fps, 2),
-            "detector_latency_ms": round(self._latency_ms, 2),
-            "camera_id": self.config.camera.id,
-            "config_version": self.config_version,
-            "frames": self.frames,
-        }
-        if self.shadow_agent is not None:
-            fields["shadow_model_version"] = self.shadow_agent.model_version
-            fields["shadow_detector_latency_ms"] = round(self.shadow_agent._latency_ms, 2)
-        if self.shadow_error is not None:
-            fields["shadow_error"] = self.shadow_error
+        """Gateway-level fields (one camera: as they always were) plus ``cameras``, one entry each."""
+        if len(self.pipelines) == 1:
+            fields = self.pipeline.status_fields()
+        else:
+            fields = {
+                "model_version": self.model_version,
+                "camera_state": self.camera_state,
+                "fps": round(sum(p.fps for p in self.pipelines), 2),
+                "detector_latency_ms": round(max(p.latency_ms for p in self.pipelines), 2),
+                "config_version": self.config_version,
+                "frames": self.frames,
+            }
+            shadowed = [p for p in self.pipelines if p.shadow_pipeline is not None]
+            if shadowed:
+                shadow = shadowed[0].shadow_pipeline
+                assert shadow is not None
+                fields["shadow_model_version"] = shadow.model_version
+                fields["shadow_detector_latency_ms"] = round(shadow.latency_ms, 2)
+            errors = [p.shadow_error for p in self.pipelines if p.shadow_error is not None]
+            if errors:
+                fields["shadow_error"] = errors[0]
+        fields["cameras"] = [p.camera_status() for p in self.pipelines]
         return fields
 
     # -- the loop -----------------------------------------------------------------------
@@ -417,46 +300,24 @@ class Agent:
         drain_timeout_s: float = 60.0,
         max_frames: int | None = None,
     ) -> None:
-        publisher: Publisher | None = None
-        if publish:
-            endpoint = MqttEndpoint.from_url(self.config.mqtt.resolved_url(), self.config.mqtt.ca_file)
-            publisher = Publisher(
-                self.buffer,
-                endpoint,
-                self.config.site_id,
-                self.config.gateway_id,
-                publisher_settings(self.config),
-                status_fields=self.status_fields,
-            )
-            publisher.start()
-        source = VideoSource(self.config.camera)
-        try:
-            for item in source.frames(stop):
-                if publisher is not None and publisher.fatal is not None:
-                    raise publisher.fatal
-                if isinstance(item, Outage):
-                    self.camera_lost(item)
-                    continue
-                self.process_frame(item)
-                if max_frames is not None and self.frames >= max_frames:
-                    break
-            self.finish()
-            self.camera_state = source.state
-            logger.info("video source finished after %d frames; %d events", self.frames, self.events_made)
-            if publisher is not None:
-                if exit_at_end:
-                    deadline = time.monotonic() + drain_timeout_s
-                    while self.buffer.stats().backlog and time.monotonic() < deadline and not stop.is_set():
-                        if publisher.fatal is not None:
-                            raise publisher.fatal
-                        stop.wait(0.1)
-                else:
-                    while not stop.wait(0.5):
-                        if publisher.fatal is not None:
-                            raise publisher.fatal
-        finally:
-            if publisher is not None:
-                publisher.stop()
-            self.detector.close()
-            if self.shadow_agent is not None:
-                self.shadow_agent.detector.close()
+        """Run every camera until ``stop`` (or, for files, their end); see :class:`GatewayRunner`."""
+        from edge_agent.runner import GatewayRunner
+
+        GatewayRunner(self).run(
+            stop,
+            publish=publish,
+            exit_at_end=exit_at_end,
+            drain_timeout_s=drain_timeout_s,
+            max_frames=max_frames,
+        )
+
+    def close(self) -> None:
+        closed: set[int] = set()
+        for p in self.pipelines:
+            for det in (p.detector, p.shadow_pipeline.detector if p.shadow_pipeline else None):
+                if det is not None and id(det) not in closed:
+                    closed.add(id(det))
+                    det.close()
+
+
+__all__ = ["Agent", "Geometry", "build_detector", "build_detector_for", "build_geometry"]

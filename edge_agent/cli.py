@@ -45,7 +45,7 @@ def edge() -> None:
 @CONFIG
 @click.option("--exit-at-end", is_flag=True, help="Files: exit once the video ended and the buffer drained.")
 @click.option("--drain-timeout", default=60.0, show_default=True, help="Seconds to wait for acks at the end.")
-@click.option("--max-frames", type=int, default=None, help="Stop after this many frames (testing).")
+@click.option("--max-frames", type=int, default=None, help="Stop after N frames per camera (testing).")
 @click.option("--offline", is_flag=True, help="No broker: write events to --events-out instead.")
 @click.option(
     "--events-out",
@@ -124,9 +124,12 @@ def _check_rows(config: EdgeConfig) -> list[tuple[str, bool, str]]:
         except Exception as exc:  # every failure becomes a row in the table
             rows.append((name, False, str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
 
-    def camera() -> str:
-        image = grab_one(config.camera)
-        return f"{image.shape[1]}x{image.shape[0]} frame from {config.camera.source}"
+    def camera(view: EdgeConfig) -> Callable[[], str]:
+        def grab() -> str:
+            image = grab_one(view.single_camera)
+            return f"{image.shape[1]}x{image.shape[0]} frame from {view.single_camera.source}"
+
+        return grab
 
     def model() -> str:
         detector = build_detector(config)
@@ -171,7 +174,9 @@ def _check_rows(config: EdgeConfig) -> list[tuple[str, bool, str]]:
         detector.close()
         return f"{detector.model_version} loaded as shadow candidate"
 
-    step("camera", camera)
+    views = config.views()
+    for view in views:
+        step("camera" if len(views) == 1 else f"camera {view.single_camera.id}", camera(view))
     step("model", model)
     if config.detector.shadow is not None:
         step("shadow model", shadow_model)
@@ -198,8 +203,20 @@ def check(config_path: Path) -> None:
 @CONFIG
 @click.option("-o", "--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--frames", default=15, show_default=True, help="Frames to run the detector over first.")
-def snapshot(config_path: Path, out: Path, frames: int) -> None:
-    """A frame with zones, count lines and current detections drawn, for installers."""
+@click.option(
+    "--camera", "camera_id", default=None, help="Which camera of a `cameras:` config (default: the first)."
+)
+@click.option(
+    "--set-reference",
+    is_flag=True,
+    help="Also keep the camera's current frame as the reference its view is checked against (camera health).",
+)
+def snapshot(config_path: Path, out: Path, frames: int, camera_id: str | None, set_reference: bool) -> None:
+    """A frame with zones, count lines and current detections drawn, for installers.
+
+    With --set-reference the frame also becomes the camera's health reference (after the camera
+    was moved on purpose, or the scene was rearranged); a running agent reads it at its next start.
+    """
     import cv2
 
     from edge_agent.agent import Agent
@@ -208,13 +225,18 @@ def snapshot(config_path: Path, out: Path, frames: int) -> None:
     from edge_agent.sources import Frame, VideoSource
 
     config = _load(config_path)
+    views = {v.single_camera.id: v for v in config.views()}
+    if camera_id is not None and camera_id not in views:
+        click.echo(f"no camera {camera_id!r} in {config_path} (cameras: {', '.join(views)})", err=True)
+        sys.exit(2)
+    config = views[camera_id] if camera_id is not None else next(iter(views.values()))
     stop = threading.Event()
     last: Frame | None = None
     with tempfile.TemporaryDirectory() as tmp:
         # A throwaway buffer: a snapshot must not queue events for the cloud.
         agent = Agent(config, buffer=EventBuffer(Path(tmp) / "snap.sqlite"))
         try:
-            for item in VideoSource(config.camera).frames(stop):
+            for item in VideoSource(config.single_camera).frames(stop):
                 if isinstance(item, Frame):
                     last = item
                     agent.process_frame(item)
@@ -231,6 +253,11 @@ def snapshot(config_path: Path, out: Path, frames: int) -> None:
         click.echo(f"cannot write {out}", err=True)
         sys.exit(1)
     click.echo(f"wrote {out} ({len(agent.last_detections)} detections)")
+    if set_reference:
+        from edge_agent.agent import reference_store
+
+        path = reference_store(config).save(config.single_camera.id, last.image)
+        click.echo(f"reference frame for camera {config.single_camera.id} -> {path}")
 
 
 @edge.command("make-demo-footage")

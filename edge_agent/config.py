@@ -8,7 +8,7 @@ import os
 import re
 from datetime import time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -56,6 +56,9 @@ class CameraConfig(_Model):
     # A gap between frames longer than this is an outage: open segments close at the last good frame.
     max_gap_s: float = Field(default=5.0, gt=0)
     process_width: int | None = Field(default=None, ge=64)
+
+
+_C = TypeVar("_C", bound=CameraConfig)
 
 
 class MotionConfig(_Model):
@@ -219,18 +222,63 @@ class BufferConfig(_Model):
     synchronous: Literal["FULL", "NORMAL"] = "FULL"
 
 
+class HealthConfig(_Model):
+    """Camera health: the view checked against a reference frame every ``check_every_s``.
+
+    Thresholds are for the cheap measures in :mod:`edge_agent.health`; the defaults suit a fixed
+    camera over a work area. ``reference_dir`` holds one PNG per camera (default: beside the buffer).
+    """
+
+    # auto: live sources (streams, devices) only; a file is a recording, often a noise-free synthetic one.
+    enabled: bool | Literal["auto"] = "auto"
+    check_every_s: float = Field(default=10.0, gt=0)
+    reference_dir: Path | None = None
+    # Shift of the view against the reference (phase correlation), in pixels of a 320 px wide copy.
+    max_shift_px: float = Field(default=8.0, gt=0)
+    # Sharpness (variance of the Laplacian) below this share of the reference's: out of focus.
+    min_sharpness_ratio: float = Field(default=0.35, gt=0, le=1)
+    # Edge density below this share of the reference's, or a nearly uniform image: covered.
+    min_edge_ratio: float = Field(default=0.25, gt=0, le=1)
+    min_contrast: float = Field(default=6.0, ge=0)
+    # No pixel changing for this long (mean absolute difference below frozen_diff): frozen.
+    frozen_after_s: float = Field(default=30.0, gt=0)
+    frozen_diff: float = Field(default=0.05, ge=0)
+    # A check that fails this many times in a row marks the view wrong; one good check clears it.
+    bad_checks: int = Field(default=2, ge=1)
+
+
+class CameraEntry(CameraConfig):
+    """One camera of a gateway that serves several (``cameras:``), with its own stations."""
+
+    stations: list[StationConfig] = Field(min_length=1)
+    count_lines: list[CountLineConfig] = Field(default_factory=list)
+
+    def camera_only(self) -> CameraConfig:
+        return CameraConfig.model_validate(self.model_dump(exclude={"stations", "count_lines"}))
+
+
 class EdgeConfig(_Model):
+    """A gateway's configuration.
+
+    Either one camera (``camera``, ``stations``, ``count_lines`` at the top level, the original
+    form) or several (``cameras``, each with its own ``stations`` and ``count_lines``).
+    :meth:`views` gives one single-camera config per camera either way.
+    """
+
     site_id: TopicId
     gateway_id: TopicId
     timezone: str = "UTC"
-    camera: CameraConfig
+    # Required in the one-camera form; absent (None, []) with ``cameras`` (see _camera_form).
+    camera: CameraConfig | None
+    cameras: list[CameraEntry] = Field(default_factory=list)
     detector: DetectorConfig = DetectorConfig()
-    stations: list[StationConfig] = Field(min_length=1)
+    stations: list[StationConfig]
     count_lines: list[CountLineConfig] = Field(default_factory=list)
     roster: list[RosterConfig] = Field(default_factory=list)
     badges: BadgeConfig = BadgeConfig()
     mqtt: MqttConfig
     buffer: BufferConfig = BufferConfig()
+    health: HealthConfig = HealthConfig()
     segment_period_s: float = Field(default=10.0, gt=0, le=60)
 
     @field_validator("timezone")
@@ -242,14 +290,39 @@ class EdgeConfig(_Model):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _camera_form(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("cameras"):
+            data = {"camera": None, "stations": [], **data}
+        return data
+
     @model_validator(mode="after")
     def _references(self) -> EdgeConfig:
-        ids = [s.id for s in self.stations]
+        if self.cameras:
+            if self.camera is not None or self.stations or self.count_lines:
+                raise ValueError(
+                    "with `cameras`, stations and count_lines go under each camera "
+                    "(no top-level `camera`, `stations` or `count_lines`)"
+                )
+            camera_ids = [c.id for c in self.cameras]
+            if len(set(camera_ids)) != len(camera_ids):
+                raise ValueError("camera ids must be unique")
+            groups = [(c.stations, c.count_lines) for c in self.cameras]
+        else:
+            if self.camera is None:
+                raise ValueError("set `camera` (with `stations`) or a `cameras` list")
+            if not self.stations:
+                raise ValueError("`stations` needs at least one station")
+            groups = [(self.stations, self.count_lines)]
+        ids = [s.id for stations, _ in groups for s in stations]
         if len(set(ids)) != len(ids):
-            raise ValueError("station ids must be unique")
-        for line in self.count_lines:
-            if line.station_id not in ids:
-                raise ValueError(f"count line {line.id!r} names unknown station {line.station_id!r}")
+            raise ValueError("station ids must be unique (across all cameras)")
+        for stations, lines in groups:
+            own = {s.id for s in stations}
+            for line in lines:
+                if line.station_id not in own:
+                    raise ValueError(f"count line {line.id!r} names unknown station {line.station_id!r}")
         for entry in self.roster:
             if entry.station_id not in ids:
                 raise ValueError(f"roster entry for {entry.worker_id!r} names unknown station")
@@ -259,13 +332,42 @@ class EdgeConfig(_Model):
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    @property
+    def single_camera(self) -> CameraConfig:
+        """The camera of a one-camera config (a view); an error for a ``cameras:`` config."""
+        if self.camera is None:
+            raise ConfigError(f"this config has {len(self.cameras)} cameras; take one of views()")
+        return self.camera
+
+    def views(self) -> list[EdgeConfig]:
+        """One single-camera config per camera, in the order of the file (the config itself for one)."""
+        if not self.cameras:
+            return [self]
+        return [
+            self.model_copy(
+                update={
+                    "camera": entry.camera_only(),
+                    "stations": entry.stations,
+                    "count_lines": entry.count_lines,
+                    "cameras": [],
+                }
+            )
+            for entry in self.cameras
+        ]
+
     def config_version(self) -> str:
-        """Short hash of what changes how frames become events (zones, lines, thresholds, detector)."""
+        """Short hash of what changes how frames become events (zones, lines, thresholds, detector).
+
+        Per camera: each camera's events carry the version of its own view.
+        """
+        if self.cameras:
+            joined = ",".join(v.config_version() for v in self.views())
+            return hashlib.sha256(joined.encode()).hexdigest()[:12]
         relevant: dict[str, Any] = {
             "stations": [s.model_dump(mode="json") for s in self.stations],
             "count_lines": [c.model_dump(mode="json") for c in self.count_lines],
             "segment_period_s": self.segment_period_s,
-            "sample_fps": self.camera.sample_fps,
+            "sample_fps": self.single_camera.sample_fps,
             # A shadow candidate does not change how production events are made.
             "detector": self.detector.model_dump(
                 mode="json", exclude={"models_dir", "replay_file", "shadow"}
@@ -306,7 +408,19 @@ def load_config(path: Path) -> EdgeConfig:
     detector = config.detector.resolve_paths(base)
     if detector is not config.detector:
         updates["detector"] = detector
-    source = config.camera.source
-    if isinstance(source, str) and "://" not in source and not Path(source).is_absolute():
-        updates["camera"] = config.camera.model_copy(update={"source": str(base / source)})
+    if config.health.reference_dir is not None and not config.health.reference_dir.is_absolute():
+        updates["health"] = config.health.model_copy(
+            update={"reference_dir": base / config.health.reference_dir}
+        )
+    if config.camera is not None:
+        updates["camera"] = _resolve_source(config.camera, base)
+    if config.cameras:
+        updates["cameras"] = [_resolve_source(c, base) for c in config.cameras]
     return config.model_copy(update=updates) if updates else config
+
+
+def _resolve_source(camera: _C, base: Path) -> _C:
+    source = camera.source
+    if isinstance(source, str) and "://" not in source and not Path(source).is_absolute():
+        return camera.model_copy(update={"source": str(base / source)})
+    return camera

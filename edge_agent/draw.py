@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from edge_agent.agent import Geometry
 from edge_agent.detect.base import Detection, Image
+from edge_agent.pipeline import Geometry
 
 
 def draw_overlay(image: Image, geometry: Geometry, detections: list[Detection]) -> Image:

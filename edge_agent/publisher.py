@@ -137,6 +137,7 @@ class Publisher:
         self._tokens = 0.0
         self._last_refill = time.monotonic()
         self._last_heartbeat = 0.0
+        self._status_asked = threading.Event()
 
     # -- lifecycle --------------------------------------------------------------------
     def start(self) -> None:
@@ -149,6 +150,10 @@ class Publisher:
             self._thread.join(timeout_s)
             if self._thread.is_alive():
                 logger.error("publisher thread did not stop within %.1f s", timeout_s)
+
+    def status_now(self) -> None:
+        """Publish the status at the next step rather than at the next heartbeat (any thread)."""
+        self._status_asked.set()
 
     def wait_connected(self, timeout_s: float) -> bool:
         return self.connected.wait(timeout_s)
@@ -344,7 +349,8 @@ class Publisher:
         self._resend_overdue(now)
         self._send_live(now)
         self._send_backlog(now)
-        if now - self._last_heartbeat >= self.settings.heartbeat_s:
+        if self._status_asked.is_set() or now - self._last_heartbeat >= self.settings.heartbeat_s:
+            self._status_asked.clear()
             self._publish_status(GatewayState.ONLINE)
 
     def _apply_acks(self) -> None:

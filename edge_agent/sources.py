@@ -35,6 +35,8 @@ class Frame:
     image: Image
     timestamp_s: float
     index: int
+    # time.monotonic() when the frame was decoded: frame-to-event latency starts here.
+    decoded_mono: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +116,7 @@ class VideoSource:
                         if ahead > 0 and stop.wait(ahead):
                             return
                     self.frames_read += 1
-                    yield Frame(image, start + video_s, index)
+                    yield Frame(image, start + video_s, index, time.monotonic())
                     index += 1
             finally:
                 capture.release()
@@ -156,7 +158,7 @@ class VideoSource:
                     next_emit = now + interval
                     last_good = now
                     self.frames_read += 1
-                    yield Frame(image, now, index)
+                    yield Frame(image, now, index, time.monotonic())
                     index += 1
             finally:
                 capture.release()

@@ -202,6 +202,8 @@ class OnnxYoloDetector:
     """
 
     tracks = False
+    # Keeps no per-camera state: one session serves every camera of a gateway (and batches them).
+    shareable = True
 
     def __init__(
         self,
@@ -243,16 +245,26 @@ class OnnxYoloDetector:
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise EdgeError(f"cannot load ONNX model {path}: {exc}") from None
         self._input = facts.input_name
+        batch = facts.input_shape[0] if facts.input_shape else 1
+        # A symbolic (or absent) batch dimension takes several frames in one call; a fixed 1 does not.
+        self.batch_capable = not isinstance(batch, int) or batch <= 0
+        self.session_runs = 0  # calls into ONNX Runtime so far (one per frame, tile or batch)
         self._class_ids = [i for i, name in enumerate(manifest.classes) if name in wanted]
         yolox = manifest.layout == "yolox"
         self._prep = {"corner": yolox, "bgr": manifest.colors == "bgr", "unit_scale": not yolox}
 
     def _run(self, image: Image, offset: tuple[float, float]) -> Candidates:
-        size = self.manifest.input_size
-        blob, scale, pad = letterbox(image, size, **self._prep)
+        blob, scale, pad = letterbox(image, self.manifest.input_size, **self._prep)
+        self.session_runs += 1
         (output,) = self._session.run(None, {self._input: blob})[:1]
+        return self._decode(np.asarray(output, dtype=np.float32), scale, pad, offset)
+
+    def _decode(
+        self, output: FloatArray, scale: float, pad: tuple[float, float], offset: tuple[float, float]
+    ) -> Candidates:
+        size = self.manifest.input_size
         return decode_candidates(
-            np.asarray(output, dtype=np.float32),
+            output,
             self.manifest.layout,
             len(self.manifest.classes),
             self._class_ids,
@@ -272,6 +284,23 @@ class OnnxYoloDetector:
             for x1, y1, x2, y2 in tile_windows(w, h, self.tiling.grid, self.tiling.overlap):
                 parts.append(self._run(frame[y1:y2, x1:x2], (float(x1), float(y1))))
         return to_detections(Candidates.concat(parts), self.manifest.classes, self.manifest.iou, (w, h))
+
+    def detect_batch(self, frames: list[Image], timestamps: list[float]) -> list[list[Detection]]:
+        """Several frames (of several cameras): one session call where the model's batch
+        dimension is free and tiling is off, else one call per frame."""
+        if not self.batch_capable or self.tiling.grid > 1 or len(frames) < 2:
+            return [self.detect(f, t) for f, t in zip(frames, timestamps, strict=True)]
+        preps = [letterbox(f, self.manifest.input_size, **self._prep) for f in frames]
+        blob = np.concatenate([b for b, _, _ in preps])
+        self.session_runs += 1
+        (outputs,) = self._session.run(None, {self._input: blob})[:1]
+        outputs = np.asarray(outputs, dtype=np.float32)
+        out = []
+        for k, (frame, (_, scale, pad)) in enumerate(zip(frames, preps, strict=True)):
+            found = self._decode(outputs[k : k + 1], scale, pad, (0.0, 0.0))
+            h, w = frame.shape[:2]
+            out.append(to_detections(found, self.manifest.classes, self.manifest.iou, (w, h)))
+        return out
 
     def close(self) -> None:
         self._session = None

@@ -342,6 +342,48 @@ class GatewayState(StrEnum):
     OFFLINE = "offline"
 
 
+class ViewHealth(StrEnum):
+    """Whether a camera still sees what its zones were drawn on (docs/edge-agent.md, "Camera health")."""
+
+    OK = "ok"
+    MOVED = "moved"
+    COVERED = "covered"
+    BLURRED = "blurred"
+    FROZEN = "frozen"
+
+
+class CameraHealth(BaseModel):
+    """A camera's view against its reference frame. Anything but ``ok`` is an outage of that
+    camera's stations: they send no state events meanwhile (unobserved time, not absence)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    state: ViewHealth
+    since: AwareDatetime | None = Field(default=None, description="When the view became this (frame time).")
+    checked_at: AwareDatetime | None = Field(default=None, description="The latest check (frame time).")
+    checks: int | None = Field(default=None, ge=0)
+    measures: dict[str, float] | None = Field(
+        default=None, description="The latest check's figures: shift_px, sharpness_ratio, edge_ratio, ..."
+    )
+
+
+class CameraStatus(BaseModel):
+    """One camera of a gateway, in its status message (gateways with several cameras send one each)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    camera_id: TopicId
+    camera_state: str | None = Field(default=None, description="e.g. ok, reconnecting, ended")
+    frames: int | None = Field(default=None, ge=0, description="Frames seen since the agent started.")
+    fps: float | None = None
+    last_frame_at: AwareDatetime | None = None
+    detector_latency_ms: float | None = None
+    dropped_frames: int | None = Field(default=None, ge=0, description="Live frames dropped, detector busy.")
+    config_version: Label | None = None
+    stations: list[EntityId] | None = None
+    health: CameraHealth | None = Field(default=None, description="Absent where health checks are off.")
+
+
 class GatewayStatus(BaseModel):
     """Retained birth message, heartbeat and last will of a gateway.
 
@@ -367,3 +409,8 @@ class GatewayStatus(BaseModel):
     oldest_buffered_age_s: float | None = None
     dropped: int | None = Field(default=None, description="Events dropped by the buffer's size policy.")
     replaying: bool | None = Field(default=None, description="Draining a backlog after an outage.")
+    cameras: list[CameraStatus] | None = Field(
+        default=None,
+        description="Per camera (older gateways omit it): frames, fps, last frame, "
+        "view health. The top-level camera fields then describe the gateway as a whole.",
+    )

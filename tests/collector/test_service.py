@@ -14,9 +14,12 @@ from prometheus_client import generate_latest
 
 from collector.service import Collector
 from takt.contract import (
+    CameraHealth,
+    CameraStatus,
     EventType,
     GatewayState,
     GatewayStatus,
+    ViewHealth,
     encode_event,
     encode_events_envelope,
     encode_status,
@@ -102,17 +105,20 @@ def test_status_is_upserted_into_gateways(
         state=GatewayState.ONLINE,
         timestamp=datetime.now(UTC),
         backlog=7,
+        # A camera whose view is wrong: its health is kept with the gateway's status.
+        cameras=[CameraStatus(camera_id="cam-1", frames=9, health=CameraHealth(state=ViewHealth.COVERED))],
     )
     gw.client.publish(status_topic(site_id, "gw-status"), encode_status(status), qos=1, retain=True)
 
     def stored() -> tuple[Any, ...] | None:
         with psycopg.connect(database) as conn:
             return conn.execute(
-                "SELECT site_id, state, status->>'backlog' FROM gateways WHERE gateway_id = 'gw-status'"
+                "SELECT site_id, state, status->>'backlog', status->'cameras'->0->'health'->>'state' "
+                "FROM gateways WHERE gateway_id = 'gw-status'"
             ).fetchone()
 
     assert wait_for(lambda: stored() is not None)
-    assert stored() == (site_id, "online", "7")
+    assert stored() == (site_id, "online", "7", "covered")
     gw.client.publish(status_topic(site_id, "gw-status"), b"", qos=1, retain=True)  # clear retained
 
 

@@ -174,7 +174,7 @@ def test_segment_events_never_reach_past_a_minute_after_rounding(tmp_path: Path,
     agent = Agent(_replay_config(tmp_path, [{"t": 0, "detections": []}]), detector=_NoDetections())
     base = 1_795_432_560.0  # a minute boundary
     end = base + 60 if start > 1 else base + 1
-    events = agent._commit([Segment("st", EventType.IDLE, "w", base + start, end, 1.0)])
+    events = agent.commit([Segment("st", EventType.IDLE, "w", base + start, end, 1.0)])
     assert_segments_sane(events)
     for e in events:
         assert e.duration_s is not None

@@ -20,6 +20,7 @@ from takt.contract import (
     GatewayStatus,
     TopicError,
     TopicKind,
+    ViewHealth,
     ack_topic,
     content_event_id,
     decode_ack,
@@ -222,6 +223,45 @@ def test_ack_and_status_round_trip() -> None:
     assert b'"schema":1' in encode_ack(ack)
     status = GatewayStatus(gateway_id="gw-1", state=GatewayState.ONLINE, backlog=4, future_field="x")
     assert decode_status(encode_status(status)).model_extra == {"future_field": "x"}
+
+
+def test_status_reports_cameras_and_older_statuses_stay_valid() -> None:
+    # What a one-camera gateway sent before the cameras list existed.
+    old = (
+        b'{"schema":1,"gateway_id":"gw-1","state":"online","camera_state":"ok","fps":4.9,"camera_id":"cam-1"}'
+    )
+    assert decode_status(old).cameras is None
+    new = {
+        "schema": 1,
+        "gateway_id": "gw-1",
+        "state": "online",
+        "cameras": [
+            {
+                "camera_id": "cam-1",
+                "frames": 120,
+                "fps": 5.0,
+                "last_frame_at": "2026-11-23T08:00:00+00:00",
+                "health": {
+                    "state": "covered",
+                    "since": "2026-11-23T07:59:40Z",
+                    "measures": {"contrast": 0.4},
+                },
+                "lens": "wide",  # newer agents may say more
+            },
+            {"camera_id": "cam-2", "health": {"state": "ok"}},
+        ],
+    }
+    status = decode_status(orjson.dumps(new))
+    assert status.cameras is not None
+    assert [c.health.state if c.health else None for c in status.cameras] == [
+        ViewHealth.COVERED,
+        ViewHealth.OK,
+    ]
+    assert status.cameras[0].model_extra == {"lens": "wide"}
+    assert decode_status(encode_status(status)) == status
+    new["cameras"][1]["health"]["state"] = "dusty"
+    with pytest.raises(ValidationError, match=r"cameras\.1\.health\.state"):
+        decode_status(orjson.dumps(new))
 
 
 class TestTopics:
