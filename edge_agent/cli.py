@@ -94,20 +94,105 @@ def run(
 
 
 def _run_offline(config: EdgeConfig, events_out: Path, stop: threading.Event, max_frames: int | None) -> None:
-    from edge_agent.agent import Agent
-    from edge_agent.offline import JsonlEventBuffer
+    from edge_agent.offline import run_offline
 
-    with tempfile.TemporaryDirectory() as tmp, events_out.open("wb") as out:
-        buffer = JsonlEventBuffer(Path(tmp) / "offline.sqlite", out)
+    with events_out.open("wb") as out:
         try:
-            agent = Agent(config, buffer=buffer)
-            agent.run(stop, publish=False, max_frames=max_frames)
+            agent = run_offline(config, out, stop, max_frames)
         except EdgeError as exc:
             logger.error("%s", exc)
             sys.exit(1)
-        finally:
-            buffer.close()
     click.echo(f"{agent.frames} frames, {agent.events_made} events -> {events_out}")
+
+
+@edge.command("eval")
+@CONFIG
+@click.option(
+    "--truth",
+    "truth_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Ground truth (takt-truth/1 JSON; docs/edge-agent.md, Evaluation).",
+)
+@click.option(
+    "--json-out",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the JSON summary here ('-': print it).",
+)
+@click.option(
+    "--events-out",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Keep the run's events (JSON lines) here.",
+)
+@click.option("--max-frames", type=int, default=None, help="Stop after this many frames.")
+@click.option(
+    "--min-state-agreement",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Exit 1 if any station's share of scored time in the right state is below this (0-1).",
+)
+@click.option(
+    "--max-count-error",
+    type=click.FloatRange(0),
+    default=None,
+    help="Exit 1 if any station's |counted - truth| / truth is above this.",
+)
+@click.option("--log-level", default="WARNING", show_default=True)
+def eval_(
+    config_path: Path,
+    truth_path: Path,
+    json_out: Path | None,
+    events_out: Path | None,
+    max_frames: int | None,
+    min_state_agreement: float | None,
+    max_count_error: float | None,
+    log_level: str,
+) -> None:
+    """Score the agent on a recorded clip against ground truth, per station and model.
+
+    Runs the config's camera source (a file, once, as fast as it decodes) through the whole
+    agent offline, as `run --offline` does, and compares its states and counts with the
+    truth: the share of scored time in each state on both sides, the share in agreement,
+    and count accuracy. A shadow candidate in the config is scored beside production. The
+    thresholds apply to the production model; exit 1 below them, 2 on bad input.
+    """
+    import json
+
+    from edge_agent.evaluation import TruthError, failures, format_table, parse_truth, summary
+    from edge_agent.offline import evaluate
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = _load(config_path)
+    try:
+        truth = parse_truth(json.loads(truth_path.read_text()), str(truth_path))
+    except (ValueError, TruthError) as exc:  # JSONDecodeError is a ValueError
+        click.echo(f"{truth_path}: {exc}" if not isinstance(exc, TruthError) else str(exc), err=True)
+        sys.exit(2)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            scores, agent = evaluate(
+                config, truth, events_out or Path(tmp) / "events.jsonl", max_frames=max_frames
+            )
+        except EdgeError as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(1)
+    click.echo(format_table(scores))
+    click.echo(f"{agent.frames} frames; truth states: W working, I idle, A absent, P present (W or I)")
+    document = summary(scores)
+    document["frames"] = agent.frames
+    problems = failures(scores, min_state_agreement=min_state_agreement, max_count_error=max_count_error)
+    document["failures"] = problems
+    text = json.dumps(document, indent=2)
+    if json_out is not None and str(json_out) == "-":
+        click.echo(text)
+    elif json_out is not None:
+        json_out.write_text(text + "\n")
+    for problem in problems:
+        click.echo(f"FAIL {problem}", err=True)
+    if problems:
+        sys.exit(1)
 
 
 def _check_rows(config: EdgeConfig) -> list[tuple[str, bool, str]]:
