@@ -283,8 +283,16 @@ def check(config_path: Path) -> None:
 @CONFIG
 @click.option("-o", "--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--frames", default=15, show_default=True, help="Frames to run the detector over first.")
-def snapshot(config_path: Path, out: Path, frames: int) -> None:
-    """A frame with zones, count lines and current detections drawn, for installers."""
+@click.option(
+    "--no-blur",
+    is_flag=True,
+    help="Leave detected people recognisable (for an installer on site; by default they are blurred).",
+)
+def snapshot(config_path: Path, out: Path, frames: int, no_blur: bool) -> None:
+    """A frame with zones, count lines and current detections drawn, for installers.
+
+    Detected people are blurred unless --no-blur: a snapshot is a file that gets copied around.
+    """
     import cv2
 
     from edge_agent.agent import Agent
@@ -311,11 +319,18 @@ def snapshot(config_path: Path, out: Path, frames: int) -> None:
         if last is None or agent.geometry is None:
             click.echo("no frame from the camera", err=True)
             sys.exit(1)
-        image = draw_overlay(agent.prepare(last.image), agent.geometry, agent.last_detections)
+        image = agent.prepare(last.image)
+        people = [d.box for d in agent.last_detections if d.label == config.detector.person_label]
+        if not no_blur:
+            from edge_agent.privacy import blur_regions
+
+            image = blur_regions(image, people)
+        image = draw_overlay(image, agent.geometry, agent.last_detections)
     if not cv2.imwrite(str(out), image):
         click.echo(f"cannot write {out}", err=True)
         sys.exit(1)
-    click.echo(f"wrote {out} ({len(agent.last_detections)} detections)")
+    blurred = "not blurred" if no_blur else "blurred"
+    click.echo(f"wrote {out} ({len(agent.last_detections)} detections; {len(people)} people {blurred})")
 
 
 @edge.command("make-demo-footage")
