@@ -118,7 +118,7 @@ def _run_offline(config: EdgeConfig, events_out: Path, stop: threading.Event, ma
     "--json-out",
     default=None,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the JSON summary here ('-': print it).",
+    help="Write the JSON summary here ('-': to stdout, the table then to stderr).",
 )
 @click.option(
     "--events-out",
@@ -178,8 +178,12 @@ def eval_(
         except EdgeError as exc:
             click.echo(str(exc), err=True)
             sys.exit(1)
-    click.echo(format_table(scores))
-    click.echo(f"{agent.frames} frames; truth states: W working, I idle, A absent, P present (W or I)")
+    # With --json-out - the JSON alone goes to stdout (for jq and scripts), the table to stderr.
+    to_stderr = json_out is not None and str(json_out) == "-"
+    click.echo(format_table(scores), err=to_stderr)
+    click.echo(
+        f"{agent.frames} frames; truth states: W working, I idle, A absent, P present (W or I)", err=to_stderr
+    )
     document = summary(scores)
     document["frames"] = agent.frames
     problems = failures(scores, min_state_agreement=min_state_agreement, max_count_error=max_count_error)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import yaml
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from takt.cli import main
 from tests.edge_agent.test_cli import _write
@@ -14,10 +14,12 @@ from tests.edge_agent.test_cli import _write
 UNUSED_BROKER = "mqtt://unused@127.0.0.1:1"  # an evaluation never needs one
 
 
+def _run(config: Path, truth: Path, *extra: str) -> Result:
+    return CliRunner().invoke(main, ["edge", "eval", "--config", str(config), "--truth", str(truth), *extra])
+
+
 def _eval(config: Path, truth: Path, *extra: str) -> tuple[int, str]:
-    result = CliRunner().invoke(
-        main, ["edge", "eval", "--config", str(config), "--truth", str(truth), *extra]
-    )
+    result = _run(config, truth, *extra)
     return result.exit_code, result.output
 
 
@@ -65,12 +67,14 @@ def test_eval_scores_production_and_a_shadow_candidate_side_by_side(
 def test_eval_fails_below_the_thresholds(demo_footage: tuple[Path, Path], tmp_path: Path) -> None:
     config = _write(demo_footage, tmp_path, UNUSED_BROKER)
     # 100 frames at 5 fps: 20 s of the 90 s the truth scores, the rest unobserved.
-    code, output = _eval(config, demo_footage[1], "--max-frames", "100", "--min-state-agreement", "0.9",
-                         "--json-out", "-")  # fmt: skip
-    assert code == 1, output
-    assert "FAIL st-1: state agreement" in output and "FAIL st-2: state agreement" in output
-    document = json.loads(output[output.index("{") : output.rindex("}") + 1])
+    result = _run(config, demo_footage[1], "--max-frames", "100", "--min-state-agreement", "0.9",
+                  "--json-out", "-")  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "FAIL st-1: state agreement" in result.stderr and "FAIL st-2: state agreement" in result.stderr
+    assert "agent W / I / A" in result.stderr  # the table, out of the JSON's way
+    document = json.loads(result.stdout)  # stdout is the JSON alone
     assert document["frames"] == 100
+    assert len(document["failures"]) == 2
     assert 0.1 < document["primary"]["state_agreement"] < 0.3
 
 
