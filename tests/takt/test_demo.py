@@ -31,7 +31,13 @@ def get_json(url: str, token: str) -> object:
         raise AssertionError(f"{url}: {exc.code} {exc.read()[:500]!r}") from None
 
 
-def test_demo_runs_every_role_and_stops_cleanly() -> None:
+@pytest.mark.parametrize("weights", ["as found", "absent"])
+def test_demo_runs_every_role_and_stops_cleanly(weights: str) -> None:
+    """With the real weights beside the project, a fourth gateway watches real people; without, not."""
+    present = REAL_WEIGHTS.is_file() and REAL_CLIP.is_file()
+    if weights == "absent" and not present:
+        pytest.skip("the weights are absent here: the 'as found' run is the run without them")
+    real = present and weights == "as found"
     state = Path(tempfile.mkdtemp(prefix="takt-demo-"))
     port, mqtt_port, pg_port = free_port(), free_port(), free_port()
     log = state / "demo.log"
@@ -50,6 +56,7 @@ def test_demo_runs_every_role_and_stops_cleanly() -> None:
                 str(mqtt_port),
                 "--pg-port",
                 str(pg_port),
+                *(["--real-weights", str(state / "no-such-weights.onnx")] if weights == "absent" else []),
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -76,8 +83,6 @@ def test_demo_runs_every_role_and_stops_cleanly() -> None:
             assert isinstance(gateways, list)
             return {g["gateway_id"] for g in gateways if g["state"] == "online"}
 
-        # Where the real weights and clip are beside the project, a fourth gateway watches real people.
-        real = REAL_WEIGHTS.is_file() and REAL_CLIP.is_file()
         gateways = {"gw-line1", "gw-line2", "gw-line3"} | ({"gw-concourse"} if real else set())
         workers = 6 + (4 if real else 0)
         assert (
