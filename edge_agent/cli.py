@@ -94,20 +94,109 @@ def run(
 
 
 def _run_offline(config: EdgeConfig, events_out: Path, stop: threading.Event, max_frames: int | None) -> None:
-    from edge_agent.agent import Agent
-    from edge_agent.offline import JsonlEventBuffer
+    from edge_agent.offline import run_offline
 
-    with tempfile.TemporaryDirectory() as tmp, events_out.open("wb") as out:
-        buffer = JsonlEventBuffer(Path(tmp) / "offline.sqlite", out)
+    with events_out.open("wb") as out:
         try:
-            agent = Agent(config, buffer=buffer)
-            agent.run(stop, publish=False, max_frames=max_frames)
+            agent = run_offline(config, out, stop, max_frames)
         except EdgeError as exc:
             logger.error("%s", exc)
             sys.exit(1)
-        finally:
-            buffer.close()
     click.echo(f"{agent.frames} frames, {agent.events_made} events -> {events_out}")
+
+
+@edge.command("eval")
+@CONFIG
+@click.option(
+    "--truth",
+    "truth_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Ground truth (takt-truth/1 JSON; docs/edge-agent.md, Evaluation).",
+)
+@click.option(
+    "--json-out",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the JSON summary here ('-': to stdout, the table then to stderr).",
+)
+@click.option(
+    "--events-out",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Keep the run's events (JSON lines) here.",
+)
+@click.option("--max-frames", type=int, default=None, help="Stop after this many frames.")
+@click.option(
+    "--min-state-agreement",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Exit 1 if any station's share of scored time in the right state is below this (0-1).",
+)
+@click.option(
+    "--max-count-error",
+    type=click.FloatRange(0),
+    default=None,
+    help="Exit 1 if any station's |counted - truth| / truth is above this.",
+)
+@click.option("--log-level", default="WARNING", show_default=True)
+def eval_(
+    config_path: Path,
+    truth_path: Path,
+    json_out: Path | None,
+    events_out: Path | None,
+    max_frames: int | None,
+    min_state_agreement: float | None,
+    max_count_error: float | None,
+    log_level: str,
+) -> None:
+    """Score the agent on a recorded clip against ground truth, per station and model.
+
+    Runs the config's camera source (a file, once, as fast as it decodes) through the whole
+    agent offline, as `run --offline` does, and compares its states and counts with the
+    truth: the share of scored time in each state on both sides, the share in agreement,
+    and count accuracy. A shadow candidate in the config is scored beside production. The
+    thresholds apply to the production model; exit 1 below them, 2 on bad input.
+    """
+    import json
+
+    from edge_agent.evaluation import TruthError, failures, format_table, parse_truth, summary
+    from edge_agent.offline import evaluate
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = _load(config_path)
+    try:
+        truth = parse_truth(json.loads(truth_path.read_text()), str(truth_path))
+    except (ValueError, TruthError) as exc:  # JSONDecodeError is a ValueError
+        click.echo(f"{truth_path}: {exc}" if not isinstance(exc, TruthError) else str(exc), err=True)
+        sys.exit(2)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            scores, agent = evaluate(
+                config, truth, events_out or Path(tmp) / "events.jsonl", max_frames=max_frames
+            )
+        except EdgeError as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(1)
+    # With --json-out - the JSON alone goes to stdout (for jq and scripts), the table to stderr.
+    to_stderr = json_out is not None and str(json_out) == "-"
+    click.echo(format_table(scores), err=to_stderr)
+    click.echo(
+        f"{agent.frames} frames; truth states: W working, I idle, A absent, P present (W or I)", err=to_stderr
+    )
+    document = summary(scores)
+    document["frames"] = agent.frames
+    problems = failures(scores, min_state_agreement=min_state_agreement, max_count_error=max_count_error)
+    document["failures"] = problems
+    text = json.dumps(document, indent=2)
+    if json_out is not None and str(json_out) == "-":
+        click.echo(text)
+    elif json_out is not None:
+        json_out.write_text(text + "\n")
+    for problem in problems:
+        click.echo(f"FAIL {problem}", err=True)
+    if problems:
+        sys.exit(1)
 
 
 def _check_rows(config: EdgeConfig) -> list[tuple[str, bool, str]]:
@@ -211,11 +300,20 @@ def check(config_path: Path) -> None:
     is_flag=True,
     help="Also keep the camera's current frame as the reference its view is checked against (camera health).",
 )
-def snapshot(config_path: Path, out: Path, frames: int, camera_id: str | None, set_reference: bool) -> None:
+@click.option(
+    "--no-blur",
+    is_flag=True,
+    help="Leave detected people recognisable (for an installer on site; by default they are blurred).",
+)
+def snapshot(
+    config_path: Path, out: Path, frames: int, camera_id: str | None, set_reference: bool, no_blur: bool
+) -> None:
     """A frame with zones, count lines and current detections drawn, for installers.
 
-    With --set-reference the frame also becomes the camera's health reference (after the camera
-    was moved on purpose, or the scene was rearranged); a running agent reads it at its next start.
+    Detected people are blurred unless --no-blur: a snapshot is a file that gets copied around.
+    With --set-reference the frame (people blurred likewise) also becomes the camera's health
+    reference (after the camera was moved on purpose, or the scene was rearranged); a running
+    agent reads it at its next start.
     """
     import cv2
 
@@ -248,15 +346,26 @@ def snapshot(config_path: Path, out: Path, frames: int, camera_id: str | None, s
         if last is None or agent.geometry is None:
             click.echo("no frame from the camera", err=True)
             sys.exit(1)
-        image = draw_overlay(agent.prepare(last.image), agent.geometry, agent.last_detections)
+        image = agent.prepare(last.image)
+        people = [d.box for d in agent.last_detections if d.label == config.detector.person_label]
+        reference = last.image
+        if not no_blur:
+            from edge_agent.privacy import blur_regions
+
+            image = blur_regions(image, people)
+            # The boxes are in the detector's (downscaled) image; the reference keeps full size.
+            scale = last.image.shape[1] / image.shape[1]
+            reference = blur_regions(last.image, [tuple(v * scale for v in box) for box in people])
+        image = draw_overlay(image, agent.geometry, agent.last_detections)
     if not cv2.imwrite(str(out), image):
         click.echo(f"cannot write {out}", err=True)
         sys.exit(1)
-    click.echo(f"wrote {out} ({len(agent.last_detections)} detections)")
+    blurred = "not blurred" if no_blur else "blurred"
+    click.echo(f"wrote {out} ({len(agent.last_detections)} detections; {len(people)} people {blurred})")
     if set_reference:
         from edge_agent.agent import reference_store
 
-        path = reference_store(config).save(config.single_camera.id, last.image)
+        path = reference_store(config).save(config.single_camera.id, reference)
         click.echo(f"reference frame for camera {config.single_camera.id} -> {path}")
 
 

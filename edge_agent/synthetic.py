@@ -254,7 +254,10 @@ def render(
                 )
         totals = {s: round(states.count(s) / FPS, 3) for s in ("working", "idle", "absent")}
         stations[station] = {"zone": ZONES[station], "segments": segments, "totals_s": totals}
+    # The takt-truth/1 format `takt edge eval` reads (docs/edge-agent.md), plus what the
+    # scene was made of (seed, zones, count lines) for demo_config and the tests.
     truth = {
+        "format": "takt-truth/1",
         "seed": seed,
         "fps": FPS,
         "width": WIDTH,
@@ -264,6 +267,7 @@ def render(
         "stations": stations,
         "count_line": {"id": "line-1", "station_id": "st-2", "points": LINE, "labels": ["product"]},
         "product_count": crossed,
+        "product_counts": {"st-2": crossed},
     }
     if cycle_s is not None:
         middle = (LANES_Y[0] + LANES_Y[1]) // 2

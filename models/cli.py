@@ -216,6 +216,26 @@ DATABASE = click.option(
 @click.option("--limit", type=int, default=10_000, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Default: stdout.")
+@click.option(
+    "--with-frames",
+    "frames_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Also write each sample's frame (JPEG, people as they are) into this folder, cut from "
+    "--footage; samples then name their files. Without it samples carry no pictures.",
+)
+@click.option(
+    "--footage",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="With --with-frames: a recording of the camera the samples are from.",
+)
+@click.option(
+    "--footage-start",
+    type=click.DateTime(_TIME_FORMATS),
+    default=None,
+    help="With --with-frames: when the recording's first frame was taken (naive: UTC).",
+)
 @DATABASE
 def export_samples(
     *,
@@ -229,14 +249,24 @@ def export_samples(
     limit: int,
     fmt: str,
     out: Path | None,
+    frames_dir: Path | None,
+    footage: Path | None,
+    footage_start: datetime | None,
     database_url: str | None,
 ) -> None:
-    """Low-confidence and production/shadow disagreement samples for labelling (JSONL or CSV)."""
+    """Low-confidence and production/shadow disagreement samples for labelling (JSONL or CSV).
+
+    Samples are events only: no pictures of people, unless --with-frames asks for them (cut
+    from a recording of the camera given by --footage and --footage-start).
+    """
     import psycopg
 
     from models.quality import sample_events
     from models.samples import select, to_csv, to_jsonl
 
+    if (frames_dir is None) != (footage is None) or (footage is None) != (footage_start is None):
+        click.echo("--with-frames, --footage and --footage-start go together", err=True)
+        sys.exit(2)
     hi = _utc(to) or datetime.now(UTC)
     lo = _utc(from_) or hi - timedelta(days=1)
     with psycopg.connect(_database_url(database_url), options="-c TimeZone=UTC") as conn:
@@ -247,7 +277,17 @@ def export_samples(
         min_overlap_s=min_overlap_s,
         limit=limit,
     )
-    data = to_csv(found).encode() if fmt == "csv" else to_jsonl(found)
+    frames = None
+    if frames_dir is not None and footage is not None and footage_start is not None:
+        from models.sample_frames import FramesError, cut_frames
+
+        try:
+            frames = cut_frames(found, footage, _utc(footage_start) or hi, frames_dir)
+        except FramesError as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(1)
+        click.echo(f"{sum(map(len, frames))} frames -> {frames_dir}", err=True)
+    data = to_csv(found, frames).encode() if fmt == "csv" else to_jsonl(found, frames)
     if out is None:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()

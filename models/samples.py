@@ -278,14 +278,34 @@ def _csv_row(s: Sample) -> list[Any]:
     return row
 
 
-def to_jsonl(samples: Iterable[Sample]) -> bytes:
-    return b"".join(orjson.dumps(s.as_dict()) + b"\n" for s in samples)
+def frame_time(sample: Sample) -> datetime:
+    """The moment a sample's picture shows: the middle of its window."""
+    return sample.start + (sample.end - sample.start) / 2
 
 
-def to_csv(samples: Iterable[Sample]) -> str:
+def frame_name(index: int, sample: Sample) -> str:
+    return f"{index:05d}-{sample.kind}-{sample.station_id}.jpg"
+
+
+# Samples carry no pictures of people unless the export is asked for them (--with-frames):
+# then each gets the file names of its frames, in one more field or column.
+Frames = Sequence[Sequence[str]]
+
+
+def to_jsonl(samples: Iterable[Sample], frames: Frames | None = None) -> bytes:
+    docs = [s.as_dict() for s in samples]
+    if frames is not None:
+        for doc, names in zip(docs, frames, strict=True):
+            doc["frames"] = list(names)
+    return b"".join(orjson.dumps(doc) + b"\n" for doc in docs)
+
+
+def to_csv(samples: Iterable[Sample], frames: Frames | None = None) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for s in samples:
-        writer.writerow(_csv_row(s))
+    writer.writerow(CSV_COLUMNS if frames is None else (*CSV_COLUMNS, "frames"))
+    rows = [_csv_row(s) for s in samples]
+    if frames is not None:
+        rows = [[*row, " ".join(names)] for row, names in zip(rows, frames, strict=True)]
+    writer.writerows(rows)
     return buf.getvalue()

@@ -3,7 +3,10 @@
 Real Mosquitto and PostgreSQL on loopback (the dev stack), the schema
 migrated, history seeded up to the moment the demo starts, the collector, the API with the
 dashboard, and three edge agents watching synthetic factory footage in real
-time. Everything runs as separate processes, as in production.
+time. Where the YOLOX-Nano weights and the concourse clip are beside the project
+(``../shared``), a fourth gateway runs the real detector on the real clip, looped in
+real time, so four stations' states come from real people. Everything runs as
+separate processes, as in production.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -47,6 +51,24 @@ CLIP_S = 600.0
 NORMAL_CYCLE_S = (40.0, 80.0)
 LINE_CYCLE_S = {3: (85.0, 120.0)}
 FOOTAGE_NAME = "shift"  # renamed when the scene changes, so an older .takt/demo is re-rendered
+
+# The gateway that watches real people: the COCO-pretrained detector on the concourse clip
+# with the zones drawn on it (edge_agent/concourse.py). Read from beside the project.
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+REAL_WEIGHTS = SHARED / "models" / "yolox_nano.onnx"
+REAL_CLIP = SHARED / "footage" / "concourse-720p.avi"
+REAL_MODEL = ("yolox-nano", "2026.12.1")
+REAL_GATEWAY = "gw-concourse"
+REAL_PREFIX = "concourse-"
+# 2x2 tiling costs five inferences a frame (~125 ms on one core): 3 frames a second keeps
+# the gateway under half a core beside the rest of the demo.
+REAL_SAMPLE_FPS = 3.0
+REAL_STATIONS = {
+    "group": ("Concourse standing group", ("w-gita", "Gita Rao")),
+    "lone": ("Concourse lone stand", ("w-hugo", "Hugo Lind")),
+    "empty": ("Concourse empty floor", ("w-ines", "Ines Costa")),
+    "walkway": ("Concourse walkway", ("w-jon", "Jon Park")),
+}
 
 
 def _takt(*args: str) -> list[str]:
@@ -97,10 +119,54 @@ def edge_config(stack: DevStack, demo_dir: Path, line: int) -> Path:
     return path
 
 
-def register_demo_names(database_url: str) -> None:
+def real_edge_config(stack: DevStack, demo_dir: Path, weights: Path, clip: Path) -> Path:
+    """Register the real weights (by reference, hash checked) and write the concourse gateway's config."""
+    from edge_agent.concourse import concourse_config
+
+    real_dir = demo_dir / "concourse"
+    models_dir = real_dir / "models"
+    name, version = REAL_MODEL
+    subprocess.run(
+        _takt("models", "register", str(weights), "--name", name, "--version", version,
+              "--models-dir", str(models_dir), "--no-copy"),
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    config = concourse_config(
+        clip,
+        models_dir=models_dir,
+        model=f"{name}@{version}",
+        mqtt_url=stack.gateway_mqtt_url(DEMO_SITE, REAL_GATEWAY),
+        buffer_path=real_dir / "buffer.sqlite",
+        sample_fps=REAL_SAMPLE_FPS,
+        prefix=REAL_PREFIX,
+    )
+    config["site_id"], config["gateway_id"] = DEMO_SITE, REAL_GATEWAY
+    config["camera"].update(loop=True, realtime=True)
+    config["roster"] = [
+        {"station_id": REAL_PREFIX + sid, "worker_id": worker[0], "start": start, "end": end}
+        for sid, (_, worker) in REAL_STATIONS.items()
+        for start, end in (("00:00:00", "12:00:00"), ("12:00:00", "00:00:00"))
+    ]
+    path = real_dir / "edge.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def register_demo_names(database_url: str, *, real: bool = False) -> None:
     """Names for the live lines' workers and stations (events would register bare ids)."""
+    workers = DEMO_WORKERS + ([worker for _, worker in REAL_STATIONS.values()] if real else [])
     with psycopg.connect(database_url) as conn:
-        for worker_id, name in DEMO_WORKERS:
+        if real:
+            for sid, (station_name, _) in REAL_STATIONS.items():
+                conn.execute(
+                    "INSERT INTO workstations (station_id, name, type, location) "
+                    "VALUES (%s, %s, 'concourse', 'concourse') "
+                    "ON CONFLICT (station_id) DO UPDATE SET name = excluded.name, type = excluded.type, "
+                    "registered = true",
+                    (REAL_PREFIX + sid, station_name),
+                )
+        for worker_id, name in workers:
             conn.execute(
                 "INSERT INTO workers (worker_id, name, department, shift) VALUES (%s, %s, 'demo', 'day') "
                 "ON CONFLICT (worker_id) DO UPDATE SET name = excluded.name, registered = true",
@@ -154,13 +220,38 @@ def wait_for_http(url: str, timeout_s: float) -> bool:
     default=None,
     help="Stop by itself after this many seconds (default: run until Ctrl-C).",
 )
-def demo(state_dir: Path, port: int, mqtt_port: int, pg_port: int, duration: float | None) -> None:
+@click.option(
+    "--real-weights",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=REAL_WEIGHTS,
+    show_default=True,
+    help="YOLOX-Nano ONNX weights for the gateway that watches real people (skipped where absent).",
+)
+@click.option(
+    "--real-footage",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=REAL_CLIP,
+    show_default=True,
+    help="The concourse clip that gateway watches, looped in real time.",
+)
+def demo(
+    state_dir: Path,
+    port: int,
+    mqtt_port: int,
+    pg_port: int,
+    duration: float | None,
+    real_weights: Path,
+    real_footage: Path,
+) -> None:
     """Run the whole pipeline on this machine with synthetic factory footage.
 
     Starts Mosquitto and PostgreSQL on loopback, migrates and seeds the
     database, then runs the collector, the API with the dashboard and three
-    edge agents as separate processes. Prints the dashboard URL and an admin
-    token. Ctrl-C stops everything; data stays in --state-dir.
+    edge agents as separate processes. Where --real-weights and --real-footage
+    exist, a fourth agent runs the real detector on the real clip (four
+    concourse stations); without them the demo says so and runs without it.
+    Prints the dashboard URL and an admin token. Ctrl-C stops everything; data
+    stays in --state-dir.
     """
     from takt.store.db import upgrade
 
@@ -179,13 +270,24 @@ def demo(state_dir: Path, port: int, mqtt_port: int, pg_port: int, duration: flo
             "TAKT_SITE_ID": DEMO_SITE,
             "TAKT_ADMIN_TOKEN": admin_token,
         }
-        register_demo_names(stack.database_url)
+        real = real_weights.is_file() and real_footage.is_file()
+        register_demo_names(stack.database_url, real=real)
         group.start("collector", _takt("collector"), cloud_env)
         group.start("api", _takt("api", "--host", "127.0.0.1", "--port", str(port)), cloud_env)
         demo_dir = stack.state_dir / "demo"
         for line in range(1, DEMO_GATEWAYS + 1):
             config = edge_config(stack, demo_dir, line)
             group.start(f"edge-line{line}", _takt("edge", "run", "--config", str(config)))
+        if real:
+            config = real_edge_config(stack, demo_dir, real_weights, real_footage)
+            group.start("edge-concourse", _takt("edge", "run", "--config", str(config)))
+            real_line = (
+                f"  Real people: {REAL_GATEWAY} runs YOLOX-Nano on {real_footage.name} "
+                f"(stations {REAL_PREFIX}*)\n"
+            )
+        else:
+            missing = real_weights if not real_weights.is_file() else real_footage
+            real_line = f"  Real people: off ({missing} not found); synthetic lines only\n"
         base = f"http://127.0.0.1:{port}"
         if not wait_for_http(f"{base}/health", 60):
             raise click.ClickException(f"the API did not answer on {base}/health")
@@ -196,6 +298,7 @@ def demo(state_dir: Path, port: int, mqtt_port: int, pg_port: int, duration: flo
             f"  Login token: {admin_token}   (admin)\n"
             f"  API docs:    {base}/docs\n"
             f"  Metrics:     curl -H 'Authorization: Bearer {admin_token}' {base}/api/metrics/factory\n"
+            f"{real_line}"
             "  Stop with Ctrl-C.\n"
         )
         deadline = None if duration is None else time.monotonic() + duration

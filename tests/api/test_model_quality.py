@@ -257,6 +257,70 @@ def test_label_samples_name_both_models(
     assert out.read_bytes() == jsonl.content
 
 
+def test_label_samples_carry_frames_only_when_asked(
+    api_db: str, settings: ApiSettings, footage_events: list[Event], tmp_path: Path
+) -> None:
+    import cv2
+    import numpy as np
+
+    from edge_agent.synthetic import render
+
+    _store(api_db, footage_events, settings)
+    # The same clip the events were made from (rendering is deterministic): the site's recording.
+    video, _ = render(tmp_path / "recording", seed=7, duration_s=60, start_time=START)
+    base = ["models", "export-samples", "--database-url", api_db, "--from", WINDOW["from"],
+            "--to", WINDOW["to"], "--below", "0.7"]  # fmt: skip
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    result = CliRunner().invoke(main, [*base, "--out", str(plain / "samples.jsonl")])
+    assert result.exit_code == 0, result.output
+    docs = [orjson.loads(line) for line in (plain / "samples.jsonl").read_bytes().splitlines()]
+    assert docs and not any("frames" in d for d in docs)
+    assert [p.name for p in plain.iterdir()] == ["samples.jsonl"]  # no pictures of people
+
+    frames = tmp_path / "frames"
+    with_frames = [
+        *base,
+        "--with-frames",
+        str(frames),
+        "--footage",
+        str(video),
+        "--footage-start",
+        START.isoformat(),
+    ]
+    result = CliRunner().invoke(main, [*with_frames, "--out", str(tmp_path / "samples.jsonl")])
+    assert result.exit_code == 0, result.output
+    framed = [orjson.loads(line) for line in (tmp_path / "samples.jsonl").read_bytes().splitlines()]
+    assert [{k: v for k, v in d.items() if k != "frames"} for d in framed] == docs
+    # Each picture is the recording's frame at the middle of its sample's window; a window whose
+    # middle lies past the recording's end (a count minute cut by the clip's end) has none.
+    capture = cv2.VideoCapture(str(video))
+    clip = []
+    while (read := capture.read())[0]:
+        clip.append(read[1])
+    pictured = 0
+    for d in framed:
+        lo, hi = datetime.fromisoformat(d["start"]), datetime.fromisoformat(d["end"])
+        index = round((lo + (hi - lo) / 2 - START).total_seconds() * 10)  # the clip is 10 fps
+        if not 0 <= index < len(clip):
+            assert d["frames"] == [], d
+            continue
+        (name,) = d["frames"]
+        picture = cv2.imread(str(frames / name))
+        assert np.abs(picture.astype(float) - clip[index].astype(float)).mean() < 3  # JPEG round trip
+        pictured += 1
+    assert pictured >= len(framed) - 2
+    assert sorted(p.name for p in frames.iterdir()) == sorted(n for d in framed for n in d["frames"])
+    csv_out = tmp_path / "samples.csv"
+    result = CliRunner().invoke(main, [*with_frames, "--format", "csv", "--out", str(csv_out)])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(csv_out.read_text())))
+    assert [row["frames"] for row in rows] == [" ".join(d["frames"]) for d in framed]
+    # Half the options is a clear error, not a silent export without pictures.
+    result = CliRunner().invoke(main, [*base, "--with-frames", str(frames)])
+    assert result.exit_code == 2 and "go together" in result.output
+
+
 @pytest.mark.wallclock  # the replays are placed relative to now
 def test_scheduled_checker_records_flags(
     settings: ApiSettings, api_db: str, footage_events: list[Event]

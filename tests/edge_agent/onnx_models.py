@@ -78,3 +78,51 @@ def register(
     }
     (models_dir / f"{name}@{version}.json").write_text(json.dumps(manifest))
     return f"{name}@{version}"
+
+
+def write_tiny_yolox(path: Path, size: int, boxes: np.ndarray, *, objectness_from_blue: bool = False) -> None:
+    """A tiny ONNX model with YOLOX-Nano's layout: input ``images`` (1, 3, S, S), output
+    ``output`` (1, cells, 5 + classes) of undecoded grid rows (strides 8, 16, 32).
+
+    ``boxes``: (k, 5 + classes) rows of cx, cy, w, h in input pixels, objectness, class scores;
+    each is encoded the way YOLOX writes it (in the stride-8 cell holding its centre:
+    ``x = cx / 8 - gx``, ``w = log(w / 8)``). With ``objectness_from_blue`` every objectness is
+    multiplied by the mean of input channel 0 over 255: only a BGR, 0-255 input of a blue
+    frame keeps it, so the test model checks the preprocessing too.
+    """
+    from models.onnx_info import grid_cells
+
+    n8 = size // 8
+    rows = np.zeros((grid_cells(size), boxes.shape[1]), np.float32)
+    for cx, cy, w, h, *scores in boxes:
+        gx, gy = int(cx // 8), int(cy // 8)
+        row = gy * n8 + gx
+        assert not rows[row].any(), "one box per stride-8 cell"
+        rows[row] = [cx / 8 - gx, cy / 8 - gy, np.log(w / 8), np.log(h / 8), *scores]
+    const = rows[None]
+    keep = np.ones_like(const)
+    scale = np.zeros_like(const)
+    if objectness_from_blue:
+        keep[..., 4], scale[..., 4] = 0.0, 1.0 / 255.0
+    graph = helper.make_graph(
+        [
+            helper.make_node("Gather", ["images", "blue_index"], ["blue"], axis=1),
+            helper.make_node("ReduceMean", ["blue"], ["blue_mean"], keepdims=0),
+            helper.make_node("Mul", ["scale", "blue_mean"], ["scaled"]),
+            helper.make_node("Add", ["keep", "scaled"], ["factor"]),
+            helper.make_node("Mul", ["grid", "factor"], ["output"]),
+        ],
+        "tiny-yolox",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, list(const.shape))],
+        [
+            numpy_helper.from_array(const, "grid"),
+            numpy_helper.from_array(keep, "keep"),
+            numpy_helper.from_array(scale, "scale"),
+            numpy_helper.from_array(np.array([0], dtype=np.int64), "blue_index"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    path.write_bytes(model.SerializeToString())

@@ -158,3 +158,26 @@ def test_select_mixes_kinds_and_exports_jsonl_and_csv() -> None:
     assert tuple(rows[0]) == CSV_COLUMNS
     assert len(rows) == len(samples) + 1
     assert select(events, low_confidence_below=None, limit=1)[0].kind != "low_confidence"
+
+
+def test_samples_carry_no_frames_unless_given_and_then_name_them() -> None:
+    from models.sample_frames import frame_indices
+    from models.samples import frame_name, frame_time
+
+    found = low_confidence([ev(10, 4, "working", 0.3), ev(70, None, "product_count", 0.2, count=1)], 0.5)
+    assert [frame_time(s) for s in found] == [T0 + timedelta(seconds=12), T0 + timedelta(seconds=70)]
+    # A recording that began 5 s after T0, at 10 fps; a sample before it began gets a negative index.
+    assert frame_indices(found, T0 + timedelta(seconds=5), 10.0) == [70, 650]
+    assert frame_indices(found, T0 + timedelta(seconds=20), 10.0)[0] < 0
+    plain = [orjson.loads(line) for line in to_jsonl(found).splitlines()]
+    assert not any("frames" in d for d in plain)
+    assert next(csv.reader(io.StringIO(to_csv(found)))) == list(CSV_COLUMNS)
+    names = [[frame_name(0, found[0])], []]
+    assert names[0] == ["00000-low_confidence-st-1.jpg"]
+    framed = [orjson.loads(line) for line in to_jsonl(found, names).splitlines()]
+    assert [d["frames"] for d in framed] == names
+    assert [{k: v for k, v in d.items() if k != "frames"} for d in framed] == plain
+    rows = list(csv.DictReader(io.StringIO(to_csv(found, names))))
+    assert [r["frames"] for r in rows] == ["00000-low_confidence-st-1.jpg", ""]
+    with pytest.raises(ValueError, match="zip"):
+        to_jsonl(found, names[:1])  # one list of names per sample

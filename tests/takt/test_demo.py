@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from takt.demo import REAL_CLIP, REAL_WEIGHTS
 from takt.devstack.system import free_port, port_open
 
 pytestmark = pytest.mark.slow
@@ -30,7 +31,13 @@ def get_json(url: str, token: str) -> object:
         raise AssertionError(f"{url}: {exc.code} {exc.read()[:500]!r}") from None
 
 
-def test_demo_runs_every_role_and_stops_cleanly() -> None:
+@pytest.mark.parametrize("weights", ["as found", "absent"])
+def test_demo_runs_every_role_and_stops_cleanly(weights: str) -> None:
+    """With the real weights beside the project, a fourth gateway watches real people; without, not."""
+    present = REAL_WEIGHTS.is_file() and REAL_CLIP.is_file()
+    if weights == "absent" and not present:
+        pytest.skip("the weights are absent here: the 'as found' run is the run without them")
+    real = present and weights == "as found"
     state = Path(tempfile.mkdtemp(prefix="takt-demo-"))
     port, mqtt_port, pg_port = free_port(), free_port(), free_port()
     log = state / "demo.log"
@@ -49,6 +56,7 @@ def test_demo_runs_every_role_and_stops_cleanly() -> None:
                 str(mqtt_port),
                 "--pg-port",
                 str(pg_port),
+                *(["--real-weights", str(state / "no-such-weights.onnx")] if weights == "absent" else []),
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -75,10 +83,32 @@ def test_demo_runs_every_role_and_stops_cleanly() -> None:
             assert isinstance(gateways, list)
             return {g["gateway_id"] for g in gateways if g["state"] == "online"}
 
-        while time.monotonic() < deadline and (len(live_lines()) < 6 or len(online()) < 3):
+        gateways = {"gw-line1", "gw-line2", "gw-line3"} | ({"gw-concourse"} if real else set())
+        workers = 6 + (4 if real else 0)
+        assert (
+            "Real people: gw-concourse runs YOLOX-Nano" if real else "Real people: off"
+        ) in log.read_text()
+        while time.monotonic() < deadline and (len(live_lines()) < workers or len(online()) < len(gateways)):
             time.sleep(1)
-        assert online() == {"gw-line1", "gw-line2", "gw-line3"}
-        assert len(live_lines()) == 6, "every line's workers have events from the edge agents"
+        assert online() == gateways
+        assert len(live_lines()) == workers, "every line's workers have events from the edge agents"
+        if real:
+
+            def occupied_hours() -> dict[str, float]:
+                today = time.strftime("%Y-%m-%dT00:00:00Z", time.gmtime())
+                rows = get_json(f"{base}/api/metrics/workstations?from={today}", token)
+                assert isinstance(rows, list)
+                return {
+                    r["station_id"]: r["occupancy_time_hours"]
+                    for r in rows
+                    if r["station_id"].startswith("concourse-") and r["event_count"]
+                }
+
+            while time.monotonic() < deadline and not occupied_hours().get("concourse-walkway"):
+                time.sleep(1)
+            hours = occupied_hours()
+            # States from real people: someone walks through the walkway, nobody stands on the empty floor.
+            assert hours["concourse-walkway"] > 0 and hours["concourse-empty"] == 0, hours
         factory = get_json(f"{base}/api/metrics/factory", token)
         assert isinstance(factory, dict) and factory["total_events"] > 1000  # seeded history too
     finally:
