@@ -63,7 +63,7 @@ from takt.devstack import PostgresServer
 from takt.devstack.system import free_port
 from takt.settings import CommonSettings
 from takt.store import db
-from takt.store.events import write_events
+from takt.store.events import INVALIDATE, write_events
 from takt.store.rollups import RollupRefresher, rebuild, refresh, refresh_all
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -343,12 +343,16 @@ def remove_live(dsn: str, end: datetime) -> None:
             for worker, station, ts, until in rows:
                 lo, hi = spans.get((worker, station), (ts, until))
                 spans[(worker, station)] = (min(lo, ts), max(hi, until))
-            for (worker, station), (lo, hi) in spans.items():
-                conn.execute(
-                    "INSERT INTO event_invalidations (worker_id, station_id, min_ts, max_ts) "
-                    "VALUES (%s, %s, %s, %s)",
-                    (worker, station, lo, hi),
-                )
+            keys = sorted(spans)
+            conn.execute(
+                INVALIDATE,
+                {
+                    "workers": [w for w, _ in keys],
+                    "stations": [s for _, s in keys],
+                    "min_ts": [spans[k][0] for k in keys],
+                    "max_ts": [spans[k][1] for k in keys],
+                },
+            )
         refresh_all(conn, max_gap_s=600, batch=10_000)
         conn.execute("VACUUM ANALYZE events")
     if rows:

@@ -696,6 +696,8 @@ def rebuild(
         conn.execute(
             "UPDATE rollup_meta SET max_duration_s = %s, refreshed_at = now()", (row[2] if row else 0,)
         )
+        if derive:
+            conn.execute("UPDATE rollup_meta SET max_state_gap_s = %s", (max_gap_s,))
         conn.execute("DELETE FROM event_invalidations")
         for table in ROLLUP_TABLES:
             conn.execute(f"TRUNCATE {table}")
