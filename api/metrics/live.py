@@ -46,6 +46,7 @@ from typing import Any, NamedTuple
 
 import psycopg
 
+from takt import states
 from takt.store.rollups import HOUR, ORIGIN, floor_hour, lookback_s
 
 MICROSECOND = timedelta(microseconds=1)
@@ -145,29 +146,25 @@ LEFT JOIN LATERAL (
 ) d ON true
 """
 
-# The durations of the events in [C, b], derived now by the refresher's rule
-# (takt.store.rollups._DERIVE_RANGE), with their stored ones.
+# The durations of the events in [C, b], derived now by the state rule
+# (takt.states, as the refresher derives them), with their stored ones.
+_SAME_PARTITION = (
+    f"{_WK.format(a='l', k='p')} AND l.shadow = p.shadow "
+    "AND (NOT p.shadow OR coalesce(l.model_version, '') = p.mv)"
+)
+_PART_BY = "k.i, e.shadow, CASE WHEN e.shadow THEN coalesce(e.model_version, '') END"
 _DERIVED = f"""
 WITH part AS (
     SELECT k.i, k.worker, k.station, k.b, e.event_id, e.ts, e.duration_s, e.effective_duration_s AS old,
            e.shadow, coalesce(e.model_version, '') AS mv,
-           lead(e.ts) OVER (PARTITION BY k.i, e.shadow,
-                                         CASE WHEN e.shadow THEN coalesce(e.model_version, '') END
-                            ORDER BY e.ts, e.event_id) AS next_ts
+           {states.next_ts_sql("e", _PART_BY)} AS next_ts
     FROM {_KEYS} CROSS JOIN LATERAL (
         SELECT * FROM events e WHERE {_WK.format(a="e", k="k")} AND e.ts >= k.a
           AND e.ts <= k.b + %(gap)s * interval '1 second' AND e.event_type <> 'product_count' OFFSET 0
     ) e
 )
 SELECT p.i, p.event_id, p.ts, p.old,
-       CASE WHEN p.duration_s IS NOT NULL THEN p.duration_s
-            WHEN p.next_ts IS NOT NULL
-                 THEN least(extract(epoch FROM p.next_ts - p.ts)::double precision, %(gap)s)
-            WHEN EXISTS (SELECT 1 FROM events l WHERE {_WK.format(a="l", k="p")} AND l.shadow = p.shadow
-                         AND (NOT p.shadow OR coalesce(l.model_version, '') = p.mv)
-                         AND l.event_type <> 'product_count' AND l.ts >= p.ts
-                         AND (l.ts, l.event_id) > (p.ts, p.event_id)) THEN %(gap)s
-            ELSE 0 END
+       {states.derived_duration_sql("p", states.later_sql(_SAME_PARTITION))}
 FROM part p WHERE p.ts <= p.b
 """
 
