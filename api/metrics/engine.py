@@ -29,7 +29,8 @@ import psycopg
 from psycopg.pq import TransactionStatus
 
 from api.metrics.intervals import union_seconds
-from api.metrics.live import STATES, Element, Tail, clipped, load_tail, parts
+from api.metrics.live import Element, Tail, clipped, load_tail, parts
+from takt.store import codes
 from takt.store.rollups import DAY, HOUR, ORIGIN, ceil_day, ceil_hour, floor_day, floor_hour, lookback_s
 
 Labelled = tuple[int, datetime, datetime]
@@ -39,7 +40,6 @@ MICROSECOND = timedelta(microseconds=1)
 HOUR_US = HOUR // MICROSECOND
 # TAKT_MAX_STATE_GAP_S's default; the API passes its setting.
 DEFAULT_GAP_S = 600.0
-KIND_NAMES = {v: k for k, v in STATES.items()}
 
 
 @contextmanager
@@ -278,7 +278,8 @@ FROM (
     SELECT p.label, d.worker_id, x.working, x.idle, x.absent, {_UNITS_IN}, {_EVENTS_IN}
     FROM {_PARTS} JOIN rollup_worker_detail d ON d.bucket = p.bucket AND NOT d.shadow {{where_d}}
     CROSS JOIN LATERAL (
-        SELECT {_seconds("w")} AS working, {_seconds("i")} AS idle, {_seconds("a")} AS absent
+        SELECT {_seconds(codes.WORKING)} AS working, {_seconds(codes.IDLE)} AS idle,
+               {_seconds(codes.ABSENT)} AS absent
         FROM unnest(d.state_kind, d.state_from, d.state_to) AS x(k, f, t)
     ) x
 ) t
@@ -300,7 +301,8 @@ FROM (
     SELECT p.label, d.station_id, x.occupied, x.working, x.observed, {_UNITS_IN}, {_EVENTS_IN}
     FROM {_PARTS} JOIN rollup_station_detail d ON d.bucket = p.bucket {{where_d}}
     CROSS JOIN LATERAL (
-        SELECT {_seconds("o")} AS occupied, {_seconds("w")} AS working, {_seconds("b")} AS observed
+        SELECT {_seconds(codes.OCCUPIED)} AS occupied, {_seconds(codes.WORKING_ISLAND)} AS working,
+               {_seconds(codes.OBSERVED)} AS observed
         FROM unnest(d.island_kind, d.island_from, d.island_to) AS x(k, f, t)
     ) x
 ) t
@@ -322,7 +324,8 @@ FROM (
     SELECT p.label, d.model_version, d.shadow, x.working, x.idle, x.absent, {_UNITS_IN}, y.events, y.conf
     FROM {_PARTS} JOIN rollup_worker_detail d ON d.bucket = p.bucket {{where_d}}
     CROSS JOIN LATERAL (
-        SELECT {_seconds("w")} AS working, {_seconds("i")} AS idle, {_seconds("a")} AS absent
+        SELECT {_seconds(codes.WORKING)} AS working, {_seconds(codes.IDLE)} AS idle,
+               {_seconds(codes.ABSENT)} AS absent
         FROM unnest(d.state_kind, d.state_from, d.state_to) AS x(k, f, t)
     ) x
     CROSS JOIN LATERAL (
@@ -364,16 +367,16 @@ def _filters(params: dict[str, Any], alias: str, **values: str | None) -> str:
 
 def _apply_piece(t: WorkerTotals | ModelTotals, e: Element, a: int, z: int) -> bool:
     """Adds one signed tail element's share of the part [a, z) (µs) to ``t``; True for a counted event."""
-    if e.kind in KIND_NAMES:
+    if e.kind in codes.STATE_NAME:
         seconds = e.sign * clipped(e.f, e.t, a, z)
-        if e.kind == "w":
+        if e.kind == codes.WORKING:
             t.working_s += seconds
-        elif e.kind == "i":
+        elif e.kind == codes.IDLE:
             t.idle_s += seconds
         else:
             t.absent_s += seconds
     elif a <= e.f < z:
-        if e.kind == "e":
+        if e.kind == codes.EVENT:
             t.events += e.sign
             return True
         t.units += e.sign * e.n
@@ -466,15 +469,15 @@ def station_totals(
             continue
         for label, a, z in by_hour.get(e.bucket, ()):
             t = totals.setdefault((label, e.station), StationTotals())
-            if e.kind == "e":
+            if e.kind == codes.EVENT:
                 t.events += e.sign if a <= e.f < z else 0
-            elif e.kind == "u":
+            elif e.kind == codes.UNITS:
                 t.units += e.sign * e.n if a <= e.f < z else 0
             else:
                 seconds = e.sign * clipped(e.f, e.t, a, z)
-                if e.kind == "o":
+                if e.kind == codes.OCCUPIED:
                     t.occupied_s += seconds
-                elif e.kind == "w":
+                elif e.kind == codes.WORKING_ISLAND:
                     t.working_s += seconds
                 else:
                     t.observed_s += seconds

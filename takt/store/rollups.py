@@ -36,6 +36,7 @@ from prometheus_client import Counter
 from takt import states
 from takt.contract import MAX_TIME, MIN_TIME
 from takt.periodic import PeriodicDatabaseTask, is_poison
+from takt.store import codes
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +162,7 @@ SELECT bucket, site_id, worker_id, station_id, model_version, shadow,
        coalesce(array_agg(n {order}) FILTER (WHERE unit), '{{}}')
 FROM (
     SELECT bucket, site_id, worker_id, station_id, model_version, shadow, event_id, true AS piece,
-           false AS unit, left(event_type, 1)::"char" AS kind, s_us AS at_us, en_us AS to_us,
+           false AS unit, {codes.state_code_sql("event_type")} AS kind, s_us AS at_us, en_us AS to_us,
            NULL::double precision AS conf, 0 AS n
     FROM pieces
     UNION ALL
@@ -189,15 +190,15 @@ GROUP BY r.bucket, r.site_id, r.worker_id
 
 # Per station and hour, production events only, from the (just rebuilt)
 # worker detail rows of that station, not from events: the union of the state
-# pieces per kind, 'o' occupied (working or idle), 'w' working, 'b' observed
-# (any state), by one sweep in start order. A piece starts a new island of its
-# kind when it begins after every earlier piece of that kind has ended (the
-# running maximum of their ends); the island ends at that maximum just before
-# the next island starts, the last at the kind's last end. rollup_station_hour
+# pieces per kind (takt.store.codes: occupied, working, observed), by one
+# sweep in start order. A piece starts a new island of its kind when it
+# begins after every earlier piece of that kind has ended (the running
+# maximum of their ends); the island ends at that maximum just before the
+# next island starts, the last at the kind's last end. rollup_station_hour
 # gets the union seconds (sums of island lengths) and counts,
 # rollup_station_detail the islands and the station's event and unit offsets.
 def _station_hours(key: str | None) -> str:
-    kinds = (("b", "true"), ("o", "k <> 'a'"), ("w", "k = 'w'"))
+    kinds = [(kind, codes.members_sql(kind, "k")) for kind in codes.ISLAND_MEMBERS]
     running = ",\n           ".join(
         f"max(t) FILTER (WHERE {member}) OVER {frame} AS {name}_{kind}"
         for kind, member in kinds
@@ -205,6 +206,7 @@ def _station_hours(key: str | None) -> str:
     )
     values = ", ".join(f"('{kind}'::\"char\", prev_{kind}, last_{kind}, {member})" for kind, member in kinds)
     # Few pieces start an island: test that before expanding each piece into its kinds.
+    o, w, b = (codes.quoted(k) for k in (codes.OCCUPIED, codes.WORKING_ISLAND, codes.OBSERVED))
     any_start = " OR ".join(
         f"({member} AND (prev_{kind} IS NULL OR f > prev_{kind}))" for kind, member in kinds
     )
@@ -228,9 +230,9 @@ WITH detail AS MATERIALIZED (
     FROM starts
 ), unions AS (
     SELECT bucket, site_id, station_id,
-           coalesce(sum((t - f)::double precision / 1e6) FILTER (WHERE kind = 'o'), 0) AS occupied_s,
-           coalesce(sum((t - f)::double precision / 1e6) FILTER (WHERE kind = 'w'), 0) AS working_s,
-           coalesce(sum((t - f)::double precision / 1e6) FILTER (WHERE kind = 'b'), 0) AS observed_s,
+           coalesce(sum((t - f)::double precision / 1e6) FILTER (WHERE kind = {o}), 0) AS occupied_s,
+           coalesce(sum((t - f)::double precision / 1e6) FILTER (WHERE kind = {w}), 0) AS working_s,
+           coalesce(sum((t - f)::double precision / 1e6) FILTER (WHERE kind = {b}), 0) AS observed_s,
            array_agg(kind ORDER BY kind, f) AS island_kind,
            array_agg(f ORDER BY kind, f) AS island_from,
            array_agg(t ORDER BY kind, f) AS island_to
