@@ -56,7 +56,7 @@ import psycopg
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.metrics.engine import station_totals, worker_totals
+from api.metrics.engine import worker_totals
 from api.settings import ApiSettings, SiteCalendar
 from takt.contract import Event
 from takt.devstack import PostgresServer
@@ -65,6 +65,7 @@ from takt.settings import CommonSettings
 from takt.store import db
 from takt.store.events import INVALIDATE, write_events
 from takt.store.rollups import RollupRefresher, rebuild, refresh, refresh_all
+from tests import oracle
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 TOKEN = "bench-admin"
@@ -530,13 +531,13 @@ def run(dsn: str, args: argparse.Namespace, lo: datetime | None = None, hi: date
     with psycopg.connect(dsn, autocommit=True, options="-c TimeZone=UTC") as conn:
         if not args.no_raw and not args.ingest:
             rows.append(
-                ("raw scan: worker totals", *timed(lambda: worker_totals(conn, [(0, lo, hi)], raw=True), 5))
+                ("raw scan: worker totals", *timed(lambda: oracle.worker_totals(conn, [(0, lo, hi)]), 5))
             )
             rows.append(
-                ("raw scan: station unions", *timed(lambda: station_totals(conn, [(0, lo, hi)], raw=True), 3))
+                ("raw scan: station unions", *timed(lambda: oracle.station_totals(conn, [(0, lo, hi)]), 3))
             )
             a = worker_totals(conn, [(0, lo, hi)])
-            b = worker_totals(conn, [(0, lo, hi)], raw=True)
+            b = oracle.worker_totals(conn, [(0, lo, hi)])
             worst = max(abs(a[k].working_s - b[k].working_s) for k in b)
     diff = "" if worst is None else f"; rollup vs raw max |diff| = {worst:.6f} s"
     print(f"\n30-day window {lo.isoformat()} .. {hi.isoformat()}{diff}")
