@@ -391,6 +391,12 @@ def main() -> None:
         help="time the endpoints while RATE events/s are written and the refresher runs (see above)",
     )
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds of ingest before timing")
+    parser.add_argument(
+        "--cache-ttl",
+        type=float,
+        default=0.0,
+        help="TAKT_RESPONSE_CACHE_TTL_S of the timed API (default 0: every request computes its answer)",
+    )
     parser.add_argument("--refresh-interval", type=float, default=2.0, help="the --ingest refresher's period")
     parser.add_argument(
         "--refresh-share",
@@ -496,6 +502,9 @@ def run(dsn: str, args: argparse.Namespace, lo: datetime | None = None, hi: date
         drift_check_interval_s=0,
         rate_limit_per_minute=10**9,
         mqtt_url="mqtt://127.0.0.1:1",
+        # Every request computes its answer: shared answers (the response cache) would time the
+        # cache, and with writes from another process would not be read-your-writes.
+        response_cache_ttl_s=args.cache_ttl,
     )
     if args.any_schema:
         import api.app
