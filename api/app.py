@@ -18,7 +18,7 @@ from api.routers import events, gateways, health, metrics, model_quality, promet
 from api.settings import ApiSettings
 from dashboard import mount_dashboard
 from models.quality import DriftChecker, schedule_from
-from takt.store.db import require_current_schema
+from takt.store.db import require_current_schema, require_metric_settings
 from takt.store.rollups import RollupRefresher, apply_timescale_policies
 
 logger = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         require_current_schema(settings.database_url)
+        require_metric_settings(settings.database_url, max_gap_s=settings.max_state_gap_s)
         pool: ConnectionPool = ConnectionPool(
             settings.database_url,
             min_size=1,

@@ -56,15 +56,16 @@ import psycopg
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.metrics.engine import station_totals, worker_totals
+from api.metrics.engine import worker_totals
 from api.settings import ApiSettings, SiteCalendar
 from takt.contract import Event
 from takt.devstack import PostgresServer
 from takt.devstack.system import free_port
 from takt.settings import CommonSettings
 from takt.store import db
-from takt.store.events import write_events
+from takt.store.events import INVALIDATE, write_events
 from takt.store.rollups import RollupRefresher, rebuild, refresh, refresh_all
+from tests import oracle
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 TOKEN = "bench-admin"
@@ -343,12 +344,16 @@ def remove_live(dsn: str, end: datetime) -> None:
             for worker, station, ts, until in rows:
                 lo, hi = spans.get((worker, station), (ts, until))
                 spans[(worker, station)] = (min(lo, ts), max(hi, until))
-            for (worker, station), (lo, hi) in spans.items():
-                conn.execute(
-                    "INSERT INTO event_invalidations (worker_id, station_id, min_ts, max_ts) "
-                    "VALUES (%s, %s, %s, %s)",
-                    (worker, station, lo, hi),
-                )
+            keys = sorted(spans)
+            conn.execute(
+                INVALIDATE,
+                {
+                    "workers": [w for w, _ in keys],
+                    "stations": [s for _, s in keys],
+                    "min_ts": [spans[k][0] for k in keys],
+                    "max_ts": [spans[k][1] for k in keys],
+                },
+            )
         refresh_all(conn, max_gap_s=600, batch=10_000)
         conn.execute("VACUUM ANALYZE events")
     if rows:
@@ -386,6 +391,12 @@ def main() -> None:
         help="time the endpoints while RATE events/s are written and the refresher runs (see above)",
     )
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds of ingest before timing")
+    parser.add_argument(
+        "--cache-ttl",
+        type=float,
+        default=0.0,
+        help="TAKT_RESPONSE_CACHE_TTL_S of the timed API (default 0: every request computes its answer)",
+    )
     parser.add_argument("--refresh-interval", type=float, default=2.0, help="the --ingest refresher's period")
     parser.add_argument(
         "--refresh-share",
@@ -491,6 +502,9 @@ def run(dsn: str, args: argparse.Namespace, lo: datetime | None = None, hi: date
         drift_check_interval_s=0,
         rate_limit_per_minute=10**9,
         mqtt_url="mqtt://127.0.0.1:1",
+        # Every request computes its answer: shared answers (the response cache) would time the
+        # cache, and with writes from another process would not be read-your-writes.
+        response_cache_ttl_s=args.cache_ttl,
     )
     if args.any_schema:
         import api.app
@@ -526,13 +540,13 @@ def run(dsn: str, args: argparse.Namespace, lo: datetime | None = None, hi: date
     with psycopg.connect(dsn, autocommit=True, options="-c TimeZone=UTC") as conn:
         if not args.no_raw and not args.ingest:
             rows.append(
-                ("raw scan: worker totals", *timed(lambda: worker_totals(conn, [(0, lo, hi)], raw=True), 5))
+                ("raw scan: worker totals", *timed(lambda: oracle.worker_totals(conn, [(0, lo, hi)]), 5))
             )
             rows.append(
-                ("raw scan: station unions", *timed(lambda: station_totals(conn, [(0, lo, hi)], raw=True), 3))
+                ("raw scan: station unions", *timed(lambda: oracle.station_totals(conn, [(0, lo, hi)]), 3))
             )
             a = worker_totals(conn, [(0, lo, hi)])
-            b = worker_totals(conn, [(0, lo, hi)], raw=True)
+            b = oracle.worker_totals(conn, [(0, lo, hi)])
             worst = max(abs(a[k].working_s - b[k].working_s) for k in b)
     diff = "" if worst is None else f"; rollup vs raw max |diff| = {worst:.6f} s"
     print(f"\n30-day window {lo.isoformat()} .. {hi.isoformat()}{diff}")

@@ -21,12 +21,13 @@ def collector() -> None:
     from collector.service import CollectorError, run
     from collector.settings import CollectorSettings
     from takt.logs import configure_logging
-    from takt.store.db import SchemaError, require_current_schema
+    from takt.store.db import SchemaError, require_current_schema, require_metric_settings
 
     settings = CollectorSettings()
     configure_logging(settings.log_level, settings.log_format)
     try:
         require_current_schema(settings.database_url)
+        require_metric_settings(settings.database_url, max_gap_s=settings.max_state_gap_s)
     except SchemaError as exc:
         raise click.ClickException(str(exc)) from None
     except (psycopg.OperationalError, sqlalchemy.exc.OperationalError) as exc:

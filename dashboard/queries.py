@@ -79,7 +79,7 @@ def timeline(
     own = "worker_id = %(subject_id)s" if subject == "worker" else "station_id = %(subject_id)s"
     # Closed time, as the metrics count it (the refresher's derived duration, or the same rule
     # applied here until it has run), then the state in force now from where it was last heard.
-    derived = states.effective_duration_sql("duration_s", "ts", "next_ts", "false", "%(gap)s")
+    derived = states.derived_duration_sql("", "false")
     params = {
         **params,
         "subject_id": subject_id,
@@ -93,10 +93,7 @@ def timeline(
         f"""
         WITH timed AS (
             SELECT ts, worker_id, station_id, event_type, duration_s, effective_duration_s,
-                   lead(ts) OVER (
-                       PARTITION BY worker_id,
-                                    CASE WHEN worker_id = 'unknown' THEN station_id ELSE '' END
-                       ORDER BY ts, event_id) AS next_ts
+                   {states.next_ts_sql()} AS next_ts
             FROM events
             WHERE event_type <> 'product_count' AND NOT shadow
               AND ts >= %(lo)s - %(lookback)s * interval '1 second' AND ts < %(hi)s

@@ -137,6 +137,31 @@ def effective_duration_sql(duration: str, ts: str, next_ts: str, has_later: str,
     )
 
 
+def next_ts_sql(alias: str = "", partition_by: str | None = None) -> str:
+    """The timestamp of the partition's next state event (ties broken by event id), over state events
+    of the given alias: ``partition_by`` None is :func:`partition_sql`, '' a single partition."""
+    a = f"{alias}." if alias else ""
+    by = partition_sql(alias) if partition_by is None else partition_by
+    over = f"PARTITION BY {by} " if by else ""
+    return f"lead({a}ts) OVER ({over}ORDER BY {a}ts, {a}event_id)"
+
+
+def later_sql(same_partition: str, alias: str = "p") -> str:
+    """A later state event exists in the partition of the row ``alias`` (which has ``ts`` and
+    ``event_id``): ``same_partition`` restricts events ``l`` to that partition."""
+    return (
+        f"EXISTS (SELECT 1 FROM events l WHERE {same_partition} AND l.event_type <> 'product_count' "
+        f"AND l.ts >= {alias}.ts AND (l.ts, l.event_id) > ({alias}.ts, {alias}.event_id))"
+    )
+
+
+def derived_duration_sql(alias: str, has_later: str, gap: str = "%(gap)s") -> str:
+    """:func:`effective_duration` of the row ``alias`` (columns ``duration_s``, ``ts``, ``next_ts``
+    from :func:`next_ts_sql`), ``has_later`` (:func:`later_sql`, or ``false``)."""
+    a = f"{alias}." if alias else ""
+    return effective_duration_sql(f"{a}duration_s", f"{a}ts", f"{a}next_ts", has_later, gap)
+
+
 def reach_sql(alias: str = "") -> str:
     a = f"{alias}." if alias else ""
     return f"{a}ts + coalesce({a}duration_s, 0) * interval '1 second'"

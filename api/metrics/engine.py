@@ -7,8 +7,8 @@ and a time series (one label per bucket). A window is split into whole UTC days
 its edges; those are summed from the hour's detail rows (its state pieces or a
 station's union islands, and its events, as microsecond offsets), clipped to
 the part exactly as the raw computation clips to the window. Every path gives
-the raw computation's numbers (tests check this). ``raw=True`` computes the
-same totals from events, for comparison.
+the raw computation's numbers: tests and benchmarks compare against the
+raw-scan oracle, ``tests/oracle.py``, which computes them from events.
 
 Read-your-writes: what the refresher has not consumed yet (the pending
 invalidations) is computed from events at query time and applied as signed
@@ -28,9 +28,9 @@ from typing import Any
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from api.metrics.intervals import union_seconds
-from api.metrics.live import STATES, Element, Tail, clipped, load_tail, parts
-from takt.store.rollups import DAY, HOUR, ORIGIN, ceil_day, ceil_hour, floor_day, floor_hour, lookback_s
+from api.metrics.live import Element, Tail, clipped, load_tail, parts
+from takt.store import codes
+from takt.store.rollups import DAY, HOUR, ORIGIN, ceil_day, ceil_hour, floor_day, floor_hour
 
 Labelled = tuple[int, datetime, datetime]
 # (label, hour, from, to): the part [hour + from, hour + to) of one hour, offsets in microseconds.
@@ -39,7 +39,6 @@ MICROSECOND = timedelta(microseconds=1)
 HOUR_US = HOUR // MICROSECOND
 # TAKT_MAX_STATE_GAP_S's default; the API passes its setting.
 DEFAULT_GAP_S = 600.0
-KIND_NAMES = {v: k for k, v in STATES.items()}
 
 
 @contextmanager
@@ -278,7 +277,8 @@ FROM (
     SELECT p.label, d.worker_id, x.working, x.idle, x.absent, {_UNITS_IN}, {_EVENTS_IN}
     FROM {_PARTS} JOIN rollup_worker_detail d ON d.bucket = p.bucket AND NOT d.shadow {{where_d}}
     CROSS JOIN LATERAL (
-        SELECT {_seconds("w")} AS working, {_seconds("i")} AS idle, {_seconds("a")} AS absent
+        SELECT {_seconds(codes.WORKING)} AS working, {_seconds(codes.IDLE)} AS idle,
+               {_seconds(codes.ABSENT)} AS absent
         FROM unnest(d.state_kind, d.state_from, d.state_to) AS x(k, f, t)
     ) x
 ) t
@@ -300,7 +300,8 @@ FROM (
     SELECT p.label, d.station_id, x.occupied, x.working, x.observed, {_UNITS_IN}, {_EVENTS_IN}
     FROM {_PARTS} JOIN rollup_station_detail d ON d.bucket = p.bucket {{where_d}}
     CROSS JOIN LATERAL (
-        SELECT {_seconds("o")} AS occupied, {_seconds("w")} AS working, {_seconds("b")} AS observed
+        SELECT {_seconds(codes.OCCUPIED)} AS occupied, {_seconds(codes.WORKING_ISLAND)} AS working,
+               {_seconds(codes.OBSERVED)} AS observed
         FROM unnest(d.island_kind, d.island_from, d.island_to) AS x(k, f, t)
     ) x
 ) t
@@ -322,7 +323,8 @@ FROM (
     SELECT p.label, d.model_version, d.shadow, x.working, x.idle, x.absent, {_UNITS_IN}, y.events, y.conf
     FROM {_PARTS} JOIN rollup_worker_detail d ON d.bucket = p.bucket {{where_d}}
     CROSS JOIN LATERAL (
-        SELECT {_seconds("w")} AS working, {_seconds("i")} AS idle, {_seconds("a")} AS absent
+        SELECT {_seconds(codes.WORKING)} AS working, {_seconds(codes.IDLE)} AS idle,
+               {_seconds(codes.ABSENT)} AS absent
         FROM unnest(d.state_kind, d.state_from, d.state_to) AS x(k, f, t)
     ) x
     CROSS JOIN LATERAL (
@@ -343,13 +345,6 @@ def _rollup_query(sql: str, windows: Sequence[Labelled], **filters: str | None) 
     return sql.format(where_r=where_r, where_d=where_d), params
 
 
-# Raw computation (raw=True): the windows' events straight from the table,
-# looking back by the longest derived duration for states reaching into them.
-_EDGE = "e.ts < w.b AND e.ts >= w.a - %(lookback)s * interval '1 second'"
-_EFF_END = "e.ts + coalesce(e.effective_duration_s, 0) * interval '1 second'"
-_CLIPPED = f"greatest(0, extract(epoch FROM least({_EFF_END}, w.b) - greatest(e.ts, w.a)))::double precision"
-
-
 def _filters(params: dict[str, Any], alias: str, **values: str | None) -> str:
     sql = ""
     for column, value in values.items():
@@ -364,16 +359,16 @@ def _filters(params: dict[str, Any], alias: str, **values: str | None) -> str:
 
 def _apply_piece(t: WorkerTotals | ModelTotals, e: Element, a: int, z: int) -> bool:
     """Adds one signed tail element's share of the part [a, z) (µs) to ``t``; True for a counted event."""
-    if e.kind in KIND_NAMES:
+    if e.kind in codes.STATE_NAME:
         seconds = e.sign * clipped(e.f, e.t, a, z)
-        if e.kind == "w":
+        if e.kind == codes.WORKING:
             t.working_s += seconds
-        elif e.kind == "i":
+        elif e.kind == codes.IDLE:
             t.idle_s += seconds
         else:
             t.absent_s += seconds
     elif a <= e.f < z:
-        if e.kind == "e":
+        if e.kind == codes.EVENT:
             t.events += e.sign
             return True
         t.units += e.sign * e.n
@@ -386,15 +381,10 @@ def worker_totals(
     *,
     site_id: str | None = None,
     worker_id: str | None = None,
-    raw: bool = False,
     live: bool = True,
     gap_s: float = DEFAULT_GAP_S,
 ) -> dict[tuple[int, str], WorkerTotals]:
     """Per (label, worker): rollups plus the pending tail (``live=False``: rollups only)."""
-    if raw:
-        out: dict[tuple[int, str], WorkerTotals] = defaultdict(WorkerTotals)
-        _raw_worker_totals(conn, windows, out, site_id=site_id, worker_id=worker_id)
-        return dict(out)
     sql, params = _rollup_query(_WORKER_TOTALS, windows, site_id=site_id, worker_id=worker_id)
     with snapshot(conn):
         tail = _tail(conn, live, gap_s)
@@ -413,46 +403,16 @@ def worker_totals(
     return totals
 
 
-def _raw_worker_totals(
-    conn: psycopg.Connection[Any],
-    windows: Sequence[Labelled],
-    out: dict[tuple[int, str], WorkerTotals],
-    *,
-    site_id: str | None,
-    worker_id: str | None,
-) -> None:
-    params = {**_arrays(windows), "lookback": lookback_s(conn)}
-    where = _filters(params, "e", site_id=site_id, worker_id=worker_id)
-    rows = conn.execute(
-        f"SELECT w.label, e.worker_id, "
-        f"coalesce(sum({_CLIPPED}) FILTER (WHERE e.event_type = 'working'), 0), "
-        f"coalesce(sum({_CLIPPED}) FILTER (WHERE e.event_type = 'idle'), 0), "
-        f"coalesce(sum({_CLIPPED}) FILTER (WHERE e.event_type = 'absent'), 0), "
-        f"coalesce(sum(e.count) FILTER (WHERE e.event_type = 'product_count' AND e.ts >= w.a), 0), "
-        f"count(*) FILTER (WHERE e.ts >= w.a) "
-        f"FROM {_W} CROSS JOIN LATERAL (SELECT * FROM events e WHERE {_EDGE} "
-        f"AND NOT e.shadow {where} OFFSET 0) e GROUP BY 1, 2",
-        params,
-    ).fetchall()
-    for label, worker, *sums in rows:
-        out[(label, worker)].add(*sums)
-
-
 def station_totals(
     conn: psycopg.Connection[Any],
     windows: Sequence[Labelled],
     *,
     site_id: str | None = None,
     station_id: str | None = None,
-    raw: bool = False,
     live: bool = True,
     gap_s: float = DEFAULT_GAP_S,
 ) -> dict[tuple[int, str], StationTotals]:
     """Per (label, station): rollups plus the pending tail (``live=False``: rollups only)."""
-    if raw:
-        out: dict[tuple[int, str], StationTotals] = defaultdict(StationTotals)
-        _raw_station_totals(conn, windows, out, site_id=site_id, station_id=station_id)
-        return dict(out)
     sql, params = _rollup_query(_STATION_TOTALS, windows, site_id=site_id, station_id=station_id)
     with snapshot(conn):
         tail = _tail(conn, live, gap_s)
@@ -466,15 +426,15 @@ def station_totals(
             continue
         for label, a, z in by_hour.get(e.bucket, ()):
             t = totals.setdefault((label, e.station), StationTotals())
-            if e.kind == "e":
+            if e.kind == codes.EVENT:
                 t.events += e.sign if a <= e.f < z else 0
-            elif e.kind == "u":
+            elif e.kind == codes.UNITS:
                 t.units += e.sign * e.n if a <= e.f < z else 0
             else:
                 seconds = e.sign * clipped(e.f, e.t, a, z)
-                if e.kind == "o":
+                if e.kind == codes.OCCUPIED:
                     t.occupied_s += seconds
-                elif e.kind == "w":
+                elif e.kind == codes.WORKING_ISLAND:
                     t.working_s += seconds
                 else:
                     t.observed_s += seconds
@@ -483,79 +443,16 @@ def station_totals(
     return totals
 
 
-def _raw_station_totals(
-    conn: psycopg.Connection[Any],
-    windows: Sequence[Labelled],
-    out: dict[tuple[int, str], StationTotals],
-    *,
-    site_id: str | None,
-    station_id: str | None,
-) -> None:
-    params = {**_arrays(windows), "lookback": lookback_s(conn)}
-    where = _filters(params, "e", site_id=site_id, station_id=station_id)
-    rows = conn.execute(
-        f"SELECT w.label, e.station_id, e.event_type, greatest(e.ts, w.a), least({_EFF_END}, w.b), "
-        f"CASE WHEN e.ts >= w.a THEN e.count ELSE 0 END, e.ts >= w.a, w.a "
-        f"FROM {_W} CROSS JOIN LATERAL (SELECT * FROM events e WHERE {_EDGE} "
-        f"AND NOT e.shadow {where} OFFSET 0) e",
-        params,
-    ).fetchall()
-    # Unions are taken per window: windows never overlap, so their union seconds add up.
-    spans: dict[tuple[int, str, datetime], dict[str, list[tuple[datetime, datetime]]]] = defaultdict(
-        lambda: {"occupied": [], "working": [], "observed": []}
-    )
-    for label, station, etype, s, e, count, inside, edge in rows:
-        t = out[(label, station)]
-        if inside:
-            t.events += 1
-            if etype == "product_count":
-                t.units += int(count)
-        if etype != "product_count" and e > s:
-            kinds = spans[(label, station, edge)]
-            kinds["observed"].append((s, e))
-            if etype in ("working", "idle"):
-                kinds["occupied"].append((s, e))
-            if etype == "working":
-                kinds["working"].append((s, e))
-    for (label, station, _), kinds in spans.items():
-        out[(label, station)].add(
-            union_seconds(kinds["occupied"]),
-            union_seconds(kinds["working"]),
-            union_seconds(kinds["observed"]),
-            0,
-            0,
-        )
-
-
 def model_totals(
     conn: psycopg.Connection[Any],
     windows: Sequence[Labelled],
     *,
     site_id: str | None = None,
-    raw: bool = False,
     live: bool = True,
     gap_s: float = DEFAULT_GAP_S,
 ) -> dict[tuple[int, str, bool], ModelTotals]:
     """Per (label, model version, shadow): rollups plus the pending tail."""
     out: dict[tuple[int, str, bool], ModelTotals] = defaultdict(ModelTotals)
-    if raw:
-        params = {**_arrays(windows), "lookback": lookback_s(conn)}
-        where = _filters(params, "e", site_id=site_id)
-        rows = conn.execute(
-            f"SELECT w.label, coalesce(e.model_version, ''), e.shadow, "
-            f"coalesce(sum({_CLIPPED}) FILTER (WHERE e.event_type = 'working'), 0), "
-            f"coalesce(sum({_CLIPPED}) FILTER (WHERE e.event_type = 'idle'), 0), "
-            f"coalesce(sum({_CLIPPED}) FILTER (WHERE e.event_type = 'absent'), 0), "
-            f"coalesce(sum(e.count) FILTER (WHERE e.event_type = 'product_count' AND e.ts >= w.a), 0), "
-            f"count(*) FILTER (WHERE e.ts >= w.a), "
-            f"coalesce(sum(e.confidence) FILTER (WHERE e.ts >= w.a), 0) "
-            f"FROM {_W} CROSS JOIN LATERAL (SELECT * FROM events e WHERE {_EDGE} {where} OFFSET 0) e "
-            f"GROUP BY 1, 2, 3",
-            params,
-        ).fetchall()
-        for label, model, shadow, *sums in rows:
-            out[(label, model, bool(shadow))].add(*sums)
-        return {k: v for k, v in out.items() if v.events or v.working_s or v.idle_s or v.absent_s}
     sql, params = _rollup_query(_MODEL_TOTALS, windows, site_id=site_id)
     with snapshot(conn):
         tail = _tail(conn, live, gap_s)
@@ -666,31 +563,6 @@ def cycle_times(
     return int(row[0]), float(row[1]), float(row[2])
 
 
-def raw_cycle_times(
-    conn: psycopg.Connection[Any],
-    windows: Sequence[Labelled],
-    *,
-    station_id: str,
-    site_id: str | None = None,
-) -> tuple[int, float | None, float | None]:
-    """:func:`cycle_times` straight from events (the definition; for tests and benchmarks)."""
-    params = _arrays(windows)
-    where = _filters(params, "e", site_id=site_id, station_id=station_id)
-    row = conn.execute(
-        f"SELECT count(gap), percentile_cont(0.5) WITHIN GROUP (ORDER BY gap), "
-        f"percentile_cont(0.9) WITHIN GROUP (ORDER BY gap) FROM ("
-        f"  SELECT extract(epoch FROM e.ts - lag(e.ts) "
-        f"         OVER (PARTITION BY w.label, w.a ORDER BY e.ts, e.event_id))"
-        f"         ::double precision AS gap "
-        f"  FROM {_W} CROSS JOIN LATERAL (SELECT * FROM events e WHERE e.ts >= w.a AND e.ts < w.b "
-        f"  AND NOT e.shadow AND e.event_type = 'product_count' AND e.count > 0 {where} OFFSET 0) e) g",
-        params,
-    ).fetchone()
-    if not row or not row[0]:
-        return 0, None, None
-    return int(row[0]), float(row[1]), float(row[2])
-
-
 def bucket_windows(lo: datetime, hi: datetime, step: timedelta, origin: datetime) -> list[Labelled]:
     """One labelled window per bucket of ``step`` (aligned on ``origin``) clipped to [lo, hi)."""
     out: list[Labelled] = []
@@ -710,7 +582,6 @@ __all__ = [
     "bucket_windows",
     "cycle_times",
     "model_totals",
-    "raw_cycle_times",
     "station_totals",
     "worker_totals",
 ]

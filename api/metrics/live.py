@@ -46,11 +46,12 @@ from typing import Any, NamedTuple
 
 import psycopg
 
+from takt import states
+from takt.store import codes
 from takt.store.rollups import HOUR, ORIGIN, floor_hour, lookback_s
 
 MICROSECOND = timedelta(microseconds=1)
 HOUR_US = HOUR // MICROSECOND
-STATES = {"working": "w", "idle": "i", "absent": "a"}
 # (label, start, end): the engine's labelled windows.
 Labelled = tuple[int, datetime, datetime]
 
@@ -145,29 +146,25 @@ LEFT JOIN LATERAL (
 ) d ON true
 """
 
-# The durations of the events in [C, b], derived now by the refresher's rule
-# (takt.store.rollups._DERIVE_RANGE), with their stored ones.
+# The durations of the events in [C, b], derived now by the state rule
+# (takt.states, as the refresher derives them), with their stored ones.
+_SAME_PARTITION = (
+    f"{_WK.format(a='l', k='p')} AND l.shadow = p.shadow "
+    "AND (NOT p.shadow OR coalesce(l.model_version, '') = p.mv)"
+)
+_PART_BY = "k.i, e.shadow, CASE WHEN e.shadow THEN coalesce(e.model_version, '') END"
 _DERIVED = f"""
 WITH part AS (
     SELECT k.i, k.worker, k.station, k.b, e.event_id, e.ts, e.duration_s, e.effective_duration_s AS old,
            e.shadow, coalesce(e.model_version, '') AS mv,
-           lead(e.ts) OVER (PARTITION BY k.i, e.shadow,
-                                         CASE WHEN e.shadow THEN coalesce(e.model_version, '') END
-                            ORDER BY e.ts, e.event_id) AS next_ts
+           {states.next_ts_sql("e", _PART_BY)} AS next_ts
     FROM {_KEYS} CROSS JOIN LATERAL (
         SELECT * FROM events e WHERE {_WK.format(a="e", k="k")} AND e.ts >= k.a
           AND e.ts <= k.b + %(gap)s * interval '1 second' AND e.event_type <> 'product_count' OFFSET 0
     ) e
 )
 SELECT p.i, p.event_id, p.ts, p.old,
-       CASE WHEN p.duration_s IS NOT NULL THEN p.duration_s
-            WHEN p.next_ts IS NOT NULL
-                 THEN least(extract(epoch FROM p.next_ts - p.ts)::double precision, %(gap)s)
-            WHEN EXISTS (SELECT 1 FROM events l WHERE {_WK.format(a="l", k="p")} AND l.shadow = p.shadow
-                         AND (NOT p.shadow OR coalesce(l.model_version, '') = p.mv)
-                         AND l.event_type <> 'product_count' AND l.ts >= p.ts
-                         AND (l.ts, l.event_id) > (p.ts, p.event_id)) THEN %(gap)s
-            ELSE 0 END
+       {states.derived_duration_sql("p", states.later_sql(_SAME_PARTITION))}
 FROM part p WHERE p.ts <= p.b
 """
 
@@ -194,11 +191,11 @@ CROSS JOIN LATERAL (
                 d.state_from[width_bucket(h.cut - 1, d.state_from) + 1:],
                 d.state_to[width_bucket(h.cut - 1, d.state_from) + 1:]) AS p(k, f, t)
     UNION ALL
-    SELECT 'e', q.a, q.a, q.c, 0
+    SELECT {codes.quoted(codes.EVENT)}, q.a, q.a, q.c, 0
     FROM unnest(d.event_at[width_bucket(h.cut - 1, d.event_at) + 1:],
                 d.event_conf[width_bucket(h.cut - 1, d.event_at) + 1:]) AS q(a, c)
     UNION ALL
-    SELECT 'u', u.a, u.a, 0, u.n
+    SELECT {codes.quoted(codes.UNITS)}, u.a, u.a, 0, u.n
     FROM unnest(d.unit_at[width_bucket(h.cut - 1, d.unit_at) + 1:],
                 d.unit_count[width_bucket(h.cut - 1, d.unit_at) + 1:]) AS u(a, n)
 ) x
@@ -428,10 +425,10 @@ def _build(
         if after:
             bucket = floor_hour(ts)
             at = _us(ts, bucket)
-            tail.worker.append(Element(1, bucket, *key, "e", at, at, float(conf)))
+            tail.worker.append(Element(1, bucket, *key, codes.EVENT, at, at, float(conf)))
             if etype == "product_count" and count > 0:
-                tail.worker.append(Element(1, bucket, *key, "u", at, at, 0.0, int(count)))
-        kind = STATES.get(etype)
+                tail.worker.append(Element(1, bucket, *key, codes.UNITS, at, at, 0.0, int(count)))
+        kind = codes.STATE_CODE.get(etype)
         if kind is None:
             continue
         eff = derived.get((event_id, ts), float(stored or 0.0)) if after else float(stored or 0.0)
@@ -498,16 +495,16 @@ def _stations(
             units[key].update(unit_at or [])
     for e in touched:
         key = (e.site, e.station, e.bucket)
-        if e.kind in STATES.values() and e.sign > 0:
+        if e.kind in codes.STATE_NAME and e.sign > 0:
             pieces[key].append((e.kind, e.f, e.t))
-        elif e.kind in ("e", "u"):
+        elif e.kind in (codes.EVENT, codes.UNITS):
             tail.station.append(StationElement(e.sign, e.bucket, e.site, e.station, e.kind, e.f, e.f, e.n))
-            if e.kind == "u":
+            if e.kind == codes.UNITS:
                 units[key][e.f] += e.sign
     for key, cut in cuts.items():
         site, station, bucket = key
         spans = [(k, max(f, cut), t) for k, f, t in pieces.get(key, []) if t > cut]
-        for kind, members in (("o", "wi"), ("w", "w"), ("b", "wia")):
+        for kind, members in codes.ISLAND_MEMBERS.items():
             for f, t in _union([(f, t) for k, f, t in spans if k in members]):
                 tail.station.append(StationElement(1, bucket, site, station, kind, f, t))
         live = units.get(key, Counter())

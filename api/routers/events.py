@@ -21,7 +21,7 @@ from api.security import Caller
 from takt.contract import Event, validate_events
 from takt.contract.codec import raw_json
 from takt.contract.events import MAX_EVENTS_PER_BATCH, origin_problem, with_origin
-from takt.store.events import Conflict, DeadLetter, insert_dead_letters, insert_events
+from takt.store.events import INVALIDATE, Conflict, DeadLetter, insert_dead_letters, insert_events
 
 router = APIRouter(tags=["events"])
 
@@ -211,11 +211,15 @@ def delete_event(event_id: uuid.UUID, conn: Conn, _: Admin) -> Message:
         ).fetchall()
         # Its id is free again: sending the event once more stores it anew.
         conn.execute("DELETE FROM event_ids WHERE event_id = %s", (event_id,))
-        for worker, station, ts, end in rows:
+        if rows:
             conn.execute(
-                "INSERT INTO event_invalidations (worker_id, station_id, min_ts, max_ts) "
-                "VALUES (%s, %s, %s, %s)",
-                (worker, station, ts, end),
+                INVALIDATE,
+                {
+                    "workers": [r[0] for r in rows],
+                    "stations": [r[1] for r in rows],
+                    "min_ts": [r[2] for r in rows],
+                    "max_ts": [r[3] for r in rows],
+                },
             )
     if not rows:
         raise HTTPException(404, f"no event {event_id}")

@@ -13,7 +13,9 @@ from takt.settings import CommonSettings
 def db() -> None:
     """Manage the database schema (Alembic migrations in takt/store/migrations).
 
-    Reads TAKT_DATABASE_URL. Services refuse to start on an outdated schema.
+    Reads TAKT_DATABASE_URL. Services refuse to start on an outdated schema,
+    or with metric settings (TAKT_MAX_STATE_GAP_S) other than the rollups were
+    built with (`takt db rebuild`).
     """
 
 
@@ -39,3 +41,26 @@ def status() -> None:
     click.echo(f"current: {current or 'none'}\nrequired: {head}")
     if current != head:
         raise SystemExit(1)
+
+
+@db.command()
+def rebuild() -> None:
+    """Re-derive every state duration and rebuild every rollup with this TAKT_MAX_STATE_GAP_S.
+
+    For a metric setting changed on purpose: stop every collector and API
+    first (a running one would go on deriving with its old value), run this,
+    then start them with the new value. Takes minutes on millions of events.
+    """
+    import psycopg
+
+    from takt.store.db import require_current_schema
+    from takt.store.rollups import rebuild as run_rebuild
+
+    settings = CommonSettings()
+    require_current_schema(settings.database_url)
+    with psycopg.connect(settings.database_url, autocommit=True, options="-c TimeZone=UTC") as conn:
+        timings = run_rebuild(conn, max_gap_s=settings.max_state_gap_s)
+    click.echo(
+        f"rebuilt with TAKT_MAX_STATE_GAP_S={settings.max_state_gap_s:g}: derive {timings['derive']:.1f} s, "
+        f"rollups {timings['rollups']:.1f} s"
+    )

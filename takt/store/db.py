@@ -2,7 +2,8 @@
 
 Schema changes are Alembic migrations in ``takt/store/migrations``; services
 call :func:`require_current_schema` at start so they never run on a schema
-older (or newer) than their code.
+older (or newer) than their code, and :func:`require_metric_settings` so they
+never extend rollups derived with other metric settings.
 """
 
 from __future__ import annotations
@@ -65,6 +66,34 @@ def require_current_schema(database_url: str) -> None:
         raise SchemaError(
             f"database schema is at revision {current or 'none'}, this code needs {head}: "
             "run `takt db upgrade` first"
+        )
+
+
+class MetricSettingsError(SchemaError):
+    """The stored rollups were derived with other metric settings than this service's."""
+
+
+def require_metric_settings(database_url: str, *, max_gap_s: float) -> None:
+    """Refuse to run with other metric settings than the stored durations and rollups were built with.
+
+    A database that has none recorded yet (new, or upgraded to revision 0008)
+    records these. Changing one on purpose: stop the services, run
+    ``takt db rebuild`` with the new value (it re-derives every duration and
+    rollup and records it), start them with it.
+    """
+    with psycopg.connect(database_url, autocommit=True) as conn, conn.transaction():
+        conn.execute(
+            "UPDATE rollup_meta SET max_state_gap_s = %s WHERE id = 1 AND max_state_gap_s IS NULL",
+            (max_gap_s,),
+        )
+        row = conn.execute("SELECT max_state_gap_s FROM rollup_meta WHERE id = 1").fetchone()
+    stored = None if row is None else row[0]
+    if stored is not None and float(stored) != float(max_gap_s):
+        raise MetricSettingsError(
+            f"the stored durations and rollups were derived with TAKT_MAX_STATE_GAP_S={float(stored):g}, "
+            f"this service has TAKT_MAX_STATE_GAP_S={float(max_gap_s):g}: start it with "
+            f"TAKT_MAX_STATE_GAP_S={float(stored):g}, or, to change the definition on purpose, stop every "
+            "collector and API, run `takt db rebuild` with the new value, then start them with it"
         )
 
 

@@ -182,6 +182,29 @@ def _copy_line(event: Event) -> str:
     )
 
 
+# Queue rollup invalidations from ``source`` (rows worker_id, station_id,
+# min_ts, max_ts): one row per worker, station and hour of min_ts (migration
+# 0008). A key-hour already queued is widened and given a new id, so a refresh
+# round that read it before (and deletes what it consumed by id) leaves it
+# queued; rows are locked in key order, so concurrent writers never deadlock
+# on them. Every writer of events or deletions queues through this.
+def invalidate_sql(source: str) -> str:
+    return f"""
+    INSERT INTO event_invalidations AS i (worker_id, station_id, min_ts, max_ts)
+    SELECT worker_id, station_id, min(min_ts), max(max_ts) FROM {source}
+    GROUP BY worker_id, station_id, date_bin('1 hour', min_ts, TIMESTAMPTZ '2000-01-01 00:00:00+00')
+    ORDER BY 1, 2, 3
+    ON CONFLICT (worker_id, station_id, bucket) DO UPDATE
+    SET min_ts = least(i.min_ts, excluded.min_ts), max_ts = greatest(i.max_ts, excluded.max_ts),
+        id = nextval(pg_get_serial_sequence('event_invalidations', 'id'))"""
+
+
+INVALIDATE = invalidate_sql(
+    "unnest(%(workers)s::text[], %(stations)s::text[], %(min_ts)s::timestamptz[], %(max_ts)s::timestamptz[]) "
+    "AS t(worker_id, station_id, min_ts, max_ts)"
+)
+
+
 # Storing a batch also feeds four things: the invalidation log (derived
 # durations and rollups), auto-registration of unknown workers and stations
 # (kept, flagged registered=false, never rejected), and the mirror of deployed
@@ -207,14 +230,14 @@ WITH spans AS (
     SELECT * FROM models ORDER BY 1, 2, 3
     ON CONFLICT DO NOTHING
 ), invalidated AS (
-    INSERT INTO event_invalidations (worker_id, station_id, min_ts, max_ts) SELECT * FROM spans
+    {invalidate}
 ), new_workers AS (
     INSERT INTO workers (worker_id, name, registered)
     SELECT DISTINCT worker_id, worker_id, false FROM spans ON CONFLICT DO NOTHING
 )
 INSERT INTO workstations (station_id, name, registered)
 SELECT DISTINCT station_id, station_id, false FROM spans ON CONFLICT DO NOTHING
-"""
+""".replace("{invalidate}", invalidate_sql("spans"))
 
 # Which of a batch's ids are registered already, and at which time: one
 # primary key lookup each in event_ids (not a hypertable: no chunks to plan).

@@ -36,6 +36,7 @@ from prometheus_client import Counter
 from takt import states
 from takt.contract import MAX_TIME, MIN_TIME
 from takt.periodic import PeriodicDatabaseTask, is_poison
+from takt.store import codes
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +162,7 @@ SELECT bucket, site_id, worker_id, station_id, model_version, shadow,
        coalesce(array_agg(n {order}) FILTER (WHERE unit), '{{}}')
 FROM (
     SELECT bucket, site_id, worker_id, station_id, model_version, shadow, event_id, true AS piece,
-           false AS unit, left(event_type, 1)::"char" AS kind, s_us AS at_us, en_us AS to_us,
+           false AS unit, {codes.state_code_sql("event_type")} AS kind, s_us AS at_us, en_us AS to_us,
            NULL::double precision AS conf, 0 AS n
     FROM pieces
     UNION ALL
@@ -189,15 +190,15 @@ GROUP BY r.bucket, r.site_id, r.worker_id
 
 # Per station and hour, production events only, from the (just rebuilt)
 # worker detail rows of that station, not from events: the union of the state
-# pieces per kind, 'o' occupied (working or idle), 'w' working, 'b' observed
-# (any state), by one sweep in start order. A piece starts a new island of its
-# kind when it begins after every earlier piece of that kind has ended (the
-# running maximum of their ends); the island ends at that maximum just before
-# the next island starts, the last at the kind's last end. rollup_station_hour
+# pieces per kind (takt.store.codes: occupied, working, observed), by one
+# sweep in start order. A piece starts a new island of its kind when it
+# begins after every earlier piece of that kind has ended (the running
+# maximum of their ends); the island ends at that maximum just before the
+# next island starts, the last at the kind's last end. rollup_station_hour
 # gets the union seconds (sums of island lengths) and counts,
 # rollup_station_detail the islands and the station's event and unit offsets.
 def _station_hours(key: str | None) -> str:
-    kinds = (("b", "true"), ("o", "k <> 'a'"), ("w", "k = 'w'"))
+    kinds = [(kind, codes.members_sql(kind, "k")) for kind in codes.ISLAND_MEMBERS]
     running = ",\n           ".join(
         f"max(t) FILTER (WHERE {member}) OVER {frame} AS {name}_{kind}"
         for kind, member in kinds
@@ -205,6 +206,7 @@ def _station_hours(key: str | None) -> str:
     )
     values = ", ".join(f"('{kind}'::\"char\", prev_{kind}, last_{kind}, {member})" for kind, member in kinds)
     # Few pieces start an island: test that before expanding each piece into its kinds.
+    o, w, b = (codes.quoted(k) for k in (codes.OCCUPIED, codes.WORKING_ISLAND, codes.OBSERVED))
     any_start = " OR ".join(
         f"({member} AND (prev_{kind} IS NULL OR f > prev_{kind}))" for kind, member in kinds
     )
@@ -228,9 +230,9 @@ WITH detail AS MATERIALIZED (
     FROM starts
 ), unions AS (
     SELECT bucket, site_id, station_id,
-           coalesce(sum((t - f)::double precision / 1e6) FILTER (WHERE kind = 'o'), 0) AS occupied_s,
-           coalesce(sum((t - f)::double precision / 1e6) FILTER (WHERE kind = 'w'), 0) AS working_s,
-           coalesce(sum((t - f)::double precision / 1e6) FILTER (WHERE kind = 'b'), 0) AS observed_s,
+           coalesce(sum((t - f)::double precision / 1e6) FILTER (WHERE kind = {o}), 0) AS occupied_s,
+           coalesce(sum((t - f)::double precision / 1e6) FILTER (WHERE kind = {w}), 0) AS working_s,
+           coalesce(sum((t - f)::double precision / 1e6) FILTER (WHERE kind = {b}), 0) AS observed_s,
            array_agg(kind ORDER BY kind, f) AS island_kind,
            array_agg(f ORDER BY kind, f) AS island_from,
            array_agg(t ORDER BY kind, f) AS island_to
@@ -343,20 +345,17 @@ def _partition(alias: str = "") -> str:
 
 _PARTITION = _partition()
 
-_LATER = (
-    f"EXISTS (SELECT 1 FROM events l WHERE {_partition('l')} AND (l.ts, l.event_id) > (p.ts, p.event_id))"
-)
-_DERIVED_DURATION = states.effective_duration_sql("p.duration_s", "p.ts", "p.next_ts", _LATER, "%(gap)s")
-
+# The state rule (takt.states) over one partition's events [lo, hi], looking
+# on by the gap for their successors.
 _DERIVE_RANGE = f"""
 WITH part AS (
     SELECT event_id, ts, duration_s, effective_duration_s AS old_eff,
-           lead(ts) OVER (ORDER BY ts, event_id) AS next_ts
+           {states.next_ts_sql(partition_by="")} AS next_ts
     FROM events
     WHERE {_PARTITION} AND ts >= %(lo)s AND ts <= %(hi)s + %(gap)s * interval '1 second'
 ), derived AS (
     SELECT p.event_id, p.ts, p.old_eff,
-           {_DERIVED_DURATION} AS eff
+           {states.derived_duration_sql("p", states.later_sql(_partition("l")))} AS eff
     FROM part p WHERE p.ts <= %(hi)s
 )
 UPDATE events e SET effective_duration_s = d.eff
@@ -365,14 +364,12 @@ WHERE e.event_id = d.event_id AND e.ts = d.ts AND e.effective_duration_s IS DIST
 RETURNING e.station_id, e.ts, greatest(d.eff, coalesce(d.old_eff, 0))
 """
 
-_DERIVED_ALL_DURATION = states.effective_duration_sql("duration_s", "ts", "next_ts", "false", "%(gap)s")
 _DERIVE_ALL = f"""
 UPDATE events e SET effective_duration_s = d.eff
 FROM (
-    SELECT event_id, ts, {_DERIVED_ALL_DURATION} AS eff
+    SELECT event_id, ts, {states.derived_duration_sql("", "false")} AS eff
     FROM (
-        SELECT event_id, ts, duration_s,
-               lead(ts) OVER (PARTITION BY {states.partition_sql()} ORDER BY ts, event_id) AS next_ts
+        SELECT event_id, ts, duration_s, {states.next_ts_sql()} AS next_ts
         FROM events WHERE event_type <> 'product_count'
     ) x
 ) d
@@ -471,6 +468,9 @@ def _hours(ranges: Iterable[Range]) -> int:
     return sum((hi - lo) // HOUR for lo, hi in ranges)
 
 
+_DETAIL_STATIONS = f"SELECT DISTINCT r.station_id, r.bucket FROM {_rows('worker_id', 'rollup_worker_detail')}"
+
+
 def rebuild_keys(
     conn: psycopg.Connection[Any],
     workers: Mapping[str, Iterable[Range]],
@@ -480,13 +480,22 @@ def rebuild_keys(
     model rows of those hours) from events; returns worker-hours plus station-hours rebuilt."""
     lookback = lookback_s(conn)
     worker_hours = {w: merge_ranges(r) for w, r in workers.items()}
-    station_hours = {s: merge_ranges(r) for s, r in stations.items()}
     worker_hours = {w: r for w, r in worker_hours.items() if r}
-    station_hours = {s: r for s, r in station_hours.items() if r}
+    by_station: dict[str, list[Range]] = defaultdict(list)
+    for st, ranges in stations.items():
+        by_station[st].extend(ranges)
     if worker_hours:
         params = {**_key_params(worker_hours), "lookback": lookback}
+        # A station-hour is built from the worker detail rows at the station: every station a
+        # rebuilt worker-hour held before or holds after is rebuilt too. (Events committed while
+        # a round runs can be among those its statements read, at stations its queue rows do not
+        # name; their own rows stay queued.)
+        held = conn.execute(_DETAIL_STATIONS, params).fetchall()
         _delete(conn, WORKER_HOUR_TABLES, "worker_id", params)
         conn.execute(_worker_hours("worker_id"), params)
+        held += conn.execute(_DETAIL_STATIONS, params).fetchall()
+        for st, bucket in held:
+            by_station[st].append((bucket, bucket))
         conn.execute(_worker_hour_totals("worker_id"), params)
         days = {w: merge_ranges(r, DAY, inclusive=False) for w, r in worker_hours.items()}
         _rebuild_days(conn, _DAYS[0], _key_params(days), by_key=True)
@@ -496,6 +505,8 @@ def rebuild_keys(
         _delete(conn, ["rollup_model_hour"], None, params)
         conn.execute(_MODEL_HOURS, params)
         _rebuild_days(conn, _DAYS[2], _range_params(merge_ranges(hours, DAY, inclusive=False)), by_key=False)
+    station_hours = {s: merge_ranges(r) for s, r in by_station.items()}
+    station_hours = {s: r for s, r in station_hours.items() if r}
     if station_hours:
         params = {**_key_params(station_hours), "lookback": lookback}
         _delete(conn, STATION_HOUR_TABLES, "station_id", params)
@@ -696,6 +707,8 @@ def rebuild(
         conn.execute(
             "UPDATE rollup_meta SET max_duration_s = %s, refreshed_at = now()", (row[2] if row else 0,)
         )
+        if derive:
+            conn.execute("UPDATE rollup_meta SET max_state_gap_s = %s", (max_gap_s,))
         conn.execute("DELETE FROM event_invalidations")
         for table in ROLLUP_TABLES:
             conn.execute(f"TRUNCATE {table}")

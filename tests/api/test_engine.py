@@ -25,13 +25,13 @@ from api.metrics.engine import (
     bucket_windows,
     cycle_times,
     model_totals,
-    raw_cycle_times,
     station_totals,
     worker_totals,
 )
 from takt.contract import Event
 from takt.store.events import write_events
 from takt.store.rollups import ROLLUP_TABLES, refresh_all
+from tests import oracle
 
 BASE = datetime(2026, 1, 5, 22, 0, tzinfo=UTC)  # windows cross midnight: day rollups are used
 GAP = 600.0
@@ -137,10 +137,10 @@ def test_rollups_equal_raw_for_any_window(
         (203, midnight - timedelta(hours=19, minutes=1), midnight + timedelta(days=1, hours=21)),
     ]
     for wins in (labelled, disjoint, local_days, fixed):
-        _same(worker_totals(conn, wins), worker_totals(conn, wins, raw=True))
-        _same(station_totals(conn, wins), station_totals(conn, wins, raw=True))
+        _same(worker_totals(conn, wins), oracle.worker_totals(conn, wins))
+        _same(station_totals(conn, wins), oracle.station_totals(conn, wins))
         for station in ("S1", "S2"):
-            assert cycle_times(conn, wins, station_id=station) == raw_cycle_times(
+            assert cycle_times(conn, wins, station_id=station) == oracle.cycle_times(
                 conn, wins, station_id=station
             )
-        _same(model_totals(conn, wins), model_totals(conn, wins, raw=True))
+        _same(model_totals(conn, wins), oracle.model_totals(conn, wins))

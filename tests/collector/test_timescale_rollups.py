@@ -17,7 +17,6 @@ import pytest
 from api.metrics.engine import (
     cycle_times,
     model_totals,
-    raw_cycle_times,
     station_totals,
     worker_totals,
 )
@@ -25,6 +24,7 @@ from takt.contract import Event
 from takt.store import db
 from takt.store.events import WriteMethod, copy_batch, stored_ids, write_events
 from takt.store.rollups import refresh_all
+from tests import oracle
 from tests.timescale_lite import TimescaleLite
 
 START = datetime(2026, 12, 7, 21, 0, 10, tzinfo=UTC)
@@ -86,9 +86,9 @@ def test_rollups_on_hypertables_equal_the_raw_computation(timescale_dsn: str) ->
             (2, START - timedelta(hours=1), START + timedelta(days=1)),
         ]
         for got, want in (
-            (worker_totals(conn, windows), worker_totals(conn, windows, raw=True)),
-            (station_totals(conn, windows), station_totals(conn, windows, raw=True)),
-            (model_totals(conn, windows), model_totals(conn, windows, raw=True)),
+            (worker_totals(conn, windows), oracle.worker_totals(conn, windows)),
+            (station_totals(conn, windows), oracle.station_totals(conn, windows)),
+            (model_totals(conn, windows), oracle.model_totals(conn, windows)),
         ):
             mine = {k: v for k, v in got.items() if prefix in k[1] or k[1].startswith("m@")}
             assert mine
@@ -97,7 +97,7 @@ def test_rollups_on_hypertables_equal_the_raw_computation(timescale_dsn: str) ->
                 for name in type(value).__slots__:
                     assert _close(getattr(value, name), getattr(expected, name)), (key, name)
         for station in (f"{prefix}-S0", f"{prefix}-S1"):
-            assert cycle_times(conn, windows, station_id=station) == raw_cycle_times(
+            assert cycle_times(conn, windows, station_id=station) == oracle.cycle_times(
                 conn, windows, station_id=station
             )
 

@@ -1,0 +1,52 @@
+"""One invalidation per worker, station and hour; the settings the rollups were built with.
+
+Revision ID: 0008_coalesced_invalidations
+Revises: 0007_event_identity
+Create Date: 2026-12-02
+
+- ``event_invalidations.bucket``: the hour (UTC, from 2000-01-01) of
+  ``min_ts``, and a unique index on (worker_id, station_id, bucket). Writers
+  upsert (``takt.store.events.INVALIDATE``): a batch for a key-hour that is
+  already queued widens that row's range and gives it a new ``id`` from the
+  same sequence, instead of adding a row. The queue then holds at most one row
+  per worker-station-hour however many batches arrive between two refresh
+  rounds; the refresher deletes the rows it consumed by ``id``, so a row
+  widened meanwhile (new id) stays queued. The upgrade merges the rows
+  already queued.
+- ``rollup_meta.max_state_gap_s``: the ``TAKT_MAX_STATE_GAP_S`` the stored
+  durations and rollups were derived with (NULL: not recorded yet; the first
+  service to start records its own). A service started with another value
+  refuses to start (``takt.store.rollups.require_metric_settings``) until
+  the value is put back or ``takt db rebuild`` re-derives everything.
+"""
+
+from alembic import op
+
+revision = "0008_coalesced_invalidations"
+down_revision = "0007_event_identity"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("""
+        ALTER TABLE event_invalidations ADD COLUMN bucket timestamptz
+        GENERATED ALWAYS AS (date_bin('1 hour', min_ts, TIMESTAMPTZ '2000-01-01 00:00:00+00')) STORED""")
+    op.execute("""
+        WITH queued AS (
+            DELETE FROM event_invalidations
+            RETURNING worker_id, station_id, min_ts, max_ts, created_at, bucket
+        )
+        INSERT INTO event_invalidations (worker_id, station_id, min_ts, max_ts, created_at)
+        SELECT worker_id, station_id, min(min_ts), max(max_ts), min(created_at)
+        FROM queued GROUP BY worker_id, station_id, bucket""")
+    op.execute(
+        "CREATE UNIQUE INDEX event_invalidations_key ON event_invalidations (worker_id, station_id, bucket)"
+    )
+    op.execute("ALTER TABLE rollup_meta ADD COLUMN max_state_gap_s double precision")
+
+
+def downgrade() -> None:
+    op.execute("ALTER TABLE rollup_meta DROP COLUMN IF EXISTS max_state_gap_s")
+    op.execute("DROP INDEX IF EXISTS event_invalidations_key")
+    op.execute("ALTER TABLE event_invalidations DROP COLUMN IF EXISTS bucket")
