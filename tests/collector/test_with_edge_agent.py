@@ -20,9 +20,9 @@ import psycopg
 import pytest
 import yaml
 
+from devstack import MosquittoServer
 from edge_agent.buffer import EventBuffer
 from edge_agent.synthetic import demo_config, render
-from takt.devstack import MosquittoServer
 from takt.store.events import seq_gaps
 from tests.collector.conftest import CollectorProcess
 

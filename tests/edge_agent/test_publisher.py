@@ -9,10 +9,10 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
+from devstack import MosquittoServer
 from edge_agent.buffer import EventBuffer
 from edge_agent.publisher import BrokerAuthError, Publisher, PublisherSettings
 from takt.contract import Event, GatewayState, decode_status, status_topic
-from takt.devstack import MosquittoServer
 from takt.mqtt import MqttEndpoint, make_client
 from tests.edge_agent.acker import StandInAcker, wait_until
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from takt.devstack.system import free_port, port_open
+from devstack.system import free_port, port_open
 
 pytestmark = pytest.mark.slow
 
