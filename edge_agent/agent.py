@@ -191,7 +191,7 @@ class Agent:
         self.last_detections: list[Detection] = []
         self._last_s: float | None = None
         self._poses: dict[int, Keypoints] = {}
-        self._latency_ms = 0.0
+        self.latency_ms = 0.0
         self._fps = 0.0
         self._last_wall: float | None = None
 
@@ -227,7 +227,7 @@ class Agent:
         assert self.geometry is not None
         started = time.perf_counter()
         detections = self.detector.detect(image, t)
-        self._latency_ms = 0.9 * self._latency_ms + 0.1 * (time.perf_counter() - started) * 1000
+        self.latency_ms = 0.9 * self.latency_ms + 0.1 * (time.perf_counter() - started) * 1000
         if self.tracker is not None:
             detections = self.tracker.update(detections)
         self.last_detections = detections
@@ -395,14 +395,14 @@ class Agent:
             "model_version": self.model_version,
             "camera_state": self.camera_state,
             "fps": round(self._fps, 2),
-            "detector_latency_ms": round(self._latency_ms, 2),
+            "detector_latency_ms": round(self.latency_ms, 2),
             "camera_id": self.config.camera.id,
             "config_version": self.config_version,
             "frames": self.frames,
         }
         if self.shadow_agent is not None:
             fields["shadow_model_version"] = self.shadow_agent.model_version
-            fields["shadow_detector_latency_ms"] = round(self.shadow_agent._latency_ms, 2)
+            fields["shadow_detector_latency_ms"] = round(self.shadow_agent.latency_ms, 2)
         if self.shadow_error is not None:
             fields["shadow_error"] = self.shadow_error
         return fields
