@@ -68,7 +68,9 @@ class Planner:
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            # Waits for the decoders to exit (a batch at most), so none is left writing to
+            # a closed pipe at interpreter exit.
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _run(self) -> None:
         try:

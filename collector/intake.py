@@ -1,11 +1,14 @@
 """The collector's MQTT side: connection, subscriptions, the inbound queue, acknowledgements out.
 
-One thread owns paho's network loop (``client.loop``) and reconnects with the
-policy shared with the gateways (:mod:`takt.mqtt`): a refused CONNACK that
-retrying cannot fix (bad credentials, not authorised, banned) stops the
-collector with a clear message; anything else is retried after a jittered
-exponential wait. ``on_message`` runs on that thread, which must stay free for
-keep-alives, so it only enqueues.
+paho's network thread (``loop_start``) runs while a connection is up; it does
+not reconnect by itself (``reconnect_on_failure=False``). A supervising thread
+connects, waits for the connection to be lost, and reconnects with the policy
+shared with the gateways (:mod:`takt.mqtt`): a refused CONNACK that retrying
+cannot fix (bad credentials, not authorised, banned) stops the collector with
+a clear message; anything else is retried after a jittered exponential wait.
+``on_message`` runs on paho's thread, which must stay free for keep-alives,
+so it only enqueues; acks and CommitAcks published from the writer thread go
+out through paho's thread.
 """
 
 from __future__ import annotations
@@ -62,49 +65,54 @@ class MqttIntake:
         self.generation = 0
         self._stop = stop
         self._closing = threading.Event()
+        self._lost = threading.Event()
         self._on_fatal = on_fatal
         self._backoff = backoff or ReconnectBackoff()
         self._attempt = 0
-        self._client = make_client(self.endpoint, settings.collector_client_id, manual_ack=True)
+        self._client = make_client(
+            self.endpoint, settings.collector_client_id, manual_ack=True, reconnect_on_failure=False
+        )
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
-        self._thread = threading.Thread(target=self._run, name="collector-mqtt", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="collector-mqtt-supervisor", daemon=True)
 
     # -- lifecycle ----------------------------------------------------------------
     def start(self) -> None:
         self._thread.start()
 
     def close(self, timeout_s: float = 5.0) -> None:
-        """Send what is queued (acks), disconnect, and end the network thread."""
+        """Send what is queued (acks), disconnect, and end the network threads."""
         self._closing.set()
         self._client.disconnect()
         self._thread.join(timeout_s)
+        self._client.loop_stop()
 
-    # -- the network thread --------------------------------------------------------
+    # -- the supervising thread -----------------------------------------------------
     def _run(self) -> None:
-        opened = False
-        connected_once = False
+        first = True
         while not self._closing.is_set():
-            if not opened:
-                if self._stop.is_set():
-                    self._closing.wait(0.1)  # stopping: no new connection, wait for close()
-                    continue
-                try:
-                    if connected_once:
-                        self._client.reconnect()
-                    else:
-                        self._open()
-                        connected_once = True
-                    opened = True
-                except (OSError, mqtt.WebsocketConnectionError) as exc:
-                    self._wait_before_retry(f"cannot reach the broker ({exc})")
-                    continue
-            if self._client.loop(timeout=0.1) != mqtt.MQTT_ERR_SUCCESS:
-                opened = False
-                if not self._closing.is_set() and not self._stop.is_set():
-                    self._wait_before_retry("connection to the broker lost")
+            if self._stop.is_set():
+                self._closing.wait(0.1)  # stopping: no new connection, wait for close()
+                continue
+            self._lost.clear()
+            try:
+                if first:
+                    first = False
+                    self._open()
+                else:
+                    self._client.reconnect()
+            except (OSError, mqtt.WebsocketConnectionError) as exc:
+                self._wait_before_retry(f"cannot reach the broker ({exc})")
+                continue
+            self._client.loop_start()
+            while not self._lost.wait(0.2):
+                if self._closing.is_set():
+                    return  # close() disconnects and stops paho's thread
+            self._client.loop_stop()
+            if not self._closing.is_set() and not self._stop.is_set():
+                self._wait_before_retry("connection to the broker lost")
 
     def _open(self) -> None:
         # A persistent session: a restarted collector resumes it, including
@@ -124,7 +132,7 @@ class MqttIntake:
         logger.warning("%s; reconnecting in %.1f s", why, delay)
         self._stop.wait(delay)
 
-    # -- paho callbacks (the network thread) ----------------------------------------
+    # -- paho callbacks (paho's network thread) --------------------------------------
     def _on_connect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
     ) -> None:
@@ -167,6 +175,7 @@ class MqttIntake:
         self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
     ) -> None:
         self.metrics.mqtt_connected.set(0)
+        self._lost.set()
         if not self._stop.is_set():
             logger.warning("disconnected from the broker (%s)", reason_code)
 

@@ -144,13 +144,20 @@ def make_client(
     client_id: str,
     *,
     manual_ack: bool = False,
+    reconnect_on_failure: bool = True,
 ) -> mqtt.Client:
-    """A paho MQTT v5 client with credentials and TLS set, not yet connected."""
+    """A paho MQTT v5 client with credentials and TLS set, not yet connected.
+
+    ``reconnect_on_failure=False``: paho's network thread (``loop_start``) ends
+    when the connection is lost, so the caller reconnects with
+    :class:`ReconnectBackoff` instead of paho's own fixed doubling.
+    """
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
         protocol=mqtt.MQTTv5,
         manual_ack=manual_ack,
+        reconnect_on_failure=reconnect_on_failure,
     )
     if endpoint.username is not None:
         client.username_pw_set(endpoint.username, endpoint.password)
