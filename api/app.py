@@ -12,11 +12,13 @@ import uvicorn
 from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
 
+from api.deps import get_conn, require
 from api.errors import install_error_handlers
 from api.middleware import Guard
 from api.routers import events, gateways, health, metrics, model_quality, prometheus, registry, seed
+from api.security import Role
 from api.settings import ApiSettings
-from dashboard import mount_dashboard
+from dashboard import DashboardDeps, DashboardSite, ShiftTimes, mount_dashboard
 from models.quality import DriftChecker, schedule_from
 from takt.store.db import require_current_schema, require_metric_settings
 from takt.store.rollups import RollupRefresher, apply_timescale_policies
@@ -105,8 +107,24 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     for prefix, visible in (("/api/v1", True), ("/api", False)):
         for module in (registry, events, metrics, seed, gateways, model_quality):
             app.include_router(module.router, prefix=prefix, include_in_schema=visible)
-    mount_dashboard(app)
+    mount_dashboard(
+        app, DashboardDeps(site=dashboard_site(settings), connection=get_conn, viewer=require(Role.VIEWER))
+    )
     return app
+
+
+def dashboard_site(settings: ApiSettings) -> DashboardSite:
+    """What the dashboard's endpoints read of the API's settings."""
+    return DashboardSite(
+        database_url=settings.database_url,
+        site_id=settings.site_id,
+        max_state_gap_s=settings.max_state_gap_s,
+        shifts={
+            site: [ShiftTimes(s.name, s.start, s.end) for s in cal.shifts]
+            for site, cal in settings.calendars.items()
+        },
+        timezones={site: cal.timezone for site, cal in settings.calendars.items()},
+    )
 
 
 def server_config(

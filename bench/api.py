@@ -4,7 +4,7 @@
     .venv/bin/python bench/api.py --events 10000000 --data-dir /var/tmp/takt-bench-10m   # kept
     .venv/bin/python bench/api.py --data-dir DIR --ingest 5000   # with a live ingest running
 
-Starts its own PostgreSQL (takt.devstack.PostgresServer), generates events
+Starts its own PostgreSQL (devstack.PostgresServer), generates events
 server-side with generate_series, derives durations and builds the rollups
 (takt.store.rollups.rebuild), then times the API in-process (FastAPI
 TestClient: routing, auth, SQL, JSON) for a 30-day window whose edges are not
@@ -58,9 +58,9 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.metrics.engine import worker_totals
 from api.settings import ApiSettings, SiteCalendar
+from devstack import PostgresServer
+from devstack.system import free_port
 from takt.contract import Event
-from takt.devstack import PostgresServer
-from takt.devstack.system import free_port
 from takt.settings import CommonSettings
 from takt.store import db
 from takt.store.events import INVALIDATE, write_events

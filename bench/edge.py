@@ -326,11 +326,11 @@ def _acker(url: str, site: str, ready: mp.Event, stop: mp.Event) -> None:  # typ
 
 def bench_drain(n_events: int) -> None:
     from broker.passwords import generate_password
+    from devstack import MosquittoServer
+    from devstack.system import free_port
     from edge_agent.buffer import EventBuffer
     from edge_agent.publisher import Publisher, PublisherSettings
     from takt.contract import Event, EventType
-    from takt.devstack import MosquittoServer
-    from takt.devstack.system import free_port
     from takt.mqtt import MqttEndpoint
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/freshness.py [--load 2000] [--probes 40] [--burst 100000]
 
-Starts its own PostgreSQL and Mosquitto (takt.devstack), one collector and one
+Starts its own PostgreSQL and Mosquitto (devstack), one collector and one
 API process as deployed (each with its rollup refresher: every 2 s, at most
 TAKT_REFRESH_MAX_SHARE of the time), and a background load of ``--load``
 events/s published over MQTT by a simulated gateway. Then it sends probes, one
@@ -52,9 +52,9 @@ import orjson
 import psycopg
 
 from broker.passwords import generate_password
+from devstack import MosquittoServer, PostgresServer
+from devstack.system import free_port
 from takt.contract import encode_events_envelope
-from takt.devstack import MosquittoServer, PostgresServer
-from takt.devstack.system import free_port
 from takt.store.db import upgrade
 
 ROOT = Path(__file__).resolve().parents[1]

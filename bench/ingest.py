@@ -1,6 +1,6 @@
 """Ingest benchmark: simulated gateways -> Mosquitto -> `takt collector` -> PostgreSQL.
 
-Starts its own Mosquitto and PostgreSQL (takt.devstack, free ports, fsync on)
+Starts its own Mosquitto and PostgreSQL (devstack, free ports, fsync on)
 and one collector process, then:
 
 1. measures the raw COPY rate of the same database into the events table
@@ -43,9 +43,9 @@ import orjson
 import psycopg
 
 from broker.passwords import generate_password
+from devstack import MosquittoServer, PostgresServer
+from devstack.system import free_port
 from takt.contract import ack_topic, decode_ack, encode_events_envelope, events_topic
-from takt.devstack import MosquittoServer, PostgresServer
-from takt.devstack.system import free_port
 from takt.mqtt import MqttEndpoint, connect, make_client
 from takt.settings import CommonSettings
 from takt.store.db import upgrade

@@ -3,7 +3,7 @@
     .venv/bin/python bench/load.py                    # 200 clients x 15 requests, cache on and off
     .venv/bin/python bench/load.py --clients 50 --requests 10 --ttl 1
 
-Starts its own PostgreSQL (takt.devstack.PostgresServer, temporary folder),
+Starts its own PostgreSQL (devstack.PostgresServer, temporary folder),
 migrates it, starts `takt api` as a subprocess (one uvicorn worker, default
 pool of 8 connections), fills it through the API (POST /api/seed, then
 --workers x --days of state events through /api/events/batch), builds the
@@ -41,8 +41,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import psycopg
 
-from takt.devstack import PostgresServer
-from takt.devstack.system import free_port
+from devstack import PostgresServer
+from devstack.system import free_port
 from takt.store import db
 from takt.store.rollups import refresh_all
 

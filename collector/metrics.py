@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+if TYPE_CHECKING:
+    from collector.pipeline import Plan
+    from takt.store.events import WriteResult
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0, 86_400.0)
@@ -96,6 +103,25 @@ class CollectorMetrics:
             "Events refused because their id is stored with other content (dead-lettered)",
             registry=r,
         )
+
+    def count_committed(self, plan: Plan, result: WriteResult, now: datetime) -> None:
+        """Count one committed plan: messages, events, duplicates, dead letters, ingest lag."""
+        self.batch_messages.observe(len(plan.messages))
+        events = sum(1 for msg in plan.messages if msg.topic.endswith("/events"))
+        self.messages_received.labels("events").inc(events)
+        self.messages_received.labels("status").inc(len(plan.messages) - events)
+        for gateway_id, count in plan.received_by_gateway.items():
+            self.events_received.labels(gateway_id).inc(count)
+        self.events_written.inc(result.inserted)
+        self.duplicates.inc(result.duplicates + plan.duplicates_in_batch)
+        for letter in plan.dead_letters:
+            kind = "event" if letter.event_index is not None else "payload"
+            self.dead_letters.labels(kind).inc()
+        if result.conflicts:
+            self.dead_letters.labels("event").inc(len(result.conflicts))
+            self.conflicts.inc(len(result.conflicts))
+        for newest in plan.newest.values():
+            self.ingest_lag.observe(max(0.0, (now - newest).total_seconds()))
 
 
 def serve(metrics: CollectorMetrics, port: int, host: str = "127.0.0.1") -> None:

@@ -99,7 +99,8 @@ class Plan:
     # newest event time per gateway, for the ingest-lag metric
     newest: dict[str, datetime] = field(default_factory=dict)
     _acks: dict[tuple[str, str], _AckBuilder] = field(default_factory=dict)
-    _ids: dict[uuid.UUID, Event] = field(default_factory=dict)
+    # Event id -> the first event with that id in this batch (duplicates inside one batch).
+    stored_ids: dict[uuid.UUID, Event] = field(default_factory=dict)
     # COPY text of ``events``, built by the planner thread so the writer's
     # critical path is mostly waiting on the database.
     copy: CopyBatch | None = None
@@ -123,7 +124,8 @@ class Plan:
                 )
         return [(b.site_id, b.gateway_id, b.build(committed_at)) for b in self._acks.values()]
 
-    def _ack(self, site_id: str, gateway_id: str) -> _AckBuilder:
+    def ack_for(self, site_id: str, gateway_id: str) -> _AckBuilder:
+        """The CommitAck being built for one gateway (made on first use)."""
         key = (site_id, gateway_id)
         builder = self._acks.get(key)
         if builder is None:
@@ -177,7 +179,7 @@ def _reject_payload(plan: Plan, message: Message, site_id: str, gateway_id: str,
     )
     identified = [_reject(plan, site_id, gateway_id, raw, reason) for raw in _raw_events(message.payload)]
     if not any(identified):
-        plan._ack(site_id, gateway_id).rejected.append(RejectedItem(reason=reason[:500]))
+        plan.ack_for(site_id, gateway_id).rejected.append(RejectedItem(reason=reason[:500]))
 
 
 def _reject(plan: Plan, site_id: str, gateway_id: str, raw: Any, reason: str) -> bool:
@@ -188,7 +190,7 @@ def _reject(plan: Plan, site_id: str, gateway_id: str, raw: Any, reason: str) ->
     seq, event_id = _raw_seq(raw), _raw_event_id(raw)
     if seq is None and event_id is None:
         return False
-    ack = plan._ack(site_id, gateway_id)
+    ack = plan.ack_for(site_id, gateway_id)
     ack.rejected.append(RejectedItem(seq=seq, event_id=event_id, reason=reason[:500]))
     if seq is not None:
         ack.seqs.append(seq)
@@ -208,7 +210,7 @@ def _plan_events(
         _reject_payload(plan, message, site_id, gateway_id, f"envelope: {exc}")
         return
 
-    ack = plan._ack(site_id, gateway_id)
+    ack = plan.ack_for(site_id, gateway_id)
     seqs = plan.seqs.setdefault(gateway_id, [])
     received = len(decoded.events) + len(decoded.rejected)
     plan.events_received += received
@@ -226,7 +228,7 @@ def _plan_events(
             )
         )
         _reject(plan, site_id, gateway_id, rejected.raw, rejected.reason)
-    stored = plan._ids
+    stored = plan.stored_ids
     newest = plan.newest.get(gateway_id)
     for index, event in enumerate(decoded.events):
         first = stored.get(event.event_id)
@@ -351,6 +353,6 @@ def plan_for_copy(raw: list[tuple[str, bytes]], now: datetime, limits: Limits) -
     messages = [Message(topic, payload) for topic, payload in raw]
     plan = prepare_copy(plan_batch(messages, now, limits), _DECODER_SEEN)
     plan.events = []
-    plan._ids = {}
+    plan.stored_ids = {}
     plan.messages = []
     return plan

@@ -1,5 +1,9 @@
-"""The supervisors' web dashboard, served by the API process (``mount_dashboard``)."""
+"""The supervisors' web dashboard, served by the API process (``mount_dashboard``).
 
-from dashboard.routes import mount_dashboard
+It imports nothing of the API: the mounting app passes its dependencies in
+:class:`DashboardDeps`.
+"""
 
-__all__ = ["mount_dashboard"]
+from dashboard.routes import DashboardDeps, DashboardSite, ShiftTimes, mount_dashboard
+
+__all__ = ["DashboardDeps", "DashboardSite", "ShiftTimes", "mount_dashboard"]

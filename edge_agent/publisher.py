@@ -12,12 +12,17 @@ Delivery rules:
   same bytes, same event ids, so the collector's idempotent write absorbs it;
 * after every (re)connect, what is in the buffer is the backlog: it is replayed
   oldest first at ``replay_max_events_per_s`` while new events go out at once.
+
+Failures follow the policy shared with the collector (:mod:`takt.mqtt`): a
+CONNACK that retrying cannot fix (bad credentials, not authorised, banned)
+and an ACL refusing our topics stop the publisher with
+:class:`BrokerAuthError`; anything else is retried after a jittered
+exponential wait (:class:`~takt.mqtt.ReconnectBackoff`).
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -41,19 +46,24 @@ from takt.contract import (
     events_topic,
     status_topic,
 )
-from takt.mqtt import MqttEndpoint, make_client
+from takt.mqtt import (
+    AUTH_CODES,
+    Connack,
+    MqttEndpoint,
+    ReconnectBackoff,
+    classify_connack,
+    make_client,
+    reason_value,
+    refusal_message,
+)
 
 logger = logging.getLogger(__name__)
 
-# CONNACK reason codes (MQTT v5, and the v3.1.1 codes paho maps onto them).
-_BAD_CREDENTIALS = 0x86
-_NOT_AUTHORIZED = 0x87
-_AUTH_CODES = {_BAD_CREDENTIALS, _NOT_AUTHORIZED, 4, 5}
 _PAYLOAD_BUDGET = MAX_PAYLOAD_BYTES - 4096
 
 
 class BrokerAuthError(EdgeError):
-    """The broker refused our credentials; retrying would not help."""
+    """The broker refused us (credentials, ACL, ban); retrying would not help."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +102,6 @@ class PublisherCounters:
     rejected_reasons: list[str] = field(default_factory=list)
 
 
-def backoff_delay(attempt: int, low: float, high: float, rng: random.Random) -> float:
-    """Exponential backoff with jitter, so a fleet of gateways does not reconnect in lockstep."""
-    ceiling = min(high, low * (2 ** min(attempt, 20)))
-    return rng.uniform(ceiling / 2, ceiling)
-
-
 class Publisher:
     def __init__(
         self,
@@ -125,7 +129,7 @@ class Publisher:
         self.connected = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._rng = random.Random()  # noqa: S311 - jitter, not cryptography
+        self._backoff = ReconnectBackoff(settings.reconnect_min_s, settings.reconnect_max_s)
         self._client: mqtt.Client | None = None
         self._connack: int | None = None
         self._pending_acks: list[bytes] = []
@@ -162,10 +166,6 @@ class Publisher:
     def replaying(self) -> bool:
         return self._backlog_cursor < self._replay_upto
 
-    @property
-    def inflight_batches(self) -> int:
-        return len(self._inflight)
-
     def status(self, state: GatewayState = GatewayState.ONLINE) -> GatewayStatus:
         stats = self.buffer.stats()
         fields: dict[str, Any] = {
@@ -197,9 +197,7 @@ class Publisher:
                     if self._connect_once():
                         attempt = 0
                     else:
-                        delay = backoff_delay(
-                            attempt, self.settings.reconnect_min_s, self.settings.reconnect_max_s, self._rng
-                        )
+                        delay = self._backoff.delay(attempt)
                         attempt += 1
                         logger.info("MQTT not connected; next attempt in %.1f s", delay)
                         self._stop.wait(delay)
@@ -248,13 +246,11 @@ class Publisher:
         if code is None:
             logger.warning("no CONNACK from the broker within %.1f s", self.settings.connect_timeout_s)
             return False
-        if code in _AUTH_CODES:
-            raise BrokerAuthError(
-                f"broker refused gateway {self.gateway_id!r} (CONNACK reason {code:#x}): "
-                "check the user name, password and ACL in the MQTT URL"
-            )
-        if code != 0:
-            logger.warning("broker refused the connection (CONNACK reason %#x)", code)
+        verdict = classify_connack(code)
+        if verdict is Connack.FATAL:
+            raise BrokerAuthError(refusal_message(f"gateway {self.gateway_id!r}", code))
+        if verdict is Connack.RETRY:
+            logger.warning("broker refused the connection (CONNACK reason %#x); retrying", code)
             return False
         self._after_connect(client)
         return True
@@ -310,7 +306,7 @@ class Publisher:
 
     # -- paho callbacks (run inside client.loop, on this thread) ---------------------------
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        self._connack = int(reason.value) if hasattr(reason, "value") else int(reason)
+        self._connack = reason_value(reason)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if self.connected.is_set():
@@ -318,7 +314,7 @@ class Publisher:
         self.connected.clear()
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
-        if any(getattr(r, "value", 0) in _AUTH_CODES for r in reasons):
+        if any(reason_value(r) in AUTH_CODES for r in reasons):
             self._denied = f"broker refused to let gateway {self.gateway_id!r} subscribe to {self.ack_topic}"
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
@@ -326,7 +322,7 @@ class Publisher:
             self._pending_acks.append(bytes(message.payload))
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
-        if getattr(reason, "value", 0) in _AUTH_CODES:
+        if reason_value(reason) in AUTH_CODES:
             # Re-sending would be refused forever: the ACL does not match this gateway's topics.
             self._denied = f"broker refused to let gateway {self.gateway_id!r} publish on {self.events_topic}"
         for batch in self._inflight.values():

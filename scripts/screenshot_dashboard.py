@@ -29,9 +29,9 @@ from playwright.sync_api import expect, sync_playwright
 
 from api.app import create_app
 from api.settings import ApiSettings
+from devstack import PostgresServer
+from devstack.system import ensure_services_installed, free_port
 from takt.contract import Event
-from takt.devstack import PostgresServer
-from takt.devstack.system import ensure_services_installed, free_port
 from takt.store.db import upgrade
 from takt.store.events import write_events
 

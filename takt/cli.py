@@ -18,9 +18,9 @@ from takt import __version__
 
 # name -> "module:attribute" of a click command, imported on first use.
 LAZY_COMMANDS: dict[str, str] = {
-    "dev": "takt.devstack.cli:dev",
+    "dev": "devstack.cli:dev",
     "broker": "broker.cli:broker",
-    "demo": "takt.demo:demo",
+    "demo": "devstack.demo:demo",
     "db": "takt.store.cli:db",
     "edge": "edge_agent.cli:edge",
     "collector": "collector.cli:collector",

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from broker.passwords import generate_password
-from takt.devstack import MosquittoServer, PostgresServer
-from takt.devstack.system import ensure_services_installed, free_port
+from devstack import MosquittoServer, PostgresServer
+from devstack.system import ensure_services_installed, free_port
 from tests.timescale_lite import TimescaleLite
 
 SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from api.deps import Conn, Supervisor
-from takt.store.events import seq_gaps, seq_reuse
+from takt.store.audit import open_gaps, seq_reuse
 
 router = APIRouter(tags=["gateways"])
 
@@ -47,9 +47,10 @@ def audit_gaps(conn: Conn, _: Supervisor) -> list[GatewayGaps]:
     """Per gateway: seq numbers never received below its highest, and seq numbers it used twice."""
     ids = [r[0] for r in conn.execute("SELECT DISTINCT gateway_id FROM gateway_seq_ranges ORDER BY 1")]
     reuse = seq_reuse(conn)
+    all_gaps = open_gaps(conn)
     out = []
     for gateway_id in ids:
-        gaps = seq_gaps(conn, gateway_id)
+        gaps = all_gaps.get(gateway_id, [])
         reused, last = reuse.get(gateway_id, (0, None))
         out.append(
             GatewayGaps(

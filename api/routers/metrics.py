@@ -189,18 +189,26 @@ def _labelled(s: Scope) -> list[Labelled]:
     return [(0, a, b) for a, b in s.counted] + [(1, a, b) for a, b in s.breaks]
 
 
-def _names(conn: psycopg.Connection[Any], table: str, key: str, one: str | None) -> list[tuple[Any, ...]]:
-    extra = ", type" if table == "workstations" else ""
+_NAMES_SQL = {
+    "workers": ("SELECT worker_id, name FROM workers", "worker_id"),
+    "workstations": ("SELECT station_id, name, type FROM workstations", "station_id"),
+}
+
+
+def _names(
+    conn: psycopg.Connection[Any], table: Literal["workers", "workstations"], one: str | None
+) -> list[tuple[Any, ...]]:
+    select, key = _NAMES_SQL[table]
     if one is None:
-        return conn.execute(f"SELECT {key}, name{extra} FROM {table} ORDER BY {key}").fetchall()
-    rows = conn.execute(f"SELECT {key}, name{extra} FROM {table} WHERE {key} = %s", (one,)).fetchall()
+        return conn.execute(f"{select} ORDER BY {key}").fetchall()
+    rows = conn.execute(f"{select} WHERE {key} = %s", (one,)).fetchall()
     if not rows:
         raise HTTPException(404, f"unknown {key} {one!r}")
     return rows
 
 
 def _worker_metrics(conn: Conn, s: Scope, worker_id: str | None) -> list[WorkerMetrics]:
-    names = _names(conn, "workers", "worker_id", worker_id)
+    names = _names(conn, "workers", worker_id)
     totals = worker_totals(conn, _labelled(s), site_id=s.site_id, gap_s=s.gap_s, worker_id=worker_id)
     out = []
     for wid, name in names:
@@ -236,7 +244,7 @@ def worker(worker_id: str, conn: Conn, s: ScopeDep, _: Viewer) -> WorkerMetrics:
 
 
 def _station_metrics(conn: Conn, s: Scope, station_id: str | None) -> list[WorkstationMetrics]:
-    names = _names(conn, "workstations", "station_id", station_id)
+    names = _names(conn, "workstations", station_id)
     totals = station_totals(
         conn, [(0, a, b) for a, b in s.counted], site_id=s.site_id, gap_s=s.gap_s, station_id=station_id
     )
@@ -273,7 +281,7 @@ def workstation(station_id: str, conn: Conn, s: ScopeDep, _: Viewer) -> Workstat
 @router.get("/workstations/{station_id}/cycle-time")
 def cycle_time(station_id: str, conn: Conn, s: ScopeDep, _: Viewer) -> CycleTime:
     """Median and p90 seconds between consecutive product_count events (count > 0) at the station."""
-    _names(conn, "workstations", "station_id", station_id)
+    _names(conn, "workstations", station_id)
     n, median, p90 = cycle_times(
         conn, [(0, a, b) for a, b in s.counted], station_id=station_id, site_id=s.site_id, gap_s=s.gap_s
     )

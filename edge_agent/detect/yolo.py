@@ -154,34 +154,6 @@ def to_detections(
     return out
 
 
-def decode_yolo_output(
-    output: FloatArray,
-    classes: list[str],
-    wanted: frozenset[str],
-    *,
-    confidence: float,
-    iou: float,
-    scale: float,
-    pad: tuple[float, float],
-    frame_size: tuple[int, int],
-    layout: Layout = "ultralytics",
-    input_size: int = 0,
-) -> list[Detection]:
-    """One model output to detections of the ``wanted`` classes."""
-    class_ids = [i for i, name in enumerate(classes) if name in wanted]
-    found = decode_candidates(
-        output,
-        layout,
-        len(classes),
-        class_ids,
-        confidence=confidence,
-        input_size=input_size,
-        scale=scale,
-        pad=pad,
-    )
-    return to_detections(found, classes, iou, frame_size)
-
-
 def tile_windows(width: int, height: int, grid: int, overlap: float) -> list[tuple[int, int, int, int]]:
     """``grid``² windows (x1, y1, x2, y2) covering the frame, neighbours overlapping by ``overlap``."""
     if grid <= 1:

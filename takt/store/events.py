@@ -816,38 +816,9 @@ def reused_seq_numbers(fresh: Iterable[int], received: Sequence[tuple[int, int]]
     return reused
 
 
-def seq_reuse(conn: psycopg.Connection[Any]) -> dict[str, tuple[int, int]]:
-    """Gateway -> (new events numbered with a seq used before, the latest such seq)."""
-    rows = conn.execute("SELECT gateway_id, reused, last_seq FROM gateway_seq_reuse").fetchall()
-    return {str(g): (int(n), int(last)) for g, n, last in rows}
-
-
-def seq_gaps(conn: psycopg.Connection[Any], gateway_id: str) -> list[tuple[int, int]]:
-    """Inclusive ranges of sequence numbers not (yet) received below the highest one.
-
-    Gateways number their events from 1 (docs/contract.md).
-    """
-    rows = conn.execute(
-        "SELECT first_seq, last_seq FROM gateway_seq_ranges WHERE gateway_id = %s ORDER BY first_seq",
-        (gateway_id,),
-    ).fetchall()
-    gaps: list[tuple[int, int]] = []
-    expected = 1
-    for first, last in rows:
-        if first > expected:
-            gaps.append((expected, int(first) - 1))
-        expected = int(last) + 1
-    return gaps
-
-
 def write_events(
     conn: psycopg.Connection[Any], events: Sequence[Event], method: WriteMethod = WriteMethod.COPY
 ) -> WriteResult:
     """Insert in a transaction of its own (HTTP ingestion, scripts)."""
     with conn.transaction():
         return insert_events(conn, events, method)
-
-
-def latest_event_time(conn: psycopg.Connection[Any]) -> datetime | None:
-    row = conn.execute("SELECT max(ts) FROM events").fetchone()
-    return row[0] if row else None

@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import ApiSettings
-from takt.devstack.system import free_port
+from devstack.system import free_port
 from takt.store.rollups import refresh_all
 from tests.api.conftest import ADMIN
 

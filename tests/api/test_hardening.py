@@ -32,8 +32,8 @@ from fastapi import FastAPI
 
 from api.app import create_app, server_config
 from api.settings import ApiSettings
-from takt.devstack import MosquittoServer, PostgresServer
-from takt.devstack.system import free_port
+from devstack import MosquittoServer, PostgresServer
+from devstack.system import free_port
 from takt.store.db import upgrade
 from tests.api.conftest import ADMIN
 

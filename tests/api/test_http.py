@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.security import Role, create_token
 from api.settings import ApiSettings
-from takt.devstack.system import free_port
+from devstack.system import free_port
 from tests.api.conftest import ADMIN
 
 EVENT = {

@@ -9,9 +9,9 @@ from click.testing import CliRunner
 
 from broker.config import BROKER_LIMITS, LISTENER_SETTINGS, listener_blocks, parse_conf
 from broker.passwords import hash_password, read_password_file, verify_password
+from devstack import MosquittoServer
 from takt.cli import main
 from takt.contract import MAX_PAYLOAD_BYTES, events_topic
-from takt.devstack import MosquittoServer
 from tests.broker.test_security import Probe
 
 ROOT_CONF = Path(__file__).resolve().parents[2] / "mosquitto.conf"

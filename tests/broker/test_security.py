@@ -11,8 +11,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.reasoncodes import ReasonCode
 
+from devstack import MosquittoServer
 from takt.contract import ack_topic, events_topic
-from takt.devstack import MosquittoServer
 from takt.mqtt import MqttEndpoint, connect, make_client
 
 TIMEOUT = 10

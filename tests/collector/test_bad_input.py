@@ -16,8 +16,8 @@ import orjson
 import psycopg
 
 from collector.service import Collector
+from devstack.system import free_port
 from takt.contract import encode_event, encode_events_envelope
-from takt.devstack.system import free_port
 from tests.collector.conftest import CollectorProcess, stored_ids, wait_for
 from tests.collector.gateway_sim import GatewaySim
 

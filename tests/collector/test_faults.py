@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import psycopg
 import pytest
 
-from takt.devstack import MosquittoServer, PostgresServer
+from devstack import MosquittoServer, PostgresServer
 from takt.store.audit import open_gaps
 from tests.collector.conftest import CollectorProcess, event_counts, processes_with_env, stored_ids
 from tests.collector.gateway_sim import GatewaySim

@@ -9,7 +9,7 @@ import psycopg
 
 from collector.service import Collector
 from takt.contract import encode_event, encode_events_envelope
-from takt.store.events import seq_reuse
+from takt.store.audit import seq_reuse
 from tests.collector.conftest import event_counts, metric, wait_for
 from tests.collector.gateway_sim import GatewaySim
 

@@ -9,7 +9,7 @@ import pytest
 
 from collector.metrics import CollectorMetrics, serve
 from collector.settings import CollectorSettings
-from takt.devstack.system import free_port
+from devstack.system import free_port
 
 
 def _listening_addresses(port: int) -> set[str]:

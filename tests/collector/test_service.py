@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -12,7 +13,7 @@ import psycopg
 import pytest
 from prometheus_client import generate_latest
 
-from collector.service import Collector
+from collector.service import Collector, CollectorError
 from takt.contract import (
     CameraHealth,
     CameraStatus,
@@ -262,3 +263,22 @@ def test_unnest_write_method_for_engines_without_copy(
     gw.send(events[:100])
     assert gw.wait_acked()
     assert event_counts(database) == (300, 300)
+
+
+@pytest.mark.parametrize("damage", ["password", "user"])
+def test_refused_credentials_stop_the_collector_with_a_clear_error(
+    start_collector: Callable[..., Collector], collector_user_url: Callable[[str], str], damage: str
+) -> None:
+    name = f"col-{uuid.uuid4().hex[:8]}"
+    url = collector_user_url(name)
+    if damage == "password":
+        bad = url.replace(f"{name}:", f"{name}:wrong", 1)
+    else:
+        bad = url.replace(name, "nobody", 1)
+    collector = start_collector(collector_client_id=name, mqtt_url=bad)
+    started = time.monotonic()
+    refused = r"broker refused the collector .*CONNACK reason 0x8[67]"
+    with pytest.raises(CollectorError, match=refused) as info:
+        collector.wait(15)
+    assert time.monotonic() - started < 15  # stopped at the refusal, not after retrying
+    assert "check the user name and password" in str(info.value)

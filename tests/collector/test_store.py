@@ -11,8 +11,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from devstack import PostgresServer
 from takt.contract import Event, EventType
-from takt.devstack import PostgresServer
 from takt.store.db import upgrade
 from takt.store.events import (
     SeenSeqs,

@@ -19,7 +19,7 @@ import uvicorn
 from api.app import create_app
 from api.security import Role, create_token
 from api.settings import ApiSettings
-from takt.devstack.system import free_port
+from devstack.system import free_port
 from takt.store.db import upgrade
 
 ADMIN = "dash-admin-token"

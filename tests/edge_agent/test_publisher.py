@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import collections
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -9,10 +10,10 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
+from devstack import MosquittoServer
 from edge_agent.buffer import EventBuffer
 from edge_agent.publisher import BrokerAuthError, Publisher, PublisherSettings
 from takt.contract import Event, GatewayState, decode_status, status_topic
-from takt.devstack import MosquittoServer
 from takt.mqtt import MqttEndpoint, make_client
 from tests.edge_agent.acker import StandInAcker, wait_until
 
@@ -223,6 +224,9 @@ def test_bad_credentials_stop_with_a_clear_error(
     assert not pub._thread.is_alive()
     assert isinstance(pub.fatal, BrokerAuthError)
     assert "refused" in str(pub.fatal)
+    # The collector's wording (takt.mqtt.refusal_message): the code, its name, what to check.
+    assert re.search(r"broker refused gateway 'gw-1' \(CONNACK reason 0x8[67]", str(pub.fatal))
+    assert "check the user name and password" in str(pub.fatal)
 
 
 def test_acl_mismatch_stops_with_a_clear_error(

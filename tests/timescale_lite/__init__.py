@@ -15,7 +15,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from takt.devstack.system import DevStackError, apt_install, wait_for_port
+from devstack.system import DevStackError, apt_install, wait_for_port
 
 logger = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ The same classes back ``takt dev up|down|status``, ``takt demo`` and the
 pytest fixtures, so tests run against what developers run.
 """
 
-from takt.devstack.mosquitto import MosquittoServer
-from takt.devstack.postgres import PostgresServer
-from takt.devstack.stack import DevStack
+from devstack.mosquitto import MosquittoServer
+from devstack.postgres import PostgresServer
+from devstack.stack import DevStack
 
 __all__ = ["DevStack", "MosquittoServer", "PostgresServer"]

@@ -12,7 +12,7 @@ from pathlib import Path
 from broker.acl import collector_rules, gateway_rules, set_user_rules
 from broker.config import render_local_conf
 from broker.passwords import set_password
-from takt.devstack.system import DevStackError, find_mosquitto, port_open, wait_for_port
+from devstack.system import DevStackError, find_mosquitto, port_open, wait_for_port
 
 logger = logging.getLogger(__name__)
 

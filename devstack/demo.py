@@ -26,9 +26,9 @@ import click
 import psycopg
 import yaml
 
-from takt.devstack.stack import DEFAULT_MQTT_PORT, DEFAULT_PG_PORT, DevStack
+from devstack.processes import ProcessGroup
+from devstack.stack import DEFAULT_MQTT_PORT, DEFAULT_PG_PORT, DevStack
 from takt.logs import configure_logging
-from takt.processes import ProcessGroup
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psycopg
 
-from takt.devstack.system import DevStackError, find_postgres_bindir, is_root
+from devstack.system import DevStackError, find_postgres_bindir, is_root
 
 logger = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from takt.demo import REAL_CLIP, REAL_WEIGHTS
-from takt.devstack.system import free_port, port_open
+from devstack.demo import REAL_CLIP, REAL_WEIGHTS
+from devstack.system import free_port, port_open
 
 pytestmark = pytest.mark.slow
 

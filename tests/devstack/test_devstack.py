@@ -11,9 +11,9 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
+from devstack import DevStack
+from devstack.system import free_port
 from takt.cli import main
-from takt.devstack import DevStack
-from takt.devstack.system import free_port
 from takt.mqtt import MqttEndpoint
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from takt.devstack.stack import DEFAULT_MQTT_PORT, DEFAULT_PG_PORT, DevStack
+from devstack.stack import DEFAULT_MQTT_PORT, DEFAULT_PG_PORT, DevStack
 
 state_dir_option = click.option(
     "--state-dir",

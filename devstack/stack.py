@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from broker.passwords import generate_password
-from takt.devstack.mosquitto import MosquittoServer
-from takt.devstack.postgres import PostgresServer
-from takt.devstack.system import ensure_services_installed
+from devstack.mosquitto import MosquittoServer
+from devstack.postgres import PostgresServer
+from devstack.system import ensure_services_installed
 
 DEFAULT_MQTT_PORT = 18830
 DEFAULT_PG_PORT = 15432
