@@ -77,7 +77,8 @@ def upgrade() -> None:
         CREATE TABLE alert_notifications (
             notification_id bigserial PRIMARY KEY,
             incident_id     bigint NOT NULL REFERENCES alert_incidents (incident_id),
-            event           text NOT NULL CHECK (event IN ('opened', 'escalated', 'acknowledged', 'resolved')),
+            event           text NOT NULL
+                CHECK (event IN ('opened', 'escalated', 'acknowledged', 'resolved')),
             channel         text NOT NULL CHECK (channel IN ('webhook', 'email', 'mqtt')),
             target          text NOT NULL,
             status          text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'dead')),
