@@ -98,6 +98,10 @@ def _rows(cur: psycopg.Cursor[Any]) -> list[dict[str, Any]]:
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
+def _span(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
 def _stations(conn: psycopg.Connection[Any], rule: Rule) -> list[str] | None:
     """The rule's stations (None: every station of its site)."""
     if rule.station_id is not None:
@@ -161,7 +165,7 @@ def _station_idle(
             firing[station] = Finding(
                 station,
                 since,
-                f"Station {station} {what} for {seconds / 60:.0f} min",
+                f"Station {station} {what} for {_span(seconds)}",
                 {
                     "station_id": station,
                     "idle_minutes": round(seconds / 60, 1),
@@ -241,7 +245,7 @@ def _gateway_offline(
             firing[gw] = Finding(
                 gw,
                 g["last_seen"],
-                f"Gateway {gw} offline for {silent / 60:.0f} min",
+                f"Gateway {gw} offline for {_span(silent)}",
                 {"gateway_id": gw, "state": g["state"], "last_seen": g["last_seen"].isoformat()},
             )
     return Verdict(firing=firing)
@@ -262,7 +266,7 @@ def _gateway_backlog(
             firing[gw] = Finding(
                 gw,
                 at - timedelta(seconds=float(age)),
-                f"Gateway {gw}: {int(backlog)} events buffered, oldest {float(age) / 60:.0f} min",
+                f"Gateway {gw}: {int(backlog)} events buffered, oldest {_span(float(age))}",
                 {"gateway_id": gw, "backlog": backlog, "oldest_buffered_age_s": age},
             )
     return Verdict(firing=firing)
