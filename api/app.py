@@ -16,7 +16,18 @@ from api.alerts.deliver import NotificationSender
 from api.alerts.evaluate import AlertEvaluator
 from api.errors import install_error_handlers
 from api.middleware import Guard
-from api.routers import alerts, events, gateways, health, metrics, model_quality, prometheus, registry, seed
+from api.routers import (
+    alerts,
+    andon,
+    events,
+    gateways,
+    health,
+    metrics,
+    model_quality,
+    prometheus,
+    registry,
+    seed,
+)
 from api.settings import ApiSettings
 from dashboard import mount_dashboard
 from models.quality import DriftChecker, schedule_from
@@ -119,7 +130,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(prometheus.router)
     for prefix, visible in (("/api/v1", True), ("/api", False)):
-        for module in (registry, events, metrics, seed, gateways, model_quality, alerts):
+        for module in (registry, events, metrics, seed, gateways, model_quality, alerts, andon):
             app.include_router(module.router, prefix=prefix, include_in_schema=visible)
     mount_dashboard(app)
     return app

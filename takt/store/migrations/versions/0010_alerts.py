@@ -12,6 +12,8 @@ Create Date: 2026-12-02
   note), escalated, resolved. The partial unique index allows one open
   incident per rule and subject, so no two evaluators can open the same
   episode twice even without their advisory lock.
+- ``api_tokens.role`` may be ``kiosk``: a view-only token for the andon
+  wallboard (``GET /api/v1/andon`` only).
 - ``alert_notifications``: the outbox. Each opened / escalated / resolved
   incident queues one row per channel and recipient in the same transaction;
   a sender claims rows (``FOR UPDATE SKIP LOCKED``), delivers them and marks
@@ -27,6 +29,11 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.execute("ALTER TABLE api_tokens DROP CONSTRAINT api_tokens_role_check")
+    op.execute(
+        "ALTER TABLE api_tokens ADD CONSTRAINT api_tokens_role_check "
+        "CHECK (role IN ('viewer', 'supervisor', 'admin', 'gateway', 'kiosk'))"
+    )
     op.execute("""
         CREATE TABLE alert_rules (
             rule_id            bigserial PRIMARY KEY,
@@ -96,3 +103,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in ("alert_notifications", "alert_incidents", "alert_rules"):
         op.execute(f"DROP TABLE IF EXISTS {table}")
+    op.execute("DELETE FROM api_tokens WHERE role = 'kiosk'")
+    op.execute("ALTER TABLE api_tokens DROP CONSTRAINT api_tokens_role_check")
+    op.execute(
+        "ALTER TABLE api_tokens ADD CONSTRAINT api_tokens_role_check "
+        "CHECK (role IN ('viewer', 'supervisor', 'admin', 'gateway'))"
+    )
