@@ -15,7 +15,7 @@ from psycopg.types.json import Jsonb
 
 from api.security import Role, create_token
 from tests.dashboard.conftest import ADMIN, Server
-from tests.dashboard.test_e2e import CHROMIUM, browser, browser_page, shot  # noqa: F401
+from tests.dashboard.test_e2e import CHROMIUM, browser, browser_page, shot, sign_in  # noqa: F401
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Browser, Page, expect  # noqa: E402
@@ -23,6 +23,8 @@ from playwright.sync_api import Browser, Page, expect  # noqa: E402
 pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium package is not installed"),
     pytest.mark.wallclock,
+    # The incidents these tests store are shown as stored: no evaluator resolves them meanwhile.
+    pytest.mark.dash_settings(alert_interval_s=0),
 ]
 SITE = "site-a"
 
@@ -104,7 +106,7 @@ def test_wallboard_shows_states_with_their_time_units_and_incidents_and_updates_
                 rule[0],
                 SITE,
                 Jsonb({"station_id": "S2"}),
-                now - timedelta(minutes=12),
+                now - timedelta(minutes=8),
                 now - timedelta(minutes=2),
             ),
         )
@@ -145,9 +147,64 @@ def test_wallboard_shows_states_with_their_time_units_and_incidents_and_updates_
 
 
 def test_wallboard_without_a_token_says_what_it_needs(board: Page, dash_server: Server) -> None:
-    listed = httpx.get(
-        dash_server.url + f"/api/v1/andon?site_id={SITE}", headers={"Authorization": f"Bearer {kiosk}"}
-    )
-    print(listed.json()["incidents"])
     board.goto(dash_server.url + "/dashboard/andon")
     expect(board.get_by_role("alert")).to_contain_text("needs a kiosk token")
+
+
+def _incident(dsn: str, summary: str, *, started: datetime, resolved: datetime | None = None) -> int:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rule = conn.execute(
+            "INSERT INTO alert_rules (kind, site_id, minutes) VALUES ('gateway_offline', %s, 5) "
+            "RETURNING rule_id",
+            (SITE,),
+        ).fetchone()
+        assert rule is not None
+        row = conn.execute(
+            "INSERT INTO alert_incidents (rule_id, site_id, subject, summary, condition_since, started_at, "
+            "resolved_at) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING incident_id",
+            (rule[0], SITE, summary, summary, started, started, resolved),
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+def test_alerts_panel_lists_open_incidents_takes_an_acknowledgement_and_shows_history(
+    board: Page, dash_server: Server
+) -> None:
+    now = datetime.now(UTC)
+    open_id = _incident(dash_server.dsn, "Gateway gw-7 offline for 9 min", started=now - timedelta(minutes=4))
+    _incident(
+        dash_server.dsn,
+        "Station S4 idle for 15 min",
+        started=now - timedelta(hours=2),
+        resolved=now - timedelta(hours=2) + timedelta(minutes=25),
+    )
+    sign_in(board, dash_server)
+    panel = board.locator("#alerts")
+    row = panel.locator(f'tr[data-incident="{open_id}"]')
+    expect(row).to_contain_text("Gateway gw-7 offline for 9 min")
+    expect(row).to_contain_text("open")
+    expect(row.locator("td").nth(3)).to_have_text(re.compile(r"^[45] min$"))
+    history = panel.locator("table.alerts-history tbody tr")
+    expect(history).to_have_count(1)
+    expect(history.first).to_contain_text("Station S4 idle for 15 min")
+    expect(history.first.locator("td").nth(3)).to_have_text("25 min")
+    row.get_by_label(f"Note for incident {open_id}").fill("electrician on the way")
+    row.get_by_role("button", name="Acknowledge").click()
+    expect(row).to_contain_text("acknowledged")
+    expect(row).to_contain_text("electrician on the way")
+    expect(row.get_by_role("button", name="Acknowledge")).to_have_count(0)
+    stored = httpx.get(
+        dash_server.url + f"/api/v1/alerts/{open_id}", headers={"Authorization": f"Bearer {ADMIN}"}
+    ).json()
+    assert stored["ack_note"] == "electrician on the way"
+    panel.scroll_into_view_if_needed()
+    shot(board, "alerts-panel", full_page=False)
+
+
+def test_viewers_see_incidents_but_cannot_acknowledge(board: Page, dash_server: Server) -> None:
+    open_id = _incident(dash_server.dsn, "Gateway gw-8 offline for 6 min", started=datetime.now(UTC))
+    sign_in(board, dash_server, dash_server.viewer_token)
+    row = board.locator(f'#alerts tr[data-incident="{open_id}"]')
+    expect(row).to_contain_text("Gateway gw-8 offline for 6 min")
+    expect(row.get_by_role("button", name="Acknowledge")).to_have_count(0)
