@@ -485,7 +485,7 @@ def evaluate(
                 for subject in p.resolve:
                     _resolve(conn, rule, open_ids[subject], at, "condition cleared")
                     counts["resolved"] += 1
-        except (psycopg.DataError, LinesUnavailableError, ValueError, KeyError, TypeError):
+        except (psycopg.Error, ValueError, KeyError, TypeError, ArithmeticError):
             counts["failed_rules"] += 1
             logger.exception("alert rule %d (%s) could not be evaluated", rule.rule_id, rule.kind.value)
     by_id = {r.rule_id: r for r in rules}

@@ -79,6 +79,7 @@ def test_wallboard_shows_states_with_their_time_units_and_incidents_and_updates_
     board: Page, dash_server: Server, kiosk: str
 ) -> None:
     now = datetime.now(UTC)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     post(
         dash_server,
         [
@@ -87,7 +88,11 @@ def test_wallboard_shows_states_with_their_time_units_and_incidents_and_updates_
             # Within TAKT_MAX_STATE_GAP_S (10 min) of now: an untimed state is in force that long.
             ev("idle", "S2", now - timedelta(minutes=8), "W2"),
             ev("absent", "S3", now - timedelta(minutes=3), "W3"),
-            *[ev("product_count", "S1", now - timedelta(seconds=30 - i), "W1", 1) for i in range(7)],
+            # All within the site's (UTC) day, even a few seconds after midnight.
+            *[
+                ev("product_count", "S1", max(now - timedelta(seconds=30 - i), midnight), "W1", 1)
+                for i in range(7)
+            ],
         ],
     )
     with psycopg.connect(dash_server.dsn, autocommit=True) as conn:
