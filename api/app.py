@@ -12,10 +12,23 @@ import uvicorn
 from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
 
+from api.alerts.deliver import NotificationSender
+from api.alerts.evaluate import AlertEvaluator
 from api.deps import get_conn, require
 from api.errors import install_error_handlers
 from api.middleware import Guard
-from api.routers import events, gateways, health, metrics, model_quality, prometheus, registry, seed
+from api.routers import (
+    alerts,
+    andon,
+    events,
+    gateways,
+    health,
+    metrics,
+    model_quality,
+    prometheus,
+    registry,
+    seed,
+)
 from api.security import Role
 from api.settings import ApiSettings
 from dashboard import DashboardDeps, DashboardSite, ShiftTimes, mount_dashboard
@@ -68,8 +81,20 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                 settings.database_url, schedule_from(settings), interval_s=settings.drift_check_interval_s
             )
             checker.start()
+        evaluator = sender = None
+        if settings.alert_interval_s > 0:
+            # docs/alerts.md: one evaluator per round across API processes (advisory lock).
+            evaluator = AlertEvaluator(
+                settings.database_url, settings.alert_interval_s, settings.calendars, settings.max_state_gap_s
+            )
+            sender = NotificationSender(settings.database_url, settings)
+            evaluator.start()
+            sender.start()
+        app.state.alert_evaluator = evaluator
         # Their failure counts are exported by GET /metrics (api.routers.prometheus).
-        app.state.background_tasks = [task for task in (refresher, checker) if task is not None]
+        app.state.background_tasks = [
+            task for task in (refresher, checker, evaluator, sender) if task is not None
+        ]
         # Everything built so far (routes, schemas, pool, settings) lives as long
         # as the process: move it out of the cyclic collector's reach, so a
         # full collection triggered by a large response scans only what
@@ -82,6 +107,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         finally:
             # Let what the app held become collectable again (tests start many apps).
             gc.unfreeze()
+            for task in (sender, evaluator):
+                if task is not None:
+                    task.stop()
             if checker is not None:
                 checker.stop()
             if refresher is not None:
@@ -105,7 +133,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(prometheus.router)
     for prefix, visible in (("/api/v1", True), ("/api", False)):
-        for module in (registry, events, metrics, seed, gateways, model_quality):
+        for module in (registry, events, metrics, seed, gateways, model_quality, alerts, andon):
             app.include_router(module.router, prefix=prefix, include_in_schema=visible)
     mount_dashboard(
         app, DashboardDeps(site=dashboard_site(settings), connection=get_conn, viewer=require(Role.VIEWER))

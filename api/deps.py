@@ -89,7 +89,15 @@ def require(minimum: Role) -> Callable[..., Role]:
     return check
 
 
+def _wallboard(role: Annotated[Role, Depends(_role)]) -> Role:
+    """The andon wallboard's reads: a kiosk token, or any reader."""
+    if role is Role.GATEWAY:
+        raise HTTPException(403, f"needs the {Role.KIOSK.value} or {Role.VIEWER.value} role")
+    return role
+
+
 Viewer = Annotated[Role, Depends(require(Role.VIEWER))]
+Wallboard = Annotated[Role, Depends(_wallboard)]
 Supervisor = Annotated[Role, Depends(require(Role.SUPERVISOR))]
 Admin = Annotated[Role, Depends(require(Role.ADMIN))]
 # The caller of an ingestion route: a bound gateway token (events of its own

@@ -26,10 +26,12 @@ class Role(StrEnum):
     ADMIN = "admin"
     # Ingestion only: an edge gateway's API key.
     GATEWAY = "gateway"
+    # The andon wallboard's reads only (GET /api/v1/andon): a view-only token for a shop-floor screen.
+    KIOSK = "kiosk"
 
 
-# Read access grows with rank; gateways have no read access.
-RANK = {Role.GATEWAY: 0, Role.VIEWER: 1, Role.SUPERVISOR: 2, Role.ADMIN: 3}
+# Read access grows with rank; gateways and kiosks have no access to the general read routes.
+RANK = {Role.GATEWAY: 0, Role.KIOSK: 0, Role.VIEWER: 1, Role.SUPERVISOR: 2, Role.ADMIN: 3}
 
 
 def hash_token(token: str) -> str:

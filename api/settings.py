@@ -10,6 +10,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
+from api.alerts.settings import AlertSettings
 from models.settings import DriftSettings
 from takt.settings import register_settings
 
@@ -40,7 +41,7 @@ class SiteCalendar(BaseModel):
 
 
 @register_settings
-class ApiSettings(DriftSettings):
+class ApiSettings(DriftSettings, AlertSettings):
     """The metrics and ingestion API."""
 
     host: str = Field(default="127.0.0.1", description="Address `takt api` listens on.")

@@ -6,12 +6,14 @@ from enum import StrEnum
 from pathlib import Path
 
 from takt.contract.topics import (
+    ALERTS_FILTER,
     EVENTS_FILTER,
     STATUS_FILTER,
     TOPIC_ROOT,
     ack_topic,
     check_topic_id,
     events_topic,
+    site_alerts_filter,
     status_topic,
 )
 
@@ -19,6 +21,10 @@ from takt.contract.topics import (
 class Role(StrEnum):
     GATEWAY = "gateway"
     COLLECTOR = "collector"
+    # The API process publishing alert incidents (docs/alerts.md).
+    ALERTS = "alerts"
+    # Andon lights, PLCs, wallboards: read alert incidents only.
+    ANDON = "andon"
 
 
 def gateway_rules(site_id: str, gateway_id: str) -> list[str]:
@@ -38,13 +44,29 @@ def collector_rules() -> list[str]:
     ]
 
 
+def alerts_rules() -> list[str]:
+    """The API's alert publisher writes the incident topics of every site, nothing else."""
+    return [f"topic write {ALERTS_FILTER}"]
+
+
+def andon_rules(site_id: str | None = None) -> list[str]:
+    """An andon reader sees the incidents of one site (or of every site), nothing else."""
+    return [f"topic read {site_alerts_filter(site_id) if site_id else ALERTS_FILTER}"]
+
+
 def user_role(path: Path, username: str) -> Role | None:
     """The role of an existing broker user, from its ACL block (None: no such user)."""
     _, users = read_acl(path)
     rules = users.get(username)
     if rules is None:
         return None
-    return Role.COLLECTOR if rules == collector_rules() else Role.GATEWAY
+    if rules == collector_rules():
+        return Role.COLLECTOR
+    if rules == alerts_rules():
+        return Role.ALERTS
+    if len(rules) == 1 and rules[0].startswith("topic read ") and rules[0].endswith("/alerts/+"):
+        return Role.ANDON
+    return Role.GATEWAY
 
 
 def check_role_change(path: Path, username: str, role: Role) -> None:

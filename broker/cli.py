@@ -6,7 +6,15 @@ from pathlib import Path
 
 import click
 
-from broker.acl import Role, check_role_change, collector_rules, gateway_rules, set_user_rules
+from broker.acl import (
+    Role,
+    alerts_rules,
+    andon_rules,
+    check_role_change,
+    collector_rules,
+    gateway_rules,
+    set_user_rules,
+)
 from broker.passwords import generate_password, set_password
 
 password_file_option = click.option(
@@ -92,4 +100,38 @@ def add_collector(username: str, password_file: Path, acl_file: Path, password: 
     secret = password or generate_password()
     set_password(password_file, username, secret)
     set_user_rules(acl_file, username, collector_rules())
+    _announce(username, secret, password is not None)
+
+
+@broker.command("add-alerts")
+@click.argument("username", default="alerts")
+@password_file_option
+@acl_file_option
+@password_option
+def add_alerts(username: str, password_file: Path, acl_file: Path, password: str | None) -> None:
+    """Create (or rotate) the user the API publishes alert incidents with (TAKT_ALERT_MQTT_URL).
+
+    It may write takt/v1/+/alerts/+ only.
+    """
+    _check_role(acl_file, username, Role.ALERTS)
+    secret = password or generate_password()
+    set_password(password_file, username, secret)
+    set_user_rules(acl_file, username, alerts_rules())
+    _announce(username, secret, password is not None)
+
+
+@broker.command("add-andon")
+@click.argument("username", default="andon")
+@click.option("--site", "site_id", default=None, help="Only this site's incidents (default: every site).")
+@password_file_option
+@acl_file_option
+@password_option
+def add_andon(
+    username: str, site_id: str | None, password_file: Path, acl_file: Path, password: str | None
+) -> None:
+    """Create (or rotate) a read-only user for andon lights and PLCs: takt/v1/SITE/alerts/+ only."""
+    _check_role(acl_file, username, Role.ANDON)
+    secret = password or generate_password()
+    set_password(password_file, username, secret)
+    set_user_rules(acl_file, username, andon_rules(site_id))
     _announce(username, secret, password is not None)

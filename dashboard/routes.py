@@ -244,4 +244,9 @@ def mount_dashboard(app: FastAPI, deps: DashboardDeps, *, live_interval_s: float
             STATIC_DIR / "favicon.ico", media_type="image/x-icon", headers={"Cache-Control": "max-age=86400"}
         )
 
+    # The andon wallboard (docs/alerts.md): its own full-screen page.
+    @app.get("/dashboard/andon", include_in_schema=False)
+    def andon_page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "andon.html", headers={"Cache-Control": "no-cache"})
+
     app.mount("/dashboard", _RevalidatedStatic(directory=STATIC_DIR, html=True), name="dashboard")

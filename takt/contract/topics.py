@@ -3,6 +3,10 @@
 ``takt/v1/<site_id>/<gateway_id>/events``  gateway -> cloud, event batches (QoS 1)
 ``takt/v1/<site_id>/<gateway_id>/status``  gateway -> cloud, retained birth / last will / heartbeat
 ``takt/v1/<site_id>/<gateway_id>/ack``     cloud -> gateway, commit acknowledgements (QoS 1)
+``takt/v1/<site_id>/alerts/<incident_id>``   cloud -> andon lights, PLCs: one retained message per
+                                           open incident, cleared when it resolves (docs/alerts.md)
+
+``alerts`` is therefore not a valid gateway id.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from enum import StrEnum
 TOPIC_ROOT = "takt/v1"
 EVENTS_FILTER = f"{TOPIC_ROOT}/+/+/events"
 STATUS_FILTER = f"{TOPIC_ROOT}/+/+/status"
+ALERTS_LEVEL = "alerts"
+ALERTS_FILTER = f"{TOPIC_ROOT}/+/{ALERTS_LEVEL}/+"
 
 # Site and gateway ids become topic levels and broker user names, so they may
 # not contain MQTT wildcards, separators or white space.
@@ -47,9 +53,16 @@ def check_topic_id(value: str, what: str = "id") -> str:
     return value
 
 
+def check_gateway_id(value: str) -> str:
+    check_topic_id(value, "gateway id")
+    if value == ALERTS_LEVEL:
+        raise TopicError(f"gateway id {value!r} is reserved for the alerts topics")
+    return value
+
+
 def _topic(site_id: str, gateway_id: str, kind: TopicKind) -> str:
     check_topic_id(site_id, "site id")
-    check_topic_id(gateway_id, "gateway id")
+    check_gateway_id(gateway_id)
     return f"{TOPIC_ROOT}/{site_id}/{gateway_id}/{kind.value}"
 
 
@@ -63,6 +76,18 @@ def status_topic(site_id: str, gateway_id: str) -> str:
 
 def ack_topic(site_id: str, gateway_id: str) -> str:
     return _topic(site_id, gateway_id, TopicKind.ACK)
+
+
+def alerts_topic(site_id: str, incident_id: int) -> str:
+    """The retained topic of one incident: ``takt/v1/<site>/alerts/<incident_id>``."""
+    check_topic_id(site_id, "site id")
+    return f"{TOPIC_ROOT}/{site_id}/{ALERTS_LEVEL}/{int(incident_id)}"
+
+
+def site_alerts_filter(site_id: str) -> str:
+    """What an andon board of one site subscribes to."""
+    check_topic_id(site_id, "site id")
+    return f"{TOPIC_ROOT}/{site_id}/{ALERTS_LEVEL}/+"
 
 
 def shared_subscription(group: str, topic_filter: str = EVENTS_FILTER) -> str:

@@ -52,11 +52,14 @@ export function query(params) {
   return s ? `?${s}` : "";
 }
 
-export async function api(path, { method = "GET", token = getToken(), signal } = {}) {
+export async function api(path, { method = "GET", token = getToken(), signal, body } = {}) {
+  const headers = { Authorization: `Bearer ${token}`, Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(path, {
     method,
     signal,
-    headers: { Authorization: `Bearer ${token}`, Accept: "application/json" },
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
   });
   if (!response.ok) {
     let detail = response.statusText || "error";

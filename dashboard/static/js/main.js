@@ -8,6 +8,7 @@ import { DrillDown } from "./drill.js";
 import { renderGateways } from "./gateways.js";
 import { renderDriftFlags, renderModels } from "./models.js";
 import { LiveStream } from "./live.js";
+import { AlertsPanel } from "./alerts.js";
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -77,6 +78,8 @@ class Dashboard {
       this.filters.setStations(await api("/api/workstations"));
     } catch (err) { this.notice(err); }
     await Promise.all([this.refreshNumbers(), this.refreshGateways(), this.refreshModels()]);
+    this.alerts = new AlertsPanel($("#alerts"), this.session);
+    this.alerts.start();
     this.live = new LiveStream("/api/live", getToken(), {
       onState: (state) => {
         const live = $("#live");

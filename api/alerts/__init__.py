@@ -1,0 +1,1 @@
+"""Alert rules, incidents, notifications and escalation (docs/alerts.md)."""

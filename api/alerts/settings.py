@@ -1,0 +1,37 @@
+"""Alert evaluation and delivery settings (``TAKT_ALERT_*``, ``TAKT_SMTP_*``), part of the API's."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from takt.settings import CommonSettings
+
+
+class AlertSettings(CommonSettings):
+    alert_interval_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="Alert rules are evaluated this often in the API process; 0 disables it.",
+    )
+    alert_send_interval_s: float = Field(
+        default=0.5, gt=0, description="How often the API process looks for notifications to send."
+    )
+    alert_tries: int = Field(
+        default=5, ge=1, le=20, description="Delivery tries per notification before it is dead-lettered."
+    )
+    alert_retry_initial_s: float = Field(
+        default=0.5, gt=0, description="First wait between delivery tries; doubles each try (at most 30 s)."
+    )
+    alert_webhook_timeout_s: float = Field(default=5.0, gt=0, description="Timeout of one webhook POST.")
+    alert_mqtt_url: str | None = Field(
+        default=None,
+        description="Broker user that publishes alert messages (`takt broker add-alerts`); "
+        "unset: TAKT_MQTT_URL.",
+    )
+    smtp_host: str | None = Field(default=None, description="SMTP server for alert emails; unset: no email.")
+    smtp_port: int = Field(default=25, ge=1, le=65535, description="SMTP port.")
+    smtp_username: str | None = Field(default=None, description="SMTP login, if the server wants one.")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password.")
+    smtp_from: str = Field(default="takt@localhost", description="Sender address of alert emails.")
+    smtp_starttls: bool = Field(default=False, description="Upgrade the SMTP connection with STARTTLS.")
+    smtp_timeout_s: float = Field(default=10.0, gt=0, description="Timeout of one SMTP exchange.")
