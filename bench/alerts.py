@@ -44,9 +44,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
-
 from takt.devstack import PostgresServer
 from takt.devstack.system import free_port
+
 from takt.store.db import upgrade
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -59,8 +59,8 @@ def eval_config(config: EdgeConfig, truth: Truth) -> tuple[EdgeConfig, float]:
     if truth.start_time_s is not None:
         origin = datetime.fromtimestamp(truth.start_time_s, UTC)
     else:
-        origin = config.camera.start_time or EVAL_ORIGIN
-    camera = config.camera.model_copy(update={"loop": False, "realtime": False, "start_time": origin})
+        origin = config.single_camera.start_time or EVAL_ORIGIN
+    camera = config.single_camera.model_copy(update={"loop": False, "realtime": False, "start_time": origin})
     return config.model_copy(update={"camera": camera}), origin.timestamp()
 
 
