@@ -170,11 +170,16 @@ def eval_(
     except (ValueError, TruthError) as exc:  # JSONDecodeError is a ValueError
         click.echo(f"{truth_path}: {exc}" if not isinstance(exc, TruthError) else str(exc), err=True)
         sys.exit(2)
+    from edge_agent.config import ConfigError
+
     with tempfile.TemporaryDirectory() as tmp:
         try:
             scores, agent = evaluate(
                 config, truth, events_out or Path(tmp) / "events.jsonl", max_frames=max_frames
             )
+        except ConfigError as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(2)
         except EdgeError as exc:
             click.echo(str(exc), err=True)
             sys.exit(1)

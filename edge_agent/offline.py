@@ -11,8 +11,9 @@ from typing import IO
 
 from edge_agent.agent import Agent
 from edge_agent.buffer import EventBuffer
-from edge_agent.config import EdgeConfig
+from edge_agent.config import ConfigError, EdgeConfig
 from edge_agent.evaluation import ModelScore, Truth, score
+from edge_agent.sources import is_file_source
 from takt.contract import Event, encode_event
 
 # Where an evaluation stamps the clip when neither the truth nor the config says (any time works:
@@ -56,6 +57,10 @@ def run_offline(config: EdgeConfig, out: IO[bytes], stop: threading.Event, max_f
 
 def eval_config(config: EdgeConfig, truth: Truth) -> tuple[EdgeConfig, float]:
     """The config as an evaluation runs it (the file once, as fast as it decodes) and its origin."""
+    if not is_file_source(config.camera.source):
+        raise ConfigError(
+            f"camera.source {config.camera.source!r} is a live camera: evaluate a recorded file of it"
+        )
     if truth.start_time_s is not None:
         origin = datetime.fromtimestamp(truth.start_time_s, UTC)
     else:

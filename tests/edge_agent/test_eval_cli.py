@@ -89,3 +89,12 @@ def test_eval_refuses_a_bad_truth_file(demo_footage: tuple[Path, Path], tmp_path
     bad.write_text("{not json")
     code, output = _eval(config, bad)
     assert code == 2 and "truth.json" in output
+
+
+def test_eval_needs_a_recording_not_a_live_camera(demo_footage: tuple[Path, Path], tmp_path: Path) -> None:
+    config = _write(demo_footage, tmp_path, UNUSED_BROKER)
+    doc = yaml.safe_load(config.read_text())
+    doc["camera"]["source"] = "rtsp://192.0.2.1/stream"
+    config.write_text(yaml.safe_dump(doc))
+    code, output = _eval(config, demo_footage[1])
+    assert code == 2 and "live camera" in output

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from edge_agent.evaluation import (
     Interval,
@@ -217,3 +220,48 @@ def test_truth_segments_are_sorted_and_extra_keys_ignored() -> None:
     )
     assert truth.stations["st-1"] == (I("present", 0, 5), I("idle", 5, 9))
     assert truth.start_time_s == ORIGIN.timestamp()
+
+
+def _timeline(draw: st.DrawFn, states: tuple[str, ...]) -> list[Interval]:
+    cuts = sorted(set(draw(st.lists(st.integers(1, 99), max_size=8))))
+    edges = [0, *cuts, 100]
+    return [Interval(draw(st.sampled_from(states)), a / 10, b / 10) for a, b in itertools.pairwise(edges)]
+
+
+@st.composite
+def timelines_pair(draw: st.DrawFn) -> tuple[list[Interval], list[Interval]]:
+    truth = _timeline(draw, ("working", "idle", "absent", "present"))
+    predicted = _timeline(draw, ("working", "idle", "absent"))
+    # The agent may have missed stretches (camera outage): drop some of its intervals.
+    keep = draw(st.lists(st.booleans(), min_size=len(predicted), max_size=len(predicted)))
+    return truth, [p for p, k in zip(predicted, keep, strict=True) if k]
+
+
+@given(timelines_pair())
+def test_scores_are_shares_of_the_scored_time(pair: tuple[list[Interval], list[Interval]]) -> None:
+    truth, predicted = pair
+    s = score_station("st", truth, predicted, None, 0)
+    assert s.scored_s == pytest.approx(10.0)
+    assert 0.0 <= s.agreement <= 1.0 + 1e-9
+    assert sum(s.truth_share().values()) == pytest.approx(1.0, abs=1e-3)
+    assert sum(s.predicted_share().values()) == pytest.approx(1.0, abs=1e-3)
+
+    # Agreement, checked against a plain tenth-of-a-second walk over both timelines.
+    def at(intervals: list[Interval], t: float) -> str | None:
+        return next((i.state for i in intervals if i.start_s <= t < i.end_s), None)
+
+    steps = [(k + 0.5) / 10 for k in range(100)]
+    agreed = sum(
+        1
+        for t in steps
+        if (p := at(predicted, t)) is not None
+        and (p == at(truth, t) or (at(truth, t) == "present" and p != "absent"))
+    )
+    assert s.agreement == pytest.approx(agreed / 100, abs=1e-6)
+
+
+@given(timelines_pair())
+def test_the_truth_itself_scores_full_agreement(pair: tuple[list[Interval], list[Interval]]) -> None:
+    truth, _ = pair
+    as_agent = [Interval("idle" if i.state == "present" else i.state, i.start_s, i.end_s) for i in truth]
+    assert score_station("st", truth, as_agent, None, 0).agreement == pytest.approx(1.0)
