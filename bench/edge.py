@@ -231,6 +231,36 @@ def bench_cameras(counts: list[int], seconds: float) -> None:
             f"{prepared[0].shape[1]}x{prepared[0].shape[0]} in) p50 {a50:.1f} ms = {a50 / b50:.2f}x; "
             f"best of {rounds} per frame: {bmin:.1f} vs {amin:.1f} ms = {amin / bmin:.2f}x"
         )
+        # The same path by its parts (public functions of edge_agent.detect.yolo): what the agent
+        # adds to session.run is letterbox + decode + NMS; steadier than the two totals above
+        # on a loaded machine, where session.run itself varies by tens of ms between calls.
+        from edge_agent.detect.yolo import decode_candidates, to_detections
+
+        classes = detector.manifest.classes
+        parts: dict[str, list[float]] = {"letterbox": [], "run": [], "decode": [], "nms": []}
+        for _ in range(rounds):
+            for img in prepared:
+                t0 = time.perf_counter()
+                blob, scale, pad = letterbox(img, 416, corner=True, bgr=True, unit_scale=False)
+                t1 = time.perf_counter()
+                (out,) = session.run(None, {"images": blob})[:1]
+                t2 = time.perf_counter()
+                found = decode_candidates(
+                    np.asarray(out, np.float32), "yolox", len(classes), [0],
+                    confidence=detector.confidence, input_size=416, scale=scale, pad=pad,
+                )  # fmt: skip
+                t3 = time.perf_counter()
+                to_detections(found, classes, detector.manifest.iou, (img.shape[1], img.shape[0]))
+                t4 = time.perf_counter()
+                for key, dt in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+                    parts[key].append(dt * 1000)
+        med = {k: statistics.median(v) for k, v in parts.items()}
+        added = med["letterbox"] + med["decode"] + med["nms"]
+        print(
+            f"agent detector path by parts (p50): letterbox {med['letterbox']:.2f} ms, session.run "
+            f"{med['run']:.1f} ms, decode {med['decode']:.2f} ms, NMS {med['nms']:.2f} ms "
+            f"= {(med['run'] + added) / med['run']:.3f}x session.run"
+        )
         probe.close()
         del cv2
 
