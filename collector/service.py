@@ -57,6 +57,7 @@ class Collector:
         self.metrics = metrics or CollectorMetrics()
         self._stop = threading.Event()
         self._fatal: str | None = None
+        self._limits = settings.plausibility
         self._intake = MqttIntake(settings, self.metrics, self._stop, self._fail)
         self._planner = Planner(settings, self.metrics, self._intake.queue, self._stop, self._fail)
         self._db = PlanWriter(settings, self.metrics, self._stop)
@@ -137,7 +138,7 @@ class Collector:
                     continue
                 plan = pending.result() if isinstance(pending, Future) else pending
                 plan.messages = batch
-                committed = commit(self._db, plan, self.settings.plausibility)
+                committed = commit(self._db, plan, self._limits)
                 if committed is None:
                     return  # stopping before the database came back: nothing acked
                 now = datetime.now(UTC)

@@ -102,7 +102,8 @@ def _correlation(a: FloatArray, b: FloatArray) -> float:
 
 def _shift(reference: FloatArray, current: FloatArray) -> float:
     if reference.shape != current.shape:
-        return math.inf
+        # Another size or aspect than the reference's: beyond measure (finite, for JSON).
+        return float(WORK_WIDTH)
     window = cv2.createHanningWindow((reference.shape[1], reference.shape[0]), cv2.CV_32F)
     # Copies: phaseCorrelate may apply the window to its inputs in place.
     (dx, dy), _ = cv2.phaseCorrelate(reference.copy(), current.copy(), window)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ def _imported_modules(path: Path, root: Path = ROOT) -> set[str]:
     return found
 
 
+@cache
 def package_graph() -> dict[str, dict[str, list[str]]]:
     """For each package, the other packages it imports, with the files that do."""
     graph: dict[str, dict[str, list[str]]] = {name: {} for name in PACKAGES}

@@ -183,3 +183,22 @@ def test_a_free_batch_dimension_runs_cameras_in_one_call(tmp_path: Path) -> None
     assert batched == one_by_one and all(len(d) == 2 for d in batched)
     # A frame twice the size: boxes scale with it.
     assert batched[3][0].box == pytest.approx(tuple(2 * v for v in batched[0][0].box))
+
+
+def test_edge_check_grabs_a_frame_from_every_camera(two_clips: list[dict[str, Any]], tmp_path: Path) -> None:
+    import yaml
+    from click.testing import CliRunner
+
+    from takt.cli import main
+
+    doc = _gateway(two_clips, tmp_path / "b.sqlite")
+    doc["cameras"][1]["source"] = str(tmp_path / "missing.avi")
+    doc["mqtt"] = {"url": "mqtt://gw:pw@127.0.0.1:1", "connect_timeout_s": 0.5}
+    (tmp_path / "edge.yaml").write_text(yaml.safe_dump(doc))
+    result = CliRunner().invoke(main, ["edge", "check", "--config", str(tmp_path / "edge.yaml")])
+    assert result.exit_code == 1
+    rows = {
+        line[:14].strip(): line for line in result.output.splitlines() if "PASS" in line or "FAIL" in line
+    }
+    assert "PASS" in rows["camera cam-a"]
+    assert "FAIL" in rows["camera cam-b"] and "missing.avi does not exist" in rows["camera cam-b"]

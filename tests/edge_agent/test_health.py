@@ -187,3 +187,17 @@ def test_set_reference_keeps_the_snapshot_frame(demo_footage: tuple[Path, Path],
     # The next agent checks against it instead of taking its own.
     agent = Agent(parse_config({**doc, "health": {"enabled": True}}))
     assert agent.pipeline.monitor is not None and not agent.pipeline.monitor.needs_reference
+
+
+def test_a_frame_unlike_the_reference_in_shape_reads_as_moved_and_stays_valid_json(
+    footage: list[Image],
+) -> None:
+    monitor = ViewMonitor(SETTINGS.model_copy(update={"bad_checks": 1}), footage[0])
+    portrait = np.ascontiguousarray(np.transpose(footage[1], (1, 0, 2)))
+    change = monitor.check(portrait, 0)
+    assert change is not None and change.health is ViewHealth.MOVED
+    report = monitor.report()
+    health = {"state": report["state"], "measures": report["measures"]}
+    status = CameraStatus.model_validate_json(CameraStatus(camera_id="c", health=health).model_dump_json())
+    assert status.health is not None and status.health.measures is not None
+    assert status.health.measures["shift_px"] == 320.0
