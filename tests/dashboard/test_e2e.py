@@ -320,6 +320,17 @@ def test_an_event_stored_during_the_test_appears_without_reload(page: Page, dash
                         "model_version": "person-yolo11n@2026.11.1",
                         "replaying": True,
                         "camera_state": "ok",
+                        "cameras": [
+                            {"camera_id": "cam-a", "fps": 5.0, "health": {"state": "ok"}},
+                            {
+                                "camera_id": "cam-b",
+                                "fps": 4.9,
+                                "health": {
+                                    "state": "covered",
+                                    "since": (datetime.now(UTC) - timedelta(minutes=5)).isoformat(),
+                                },
+                            },
+                        ],
                     }
                 ),
             ),
@@ -333,6 +344,12 @@ def test_an_event_stored_during_the_test_appears_without_reload(page: Page, dash
     expect(page.locator('[data-metric="total_production_count"] .value')).to_have_attribute("data-value", "0")
     expect(page.locator('[data-gateway="gw-line1"]')).to_contain_text("replaying backlog")
     expect(page.locator('[data-gateway="gw-line2"]')).to_have_attribute("data-state", "offline")
+    # Each camera's view health, as a supervisor reads it: a covered camera stands out.
+    cameras = page.get_by_role("list", name="Cameras of gw-line1").get_by_role("listitem")
+    expect(cameras).to_have_count(2)
+    expect(cameras.nth(0)).to_have_text(re.compile(r"cam-a\s*5(\.0)? fps\s*view ok"))
+    expect(cameras.nth(1)).to_have_text(re.compile(r"cam-b\s*4\.9 fps\s*view covered for 5 min"))
+    page.locator('[data-gateway="gw-line1"]').screenshot(path=str(SCREENSHOTS / "gateway-cameras.png"))
     marker = page.evaluate("() => { window.__notReloaded = true; return true; }")
     assert marker
 

@@ -1,5 +1,31 @@
-// Gateway health: online/offline from the retained status topic, backlog, fps, model.
+// Gateway health: online/offline from the retained status topic, backlog, fps, model,
+// and each camera's view (ok, moved, covered, blurred, frozen: docs/edge-agent.md).
 import { el, ago, duration, fmt } from "./format.js";
+
+const VIEW_TEXT = {
+  ok: "view ok",
+  moved: "view moved",
+  covered: "view covered",
+  blurred: "view out of focus",
+  frozen: "picture frozen",
+};
+
+// One line per camera of the status message: its id, fps and view health. A view
+// that is not ok means its stations report nothing (an outage, not absence).
+function cameraRows(cameras, now) {
+  return cameras.map((c) => {
+    const view = c.health ? c.health.state : null;
+    const bad = view !== null && view !== "ok";
+    const since = bad && c.health.since ? ` for ${duration(Math.max(0, (now - Date.parse(c.health.since)) / 1000))}` : "";
+    return el("li", { class: "camera", "data-camera": c.camera_id, "data-view": view ?? "unchecked" },
+      el("span", { text: c.camera_id }),
+      el("span", { text: c.fps === undefined || c.fps === null ? "—" : `${fmt.rate(c.fps)} fps` }),
+      el("span", {
+        class: `badge ${bad ? "view-wrong" : view === "ok" ? "online" : "unknown"}`,
+        text: view === null ? "view not checked" : `${VIEW_TEXT[view] ?? view}${since}`,
+      }));
+  });
+}
 
 function row(label, value) {
   return [el("dt", { text: label }), el("dd", { text: value })];
@@ -27,6 +53,9 @@ export function renderGateways(container, gateways, now = Date.now()) {
         row("Oldest buffered", s.oldest_buffered_age_s === undefined || s.oldest_buffered_age_s === null ? "—" : duration(s.oldest_buffered_age_s)),
         row("FPS", s.fps === undefined || s.fps === null ? "—" : fmt.rate(s.fps)),
         row("Camera", fmt.text(s.camera_state)),
-        row("Model", fmt.text(s.model_version))));
+        row("Model", fmt.text(s.model_version))),
+      Array.isArray(s.cameras) && s.cameras.length > 0
+        ? el("ul", { class: "cameras", "aria-label": `Cameras of ${g.gateway_id}` }, cameraRows(s.cameras, now))
+        : null);
   }));
 }
