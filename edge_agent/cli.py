@@ -355,12 +355,11 @@ def snapshot(
         people = [d.box for d in agent.last_detections if d.label == config.detector.person_label]
         reference = last.image
         if not no_blur:
-            from edge_agent.privacy import blur_regions
+            from edge_agent.privacy import blur_regions, scaled
 
-            image = blur_regions(image, people)
             # The boxes are in the detector's (downscaled) image; the reference keeps full size.
-            scale = last.image.shape[1] / image.shape[1]
-            reference = blur_regions(last.image, [tuple(v * scale for v in box) for box in people])
+            reference = blur_regions(last.image, scaled(people, last.image.shape[1] / image.shape[1]))
+            image = blur_regions(image, people)
         image = draw_overlay(image, agent.geometry, agent.last_detections)
     if not cv2.imwrite(str(out), image):
         click.echo(f"cannot write {out}", err=True)

@@ -57,10 +57,9 @@ def run_offline(config: EdgeConfig, out: IO[bytes], stop: threading.Event, max_f
 
 def eval_config(config: EdgeConfig, truth: Truth) -> tuple[EdgeConfig, float]:
     """The config as an evaluation runs it (the file once, as fast as it decodes) and its origin."""
-    if not is_file_source(config.camera.source):
-        raise ConfigError(
-            f"camera.source {config.camera.source!r} is a live camera: evaluate a recorded file of it"
-        )
+    source = config.single_camera.source  # one recorded clip: a `cameras:` config is refused
+    if not is_file_source(source):
+        raise ConfigError(f"camera.source {source!r} is a live camera: evaluate a recorded file of it")
     if truth.start_time_s is not None:
         origin = datetime.fromtimestamp(truth.start_time_s, UTC)
     else:

@@ -26,11 +26,12 @@ from edge_agent.activity import Segment, StateChange, StationEvent, StationState
 from edge_agent.buffer import EventBuffer
 from edge_agent.config import EdgeConfig
 from edge_agent.counting import Crossing, LineCounter
-from edge_agent.detect.base import Detection, Detector, Image
+from edge_agent.detect.base import Box, Detection, Detector, Image
 from edge_agent.detect.tracker import CentroidTracker
 from edge_agent.energy import Keypoints, MotionEnergy, keypoint_activity
 from edge_agent.health import HealthChange, ReferenceStore, ViewMonitor
 from edge_agent.identity import IdentityResolver
+from edge_agent.privacy import blur_regions, scaled
 from edge_agent.sources import Frame, Outage
 from edge_agent.zones import Line, Polygon, to_pixels
 from takt.contract import Event, EventType, ViewHealth
@@ -101,6 +102,7 @@ class CameraPipeline:
         self.shadow_error: str | None = None
         self.monitor = monitor
         self.references = references
+        self._reference_due = False
         self.on_health_change = on_health_change
         self.machines = {
             s.id: StationStateMachine(s.id, s.thresholds(view.segment_period_s)) for s in view.stations
@@ -205,6 +207,8 @@ class CameraPipeline:
         if self._aruco is not None and (self.frames - 1) % self.config.badges.every_n_frames == 0:
             self._read_badges(image, t)
         person = self.config.detector.person_label
+        if self._reference_due:
+            self._save_reference(frame, image, [d.box for d in detections if d.label == person])
         for station_id, machine in self.machines.items():
             zone = self.geometry.zones[station_id]
             anchor = self.stations[station_id].anchor
@@ -244,15 +248,24 @@ class CameraPipeline:
             self._fps = 0.9 * self._fps + 0.1 / (now - self._last_wall)
         self._last_wall = now
 
+    def _save_reference(self, frame: Frame, image: Image, people: list[Box]) -> None:
+        """Keep the camera's reference frame on disk, its people blurred like every image the
+        agent writes (the boxes are in the detector's downscaled image, the reference full size)."""
+        assert self.references is not None
+        self._reference_due = False
+        reference = blur_regions(frame.image, scaled(people, frame.image.shape[1] / image.shape[1]))
+        try:
+            path = self.references.save(self.camera.id, reference)
+            logger.info("camera %s: reference frame taken (%s)", self.camera.id, path)
+        except OSError as exc:  # the check goes on against the frame in memory
+            logger.error("camera %s: %s", self.camera.id, exc)
+
     def _check_view(self, frame: Frame) -> list[Event]:
         assert self.monitor is not None
         change = self.monitor.check(frame.image, frame.timestamp_s)
         if self.monitor.needs_reference and self.references is not None:
-            try:
-                path = self.references.save(self.camera.id, frame.image)
-                logger.info("camera %s: reference frame taken (%s)", self.camera.id, path)
-            except OSError as exc:  # the check goes on against the frame in memory
-                logger.error("camera %s: %s", self.camera.id, exc)
+            # Kept on disk once this frame's people are found, to blur them (after_detect).
+            self._reference_due = True
             self.monitor.needs_reference = False
         if change is None:
             return []

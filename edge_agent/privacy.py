@@ -40,3 +40,8 @@ def blur_regions(frame: Image, boxes: Iterable[Box], *, margin: float = 0.1, blo
         k = max(3, (min(rw, rh) // 4) | 1)
         out[b:d, a:c] = cv2.GaussianBlur(coarse, (k, k), 0)
     return out
+
+
+def scaled(boxes: Iterable[Box], factor: float) -> list[Box]:
+    """Boxes found in a downscaled image, in the full-size frame's pixels."""
+    return [(x1 * factor, y1 * factor, x2 * factor, y2 * factor) for x1, y1, x2, y2 in boxes]

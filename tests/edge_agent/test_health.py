@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from edge_agent.agent import Agent
 from edge_agent.config import HealthConfig, parse_config
-from edge_agent.detect.base import Image
+from edge_agent.detect.base import Detection, Image
 from edge_agent.health import Features, ReferenceStore, ViewMonitor, classify
 from edge_agent.sources import Frame, VideoSource
 from edge_agent.synthetic import demo_config
@@ -201,3 +201,45 @@ def test_a_frame_unlike_the_reference_in_shape_reads_as_moved_and_stays_valid_js
     status = CameraStatus.model_validate_json(CameraStatus(camera_id="c", health=health).model_dump_json())
     assert status.health is not None and status.health.measures is not None
     assert status.health.measures["shift_px"] == 320.0
+
+
+class _OnePerson:
+    """A detector that sees one person at a fixed box (in the detector's image)."""
+
+    model_version = "fixed@1"
+    tracks = False
+
+    def __init__(self, box: tuple[float, float, float, float]) -> None:
+        self.box = box
+
+    def detect(self, frame: Image, timestamp_s: float) -> list[Detection]:
+        return [Detection("person", 0.9, self.box)]
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_reference_taken_at_first_start_blurs_the_people_in_it(
+    demo_footage: tuple[Path, Path], tmp_path: Path
+) -> None:
+    video, truth = demo_footage
+    doc = demo_config(video, truth, buffer_path=tmp_path / "b.sqlite", mqtt_url="mqtt://x@h")
+    config = parse_config({**doc, "health": {"enabled": True}})
+    box = (40.0, 40.0, 120.0, 200.0)
+    agent = Agent(config, detector=_OnePerson(box))
+    frame = next(
+        f for f in VideoSource(config.single_camera).frames(threading.Event()) if isinstance(f, Frame)
+    )
+    agent.process_frame(frame)
+    reference = ReferenceStore(tmp_path / "reference").load("cam-demo")
+    assert reference is not None and reference.shape == frame.image.shape
+    # The detector's image is the frame downscaled to process_width: the box grows with it.
+    scale = frame.image.shape[1] / agent.prepare(frame.image).shape[1]
+    x1, y1, x2, y2 = (round(v * scale) for v in box)
+    inside = np.abs(reference[y1:y2, x1:x2].astype(int) - frame.image[y1:y2, x1:x2].astype(int))
+    assert inside.mean() > 1.0, "the person's box was kept as it was"
+    outside = reference.copy()
+    outside[max(0, y1 - 40) : y2 + 40, max(0, x1 - 40) : x2 + 40] = frame.image[
+        max(0, y1 - 40) : y2 + 40, max(0, x1 - 40) : x2 + 40
+    ]
+    assert np.array_equal(outside, frame.image), "only the person is blurred"
