@@ -58,3 +58,18 @@ def windows(
     base = intersect([(lo, hi)], spans) if shift is not None else [(lo, hi)]
     planned = intersect(base, breaks)
     return subtract(base, planned), union(planned)
+
+
+def planned(calendar: SiteCalendar | None, lo: datetime, hi: datetime, shift: str | None) -> list[Span]:
+    """Planned production time of [lo, hi): within the site's shifts (or ``shift``), minus planned breaks.
+
+    Without a calendar (or one without shifts), the whole window (docs/metrics.md, "Targets").
+    """
+    counted, _breaks = windows(calendar, lo, hi, shift)
+    if calendar is None or shift is not None or not calendar.shifts:
+        return counted
+    tz = ZoneInfo(calendar.timezone)
+    spans: list[Span] = []
+    for s in calendar.shifts:
+        spans += _shift_spans(s, lo, hi, tz)[0]
+    return intersect(counted, spans)

@@ -1,0 +1,58 @@
+"""Targets and lines: ideal cycle times with effective dates (history kept), lines of ordered stations.
+
+Revision ID: 0009_targets
+Revises: 0007_event_identity
+Create Date: 2026-12-02
+
+- ``station_targets``: one row per change, never updated: the target in force
+  at ``t`` is the row with the latest ``effective_from`` <= ``t`` (ties: the
+  highest ``target_id``, the one recorded last). ``sku`` is '' for the
+  station-wide target. ``set_by`` / ``set_at`` record who made the change and
+  when (docs/metrics.md, "Targets").
+- ``lines`` / ``line_stations``: a line belongs to one site and lists its
+  stations in order (``position`` from 0).
+"""
+
+from alembic import op
+
+revision = "0009_targets"
+down_revision = "0007_event_identity"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("""
+        CREATE TABLE station_targets (
+            target_id          bigserial PRIMARY KEY,
+            station_id         text NOT NULL,
+            sku                text NOT NULL DEFAULT '',
+            effective_from     timestamptz NOT NULL,
+            ideal_cycle_time_s double precision NOT NULL
+                CHECK (ideal_cycle_time_s > 0 AND ideal_cycle_time_s <= 86400),
+            set_by             text NOT NULL,
+            set_at             timestamptz NOT NULL DEFAULT now()
+        )""")
+    op.execute("CREATE INDEX station_targets_lookup ON station_targets (station_id, sku, effective_from)")
+    op.execute("""
+        CREATE TABLE lines (
+            line_id     text PRIMARY KEY,
+            site_id     text NOT NULL,
+            name        text NOT NULL,
+            updated_by  text NOT NULL,
+            updated_at  timestamptz NOT NULL DEFAULT now()
+        )""")
+    op.execute("""
+        CREATE TABLE line_stations (
+            line_id     text NOT NULL REFERENCES lines (line_id) ON DELETE CASCADE,
+            position    integer NOT NULL CHECK (position >= 0),
+            station_id  text NOT NULL,
+            PRIMARY KEY (line_id, position),
+            UNIQUE (line_id, station_id)
+        )""")
+
+
+def downgrade() -> None:
+    op.execute("DROP TABLE IF EXISTS line_stations")
+    op.execute("DROP TABLE IF EXISTS lines")
+    op.execute("DROP TABLE IF EXISTS station_targets")
