@@ -175,3 +175,24 @@ def test_availability_performance_target_units(cal_client: TestClient, settings:
     # A window before any target: no target figures at all.
     early = {"from": (DAY - timedelta(days=1)).isoformat(), "to": DAY.isoformat()}
     assert client.get("/api/metrics/factory", params=early).json()["targets"] is None
+
+
+def test_cli_sets_and_shows_targets(
+    client: TestClient, settings: ApiSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from takt.cli import main
+
+    _load(client, settings, [_units(9, "st-1", 1)])
+    monkeypatch.setenv("TAKT_DATABASE_URL", settings.database_url)
+    runner = CliRunner()
+    r = runner.invoke(main, ["api", "targets", "set", "st-1", "--rate", "30", "--from", _at(0).isoformat()])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(main, ["api", "targets", "set", "st-1", "--cycle-time", "0"])
+    assert r.exit_code == 2 and "greater than 0" in r.output
+    assert runner.invoke(main, ["api", "targets", "set", "nope", "--cycle-time", "5"]).exit_code == 1
+    shown = runner.invoke(main, ["api", "targets", "show", "st-1"])
+    assert shown.exit_code == 0 and "*  2026-03-02T00:00:00+00:00" in shown.output and "120" in shown.output
+    api = client.get("/api/v1/targets/stations/st-1").json()
+    assert api["current"]["ideal_cycle_time_s"] == 120 and api["current"]["set_by"] == "cli"
