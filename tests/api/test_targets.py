@@ -196,3 +196,12 @@ def test_cli_sets_and_shows_targets(
     assert shown.exit_code == 0 and "*  2026-03-02T00:00:00+00:00" in shown.output and "120" in shown.output
     api = client.get("/api/v1/targets/stations/st-1").json()
     assert api["current"]["ideal_cycle_time_s"] == 120 and api["current"]["set_by"] == "cli"
+
+
+def test_http_ingestion_stores_rejected_and_sku(client: TestClient, settings: ApiSettings) -> None:
+    r = client.post("/api/events", json={**_units(9, "st-1", 4), "rejected": 1, "sku": "red"})
+    assert r.status_code == 201, r.text
+    bad = client.post("/api/events", json={**_units(9, "st-1", 4), "rejected": 5})
+    assert bad.status_code == 422 and "exceeds count" in bad.text
+    with psycopg.connect(settings.database_url) as conn:
+        assert conn.execute("SELECT count, rejected, sku FROM events").fetchall() == [(4, 1, "red")]

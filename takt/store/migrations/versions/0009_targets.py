@@ -11,6 +11,8 @@ Create Date: 2026-12-02
   when (docs/metrics.md, "Targets").
 - ``lines`` / ``line_stations``: a line belongs to one site and lists its
   stations in order (``position`` from 0).
+- ``events.rejected`` / ``events.sku``: the contract's optional reject count
+  and product of a ``product_count`` event (NULL: not reported).
 """
 
 from alembic import op
@@ -22,6 +24,9 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # Nullable, no default: a catalogue change only, also on compressed hypertable chunks.
+    op.execute("ALTER TABLE events ADD COLUMN rejected integer CHECK (rejected >= 0)")
+    op.execute("ALTER TABLE events ADD COLUMN sku text")
     op.execute("""
         CREATE TABLE station_targets (
             target_id          bigserial PRIMARY KEY,
@@ -56,3 +61,5 @@ def downgrade() -> None:
     op.execute("DROP TABLE IF EXISTS line_stations")
     op.execute("DROP TABLE IF EXISTS lines")
     op.execute("DROP TABLE IF EXISTS station_targets")
+    op.execute("ALTER TABLE events DROP COLUMN IF EXISTS sku")
+    op.execute("ALTER TABLE events DROP COLUMN IF EXISTS rejected")
