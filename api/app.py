@@ -14,7 +14,18 @@ from psycopg_pool import ConnectionPool
 
 from api.errors import install_error_handlers
 from api.middleware import Guard
-from api.routers import events, gateways, health, metrics, model_quality, prometheus, registry, seed, targets
+from api.routers import (
+    events,
+    gateways,
+    health,
+    metrics,
+    model_quality,
+    prometheus,
+    registry,
+    seed,
+    shift_metrics,
+    targets,
+)
 from api.settings import ApiSettings
 from dashboard import mount_dashboard
 from models.quality import DriftChecker, schedule_from
@@ -102,7 +113,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(prometheus.router)
     for prefix, visible in (("/api/v1", True), ("/api", False)):
-        for module in (registry, events, metrics, seed, gateways, model_quality, targets):
+        for module in (registry, events, metrics, seed, gateways, model_quality, targets, shift_metrics):
             app.include_router(module.router, prefix=prefix, include_in_schema=visible)
     mount_dashboard(app)
     return app

@@ -205,3 +205,60 @@ def test_http_ingestion_stores_rejected_and_sku(client: TestClient, settings: Ap
     assert bad.status_code == 422 and "exceeds count" in bad.text
     with psycopg.connect(settings.database_url) as conn:
         assert conn.execute("SELECT count, rejected, sku FROM events").fetchall() == [(4, 1, "red")]
+
+
+def _scenario(client: TestClient, settings: ApiSettings) -> None:
+    """st-1: works 09-11 and 13-14, 100 units at 09:30 and 50 at 10:30; 60 s/unit from 00:00, 90 s from 10:00.
+    st-2: works 09:00-09:30, one unit at 09:10 and one at 09:20 (no target)."""
+    events = [_state(9, "w1", "st-1", "working", 7200), _state(13, "w1", "st-1", "working", 3600),
+              _units(9.5, "st-1", 100), _units(10.5, "st-1", 50), _state(9, "w2", "st-2", "working", 1800),
+              _units(9 + 10 / 60, "st-2", 1), _units(9 + 20 / 60, "st-2", 1)]  # fmt: skip
+    _load(client, settings, events)
+    for hour, ict in ((0, 60), (10, 90)):
+        r = client.put(
+            "/api/v1/targets/stations/st-1",
+            json={"ideal_cycle_time_s": ict, "effective_from": _at(hour).isoformat()},
+        )
+        assert r.status_code == 200
+    assert (
+        client.put("/api/v1/lines/l1", json={"site_id": "site-a", "stations": ["st-2", "st-1"]}).status_code
+        == 200
+    )
+
+
+def test_hour_by_hour_board(cal_client: TestClient, settings: ApiSettings) -> None:
+    _scenario(cal_client, settings)
+    q = {"from": _at(8).isoformat(), "to": _at(17).isoformat(), "site_id": "site-a"}
+    board = cal_client.get("/api/v1/metrics/hour-by-hour", params={**q, "station_id": "st-1"}).json()
+    hours = board["hours"]
+    assert [h["hour_start"][11:16] for h in hours] == [f"{h:02d}:00" for h in range(8, 17)]
+    assert [h["planned_minutes"] for h in hours] == [60, 60, 60, 60, 30, 60, 60, 60, 60]
+    assert [h["target_units"] for h in hours] == [60, 60, 40, 40, 20, 40, 40, 40, 40]
+    assert [h["actual_units"] for h in hours] == [0, 100, 50, 0, 0, 0, 0, 0, 0]
+    assert [h["cumulative_gap"] for h in hours][:3] == [-60, -20, -10]
+    assert hours[-1]["cumulative_target"] == 380 and hours[-1]["cumulative_actual"] == 150
+    # A line's board counts its last station, st-1.
+    line = cal_client.get("/api/v1/metrics/hour-by-hour", params={**q, "line_id": "l1"}).json()
+    assert line["station_id"] == "st-1" and line["hours"] == hours
+    # st-2 has no target: actual units only.
+    st2 = cal_client.get("/api/v1/metrics/hour-by-hour", params={**q, "station_id": "st-2"}).json()["hours"]
+    assert st2[1]["actual_units"] == 2 and all(h["target_units"] is None for h in st2)
+    assert cal_client.get("/api/v1/metrics/hour-by-hour", params=q).status_code == 422
+    other = {**q, "site_id": "site-b", "station_id": "st-1"}
+    assert cal_client.get("/api/v1/metrics/hour-by-hour", params=other).status_code == 404
+
+
+def test_line_view_names_the_bottleneck(cal_client: TestClient, settings: ApiSettings) -> None:
+    _scenario(cal_client, settings)
+    q = {"from": _at(0).isoformat(), "to": _at(24).isoformat(), "site_id": "site-a"}
+    view = cal_client.get("/api/v1/metrics/lines/l1", params=q).json()
+    assert [s["station_id"] for s in view["stations"]] == ["st-2", "st-1"]
+    st2, st1 = view["stations"]
+    assert (st2["median_cycle_time_s"], st1["median_cycle_time_s"]) == (600, 3600)
+    assert (st2["total_units_produced"], st1["total_units_produced"]) == (2, 150)
+    assert st1["units_per_working_hour"] == 50 and st1["working_hours"] == 3
+    assert view["bottleneck_station_id"] == "st-1"
+    # The line sums before dividing: availability over both stations' planned time.
+    assert view["targets"]["availability_percentage"] == pytest.approx(3.5 / 17 * 100, abs=1e-4)
+    assert view["targets"]["target_units"] == 380
+    assert cal_client.get("/api/v1/metrics/lines/l1", params={**q, "site_id": "site-b"}).status_code == 404
