@@ -18,6 +18,7 @@ from api.routers import (
     events,
     gateways,
     health,
+    losses,
     metrics,
     model_quality,
     prometheus,
@@ -113,7 +114,17 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(prometheus.router)
     for prefix, visible in (("/api/v1", True), ("/api", False)):
-        for module in (registry, events, metrics, seed, gateways, model_quality, targets, shift_metrics):
+        for module in (
+            registry,
+            events,
+            metrics,
+            seed,
+            gateways,
+            model_quality,
+            targets,
+            shift_metrics,
+            losses,
+        ):
             app.include_router(module.router, prefix=prefix, include_in_schema=visible)
     mount_dashboard(app)
     return app

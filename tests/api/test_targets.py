@@ -262,3 +262,58 @@ def test_line_view_names_the_bottleneck(cal_client: TestClient, settings: ApiSet
     assert view["targets"]["availability_percentage"] == pytest.approx(3.5 / 17 * 100, abs=1e-4)
     assert view["targets"]["target_units"] == 380
     assert cal_client.get("/api/v1/metrics/lines/l1", params={**q, "site_id": "site-b"}).status_code == 404
+
+
+def test_loss_reasons_tags_and_pareto(cal_client: TestClient, settings: ApiSettings) -> None:
+    client = cal_client
+    events = [_state(9, "w1", "st-1", "working", 7200), _state(11, "w1", "st-1", "idle", 3600),
+              _state(14, "w1", "st-1", "absent", 3600)]  # fmt: skip
+    _load(client, settings, events)
+    reasons = {}
+    for code, label in (("changeover", "Changeover"), ("material", "Waiting for material")):
+        r = client.post("/api/v1/reasons", json={"site_id": "site-a", "code": code, "label": label})
+        assert r.status_code == 201, r.text
+        reasons[code] = r.json()["reason_id"]
+    again = client.post("/api/v1/reasons", json={"site_id": "site-a", "code": "material", "label": "x"})
+    assert again.status_code == 409
+    listed = client.get("/api/v1/reasons", params={"site_id": "site-a"}).json()
+    assert [r["code"] for r in listed["reasons"]] == ["changeover", "material"]
+    assert listed["untagged_threshold_s"] == 300
+    client.put("/api/v1/reasons/settings/site-a", json={"untagged_threshold_s": 120})
+    assert client.get("/api/v1/reasons", params={"site_id": "site-a"}).json()["untagged_threshold_s"] == 120
+
+    def tag(a: float, b: float, code: str) -> Any:
+        body = {
+            "station_id": "st-1",
+            "from": _at(a).isoformat(),
+            "to": _at(b).isoformat(),
+            "reason_id": reasons[code],
+        }
+        return client.post("/api/v1/loss-tags", json=body)
+
+    first = tag(11, 11.5, "changeover")
+    assert first.status_code == 201, first.text
+    assert first.json()["tagged_by"] == "admin" and first.json()["from"].startswith("2026-03-02T11:00")
+    assert tag(14, 15, "material").status_code == 201
+    assert tag(11.25, 12, "material").status_code == 409  # overlaps the changeover
+    assert tag(12, 11, "material").status_code == 422
+    q = {"from": _at(8).isoformat(), "to": _at(17).isoformat(), "site_id": "site-a", "station_id": "st-1"}
+    pareto = client.get("/api/v1/metrics/losses", params=q).json()
+    assert pareto["lost_hours"] == 2 and pareto["planned_break_hours"] == 0.5
+    assert [(r["code"], r["lost_hours"], r["share_percentage"]) for r in pareto["rows"]] == [
+        ("material", 1, 50), ("changeover", 0.5, 25), ("untagged", 0.5, 25)
+    ]  # fmt: skip
+    # A late event (work at 11:15-11:20) re-derives the station's time: the tag stays, its loss shrinks.
+    _load(client, settings, [_state(11.25, "w2", "st-1", "working", 300)])
+    later = client.get("/api/v1/metrics/losses", params=q).json()
+    rows = {r["code"]: r["lost_hours"] for r in later["rows"]}
+    assert rows["changeover"] == round(0.5 - 300 / 3600, 4) and rows["material"] == 1
+    tags = client.get(
+        "/api/v1/loss-tags", params={"from": q["from"], "to": q["to"], "station_id": "st-1"}
+    ).json()
+    assert [t["reason_code"] for t in tags] == ["changeover", "material"]
+    # The whole site: the same, since st-1 is its only station with time.
+    site = client.get(
+        "/api/v1/metrics/losses", params={k: v for k, v in q.items() if k != "station_id"}
+    ).json()
+    assert site["stations"] == ["st-1"] and site["lost_hours"] == later["lost_hours"]

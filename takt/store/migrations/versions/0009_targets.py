@@ -11,6 +11,11 @@ Create Date: 2026-12-02
   when (docs/metrics.md, "Targets").
 - ``lines`` / ``line_stations``: a line belongs to one site and lists its
   stations in order (``position`` from 0).
+- ``loss_reasons``: per site, the reasons lost time can be tagged with;
+  ``loss_sites`` the per-site threshold below which a loss segment needs no
+  reason (default 300 s). ``loss_tags``: a reason on a time range of a station
+  (optionally one worker there), with who tagged it and when. Tags are time
+  ranges, not references to derived segments, so they survive re-derivation.
 - ``events.rejected`` / ``events.sku``: the contract's optional reject count
   and product of a ``product_count`` event (NULL: not reported).
 """
@@ -57,7 +62,40 @@ def upgrade() -> None:
         )""")
 
 
+    op.execute("""
+        CREATE TABLE loss_sites (
+            site_id               text PRIMARY KEY,
+            untagged_threshold_s  double precision NOT NULL DEFAULT 300 CHECK (untagged_threshold_s >= 0)
+        )""")
+    op.execute("""
+        CREATE TABLE loss_reasons (
+            reason_id   bigserial PRIMARY KEY,
+            site_id     text NOT NULL,
+            code        text NOT NULL,
+            label       text NOT NULL,
+            created_by  text NOT NULL,
+            created_at  timestamptz NOT NULL DEFAULT now(),
+            UNIQUE (site_id, code)
+        )""")
+    op.execute("""
+        CREATE TABLE loss_tags (
+            tag_id      bigserial PRIMARY KEY,
+            site_id     text NOT NULL,
+            station_id  text NOT NULL,
+            worker_id   text,
+            from_ts     timestamptz NOT NULL,
+            to_ts       timestamptz NOT NULL CHECK (to_ts > from_ts),
+            reason_id   bigint NOT NULL REFERENCES loss_reasons (reason_id),
+            tagged_by   text NOT NULL,
+            tagged_at   timestamptz NOT NULL DEFAULT now()
+        )""")
+    op.execute("CREATE INDEX loss_tags_station ON loss_tags (station_id, from_ts)")
+
+
 def downgrade() -> None:
+    op.execute("DROP TABLE IF EXISTS loss_tags")
+    op.execute("DROP TABLE IF EXISTS loss_reasons")
+    op.execute("DROP TABLE IF EXISTS loss_sites")
     op.execute("DROP TABLE IF EXISTS line_stations")
     op.execute("DROP TABLE IF EXISTS lines")
     op.execute("DROP TABLE IF EXISTS station_targets")
