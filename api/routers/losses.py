@@ -9,6 +9,7 @@ import psycopg
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from api.csv_export import CsvRoute
 from api.deps import Conn, Supervisor, Viewer
 from api.metrics.engine import station_totals
 from api.metrics.intervals import intersect
@@ -18,7 +19,7 @@ from takt.contract import UtcTime
 from takt.contract.events import EntityId, Label
 from takt.store.targets import station_sites
 
-router = APIRouter(tags=["losses"])
+router = APIRouter(tags=["losses"], route_class=CsvRoute)
 DEFAULT_THRESHOLD_S = 300.0
 SiteId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, Field, TypeAdapter
 from typing_extensions import TypedDict
 
+from api.csv_export import CsvRoute
 from api.deps import Conn, Settings, Viewer
 from api.metrics.calendar import UnknownShiftError, planned, windows
 from api.metrics.engine import (
@@ -29,7 +30,7 @@ from takt.contract import MAX_TIME, MIN_TIME, UtcTime
 from takt.store.rollups import HOUR, ceil_hour, floor_hour
 from takt.store.targets import load_changes
 
-router = APIRouter(prefix="/metrics", tags=["metrics"])
+router = APIRouter(prefix="/metrics", tags=["metrics"], route_class=CsvRoute)
 DIGITS = 4
 
 

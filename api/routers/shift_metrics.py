@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
+from api.csv_export import CsvRoute
 from api.deps import Conn, Viewer
 from api.metrics.engine import bucket_windows, cycle_times, station_totals
 from api.metrics.intervals import intersect, union
@@ -18,7 +19,7 @@ from api.routers.targets import get_line_row, require_station
 from takt.store.targets import load_changes
 from takt.targets import target_units
 
-router = APIRouter(prefix="/metrics", tags=["metrics"])
+router = APIRouter(prefix="/metrics", tags=["metrics"], route_class=CsvRoute)
 MAX_HOURS = 24 * 31
 
 

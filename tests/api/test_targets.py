@@ -317,3 +317,50 @@ def test_loss_reasons_tags_and_pareto(cal_client: TestClient, settings: ApiSetti
         "/api/v1/metrics/losses", params={k: v for k, v in q.items() if k != "station_id"}
     ).json()
     assert site["stations"] == ["st-1"] and site["lost_hours"] == later["lost_hours"]
+
+
+def test_metrics_answer_csv(cal_client: TestClient, settings: ApiSettings) -> None:
+    import csv
+    import io
+
+    _scenario(cal_client, settings)
+    q = {"from": _at(8).isoformat(), "to": _at(17).isoformat(), "site_id": "site-a"}
+
+    def table(r: Any) -> list[dict[str, str]]:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv"), r.text
+        return list(csv.DictReader(io.StringIO(r.text)))
+
+    board_q = {**q, "station_id": "st-1"}
+    board = cal_client.get("/api/v1/metrics/hour-by-hour", params=board_q).json()
+    # The JSON answer was just cached: the same query asking for CSV by Accept gets CSV, not the cached JSON.
+    got = table(
+        cal_client.get("/api/v1/metrics/hour-by-hour", params=board_q, headers={"Accept": "text/csv"})
+    )
+    assert [float(r["target_units"]) for r in got] == [h["target_units"] for h in board["hours"]]
+    assert {r["station_id"] for r in got} == {"st-1"}
+    assert (
+        cal_client.get("/api/v1/metrics/hour-by-hour", params=board_q)
+        .headers["content-type"]
+        .startswith("application/json")
+    )
+    stations = cal_client.get("/api/v1/metrics/workstations", params=q).json()
+    rows = table(cal_client.get("/api/v1/metrics/workstations", params={**q, "format": "csv"}))
+    assert [r["station_id"] for r in rows] == [s["station_id"] for s in stations]
+    assert [r["performance_percentage"] for r in rows] == [
+        "" if s["performance_percentage"] is None else str(s["performance_percentage"]) for s in stations
+    ]
+    factory = table(cal_client.get("/api/v1/metrics/factory", params={**q, "format": "csv"}))
+    assert len(factory) == 1 and float(factory[0]["targets.target_units"]) == 380
+    series = table(
+        cal_client.get("/api/v1/metrics/timeseries", params={**q, "format": "csv", "by": "workstation"})
+    )
+    assert {r["id"] for r in series} == {"st-1", "st-2"}
+    line = table(cal_client.get("/api/v1/metrics/lines/l1", params={**q, "format": "csv"}))
+    assert [r["station_id"] for r in line] == ["st-2", "st-1"] and {r["line_id"] for r in line} == {"l1"}
+
+
+def test_csv_cells_never_run_as_formulas() -> None:
+    from api.csv_export import to_csv
+
+    text = to_csv([{"label": "=HYPERLINK(1)", "n": -3}, {"label": "ok", "n": None}])
+    assert text.splitlines() == ["label,n", "'=HYPERLINK(1),-3", "ok,"]
