@@ -364,3 +364,25 @@ def test_csv_cells_never_run_as_formulas() -> None:
 
     text = to_csv([{"label": "=HYPERLINK(1)", "n": -3}, {"label": "ok", "n": None}])
     assert text.splitlines() == ["label,n", "'=HYPERLINK(1),-3", "ok,"]
+
+
+def test_demo_lines_have_targets_and_tagged_losses(client: TestClient, settings: ApiSettings) -> None:
+    from takt.demo import DEMO_SITE, LINE_CYCLE_S, NORMAL_CYCLE_S, register_demo_names, register_demo_targets
+
+    register_demo_names(settings.database_url)
+    for _ in range(2):  # a repeat keeps what is there
+        register_demo_targets(settings.database_url, DAY)
+    lines = client.get("/api/v1/lines", params={"site_id": DEMO_SITE}).json()
+    assert [(x["line_id"], x["stations"]) for x in lines] == [
+        (f"line-{n}", [f"line{n}-st-1", f"line{n}-st-2"]) for n in (1, 2, 3)
+    ]
+    at = {"at": DAY.isoformat()}
+    for n in (1, 2, 3):
+        target = client.get(f"/api/v1/targets/stations/line{n}-st-2", params=at).json()
+        assert len(target["history"]) == 1
+        assert target["current"]["ideal_cycle_time_s"] == LINE_CYCLE_S.get(n, NORMAL_CYCLE_S)[0]
+    reasons = client.get("/api/v1/reasons", params={"site_id": DEMO_SITE}).json()["reasons"]
+    assert {r["code"] for r in reasons} >= {"startup", "changeover"}
+    window = {"from": DAY.isoformat(), "to": (DAY + timedelta(hours=1)).isoformat(), "site_id": DEMO_SITE}
+    tags = client.get("/api/v1/loss-tags", params=window).json()
+    assert len(tags) == 6 and {t["reason_code"] for t in tags} == {"startup"}

@@ -61,7 +61,6 @@ def upgrade() -> None:
             UNIQUE (line_id, station_id)
         )""")
 
-
     op.execute("""
         CREATE TABLE loss_sites (
             site_id               text PRIMARY KEY,
