@@ -8,6 +8,7 @@ import { DrillDown } from "./drill.js";
 import { renderGateways } from "./gateways.js";
 import { renderDriftFlags, renderModels } from "./models.js";
 import { LiveStream } from "./live.js";
+import { ShiftPanel } from "./shift.js";
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -56,6 +57,7 @@ class Dashboard {
       onOpen: (row) => this.drill.open("station", row),
     });
     this.drill = new DrillDown($("#drill"), this.filters, (err) => this.notice(err));
+    this.shift = new ShiftPanel($("#shift-panel"), this.filters, session);
     this.busy = null;
     this.again = false;
     this.timer = null;
@@ -74,7 +76,9 @@ class Dashboard {
     seed.addEventListener("click", () => this.seed());
     $("#role").textContent = this.session.role;
     try {
-      this.filters.setStations(await api("/api/workstations"));
+      const stations = await api("/api/workstations");
+      this.filters.setStations(stations);
+      await this.shift.setChoices(stations);
     } catch (err) { this.notice(err); }
     await Promise.all([this.refreshNumbers(), this.refreshGateways(), this.refreshModels()]);
     this.live = new LiveStream("/api/live", getToken(), {
@@ -130,6 +134,7 @@ class Dashboard {
       this.workers.setRows(workers);
       this.stations.setRows(stations);
       // What the numbers on screen were fetched with (tests and support read it).
+      this.shift.refresh();
       document.body.dataset.query = query(p);
       document.body.dataset.loaded = String(Date.now());
       this.notice(null);
