@@ -23,6 +23,7 @@ from api.routers import (
     model_quality,
     prometheus,
     registry,
+    reports,
     seed,
     shift_metrics,
     targets,
@@ -124,6 +125,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             targets,
             shift_metrics,
             losses,
+            reports,
         ):
             app.include_router(module.router, prefix=prefix, include_in_schema=visible)
     mount_dashboard(app)

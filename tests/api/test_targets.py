@@ -386,3 +386,62 @@ def test_demo_lines_have_targets_and_tagged_losses(client: TestClient, settings:
     window = {"from": DAY.isoformat(), "to": (DAY + timedelta(hours=1)).isoformat(), "site_id": DEMO_SITE}
     tags = client.get("/api/v1/loss-tags", params=window).json()
     assert len(tags) == 6 and {t["reason_code"] for t in tags} == {"startup"}
+
+
+def test_shift_report_page(cal_client: TestClient, settings: ApiSettings) -> None:
+    from html.parser import HTMLParser
+
+    _scenario(cal_client, settings)
+    reason = cal_client.post(
+        "/api/v1/reasons", json={"site_id": "site-a", "code": "jam", "label": "<b>Jam</b>"}
+    )
+    body = {"station_id": "st-1", "from": _at(11).isoformat(), "to": _at(12).isoformat(),
+            "reason_id": reason.json()["reason_id"]}  # fmt: skip
+    assert cal_client.post("/api/v1/loss-tags", json=body).status_code == 201
+    q = {"from": _at(8).isoformat(), "to": _at(17).isoformat(), "site_id": "site-a", "shift": "day"}
+    r = cal_client.get("/api/v1/reports/shift", params=q)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+
+    class Tables(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tables: dict[str, list[list[str]]] = {}
+            self.caption: str | None = None
+            self.where = ""
+
+        def handle_starttag(self, tag: str, attrs: Any) -> None:
+            if tag == "caption":
+                self.where = "caption"
+                self.caption = ""
+            elif tag == "tr" and self.caption is not None:
+                self.tables.setdefault(self.caption, []).append([])
+            elif tag in ("td", "th"):
+                self.where = "cell"
+                self.tables[self.caption or ""][-1].append("")
+
+        def handle_endtag(self, tag: str) -> None:
+            self.where = ""
+
+        def handle_data(self, data: str) -> None:
+            if self.where == "caption":
+                self.caption = (self.caption or "") + data
+            elif self.where == "cell":
+                self.tables[self.caption or ""][-1][-1] += data
+
+    page = Tables()
+    page.feed(r.text)
+    stations = {row[0]: row for row in page.tables["Stations"][1:]}
+    api = {s["station_id"]: s for s in cal_client.get("/api/v1/metrics/workstations", params=q).json()}
+    assert stations["st-1"][1] == str(api["st-1"]["total_units_produced"])
+    assert stations["st-1"][2] == f"{api['st-1']['target_units']:,.1f}" == "380.0"
+    board = next(rows for caption, rows in page.tables.items() if caption.startswith("Hour by hour: line l1"))
+    assert [row[2] for row in board[1:]] == ["0", "100", "50", "0", "0", "0", "0", "0", "0"]
+    losses = next(rows for caption, rows in page.tables.items() if caption.startswith("Top losses"))
+    assert losses[1][0] == "<b>Jam</b>"  # shown as text, never as markup
+    assert "<b>Jam</b>" not in r.text
+    assert (
+        cal_client.get(
+            "/api/v1/reports/shift", params=q, headers={"Authorization": "Bearer nope"}
+        ).status_code
+        == 401
+    )
