@@ -95,15 +95,18 @@ ENDPOINTS = (
 DAY_SHIFT = {"name": "day", "start": "06:00", "end": "22:00", "breaks": [{"start": "12:00", "end": "12:30"}]}
 
 
-def prepare_targets(dsn: str, stations: int, lo: datetime, hi: datetime) -> None:
-    """Targets (two changes each, one inside the window), line L1, reasons and tags at S7: replaced."""
+def prepare_targets(dsn: str, stations: int, lo: datetime, hi: datetime, *, none: bool = False) -> None:
+    """Targets (two changes each, one inside the window), line L1, reasons and tags at S7: replaced.
+
+    ``none``: the line only, no targets, reasons or tags (the same requests without the new work).
+    """
     mid = lo + (hi - lo) / 2
     with psycopg.connect(dsn, autocommit=True) as conn, conn.transaction():
         conn.execute(
             "DELETE FROM loss_tags; DELETE FROM loss_reasons; DELETE FROM line_stations; DELETE FROM lines"
         )
         conn.execute("DELETE FROM station_targets")
-        for i in range(stations):
+        for i in range(0 if none else stations):
             for at, ict in ((START, 60.0 + i), (mid, 45.0 + i)):
                 conn.execute(
                     "INSERT INTO station_targets (station_id, effective_from, ideal_cycle_time_s, set_by) "
@@ -123,7 +126,7 @@ def prepare_targets(dsn: str, stations: int, lo: datetime, hi: datetime) -> None
             ).fetchone()[0]  # type: ignore[index]
             for code in ("changeover", "material", "breakdown")
         ]
-        for n in range(60):
+        for n in range(0 if none else 60):
             a = lo + timedelta(hours=12 * n, minutes=7)
             conn.execute(
                 "INSERT INTO loss_tags (site_id, station_id, from_ts, to_ts, reason_id, tagged_by) "
@@ -424,6 +427,7 @@ def main() -> None:
         "--only", action="append", default=[], metavar="TEXT", help="time only endpoints containing TEXT"
     )
     parser.add_argument("--no-raw", action="store_true", help="skip the (slow) raw scans")
+    parser.add_argument("--no-targets", action="store_true", help="no targets or loss tags (ratios)")
     parser.add_argument(
         "--refresh", action="store_true", help="also time refresh rounds (live, late and burst data)"
     )
@@ -559,7 +563,7 @@ def run(dsn: str, args: argparse.Namespace, lo: datetime | None = None, hi: date
             "calendars": {"site-1": SiteCalendar.model_validate({"timezone": "UTC", "shifts": [DAY_SHIFT]})},
         }
     )
-    prepare_targets(dsn, args.stations, lo, hi)
+    prepare_targets(dsn, args.stations, lo, hi, none=args.no_targets)
     rows = []
     paths = [p for p in ENDPOINTS if not args.only or any(t in p for t in args.only)]
     headers = {"Authorization": f"Bearer {TOKEN}"}
