@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from api.csv_export import CsvRoute
 from api.deps import Conn, Viewer
 from api.metrics.engine import bucket_windows, cycle_times, station_totals
-from api.metrics.intervals import intersect, union
+from api.metrics.intervals import slices
 from api.metrics.oee import aggregate, station_oee
 from api.routers.metrics import DIGITS, OeeFigures, ScopeDep, oee_figures
 from api.routers.targets import get_line_row, require_station
@@ -77,15 +77,17 @@ def hour_by_hour(
     buckets = bucket_windows(s.lo, s.hi, timedelta(hours=1), origin)
     if len(buckets) > MAX_HOURS:
         raise HTTPException(422, f"at most {MAX_HOURS} hours; narrow the window")
-    window = union(s.counted + s.breaks)
-    labelled = [(label, a, b) for label, lo, hi in buckets for a, b in intersect(window, [(lo, hi)])]
+    hours = [(lo, hi) for _label, lo, hi in buckets]
+    inside = slices(s.counted + s.breaks, hours)
+    labelled = [
+        (label, a, b) for (label, _lo, _hi), parts in zip(buckets, inside, strict=True) for a, b in parts
+    ]
     totals = station_totals(conn, labelled, site_id=s.site_id, station_id=station, gap_s=s.gap_s)
     changes = load_changes(conn, [station]).get(station, [])
     rows: list[HourRow] = []
     cum_target: float | None = None
     cum_actual = 0
-    for label, lo, hi in buckets:
-        planned = intersect(s.planned, [(lo, hi)])
+    for (label, lo, hi), planned in zip(buckets, slices(s.planned, hours), strict=True):
         target = target_units(changes, planned)
         t = totals.get((label, station))
         actual = t.units if t else 0
