@@ -37,3 +37,14 @@ def load_changes(
     ).fetchall():
         out.setdefault(station, []).append(Change(at, ict))
     return out
+
+
+def stations_at_site(conn: psycopg.Connection[Any], site_id: str) -> set[str]:
+    """The stations of a site: listed in its lines, or with rolled-up events there."""
+    rows = conn.execute(
+        "SELECT s.station_id FROM line_stations s JOIN lines l USING (line_id) WHERE l.site_id = %(s)s "
+        "UNION SELECT DISTINCT station_id FROM rollup_station_day WHERE site_id = %(s)s "
+        "UNION SELECT DISTINCT station_id FROM rollup_station_hour WHERE site_id = %(s)s",
+        {"s": site_id},
+    ).fetchall()
+    return {r[0] for r in rows}

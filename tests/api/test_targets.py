@@ -172,6 +172,8 @@ def test_availability_performance_target_units(cal_client: TestClient, settings:
     assert factory["target_units"] == st1["target_units"]
     assert factory["planned_production_hours"] == 8.5
     assert factory["availability_percentage"] == st1["availability_percentage"]
+    # Another site's factory counts its own stations' targets only (st-1 is at site-a).
+    assert client.get("/api/metrics/factory", params={**q, "site_id": "site-b"}).json()["targets"] is None
     # A window before any target: no target figures at all.
     early = {"from": (DAY - timedelta(days=1)).isoformat(), "to": DAY.isoformat()}
     assert client.get("/api/metrics/factory", params=early).json()["targets"] is None
