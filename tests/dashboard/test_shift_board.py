@@ -144,3 +144,45 @@ def test_a_viewer_sees_no_target_form(page: Page, dash_server: Server) -> None:
     page.get_by_label("Line or station").select_option(label="Station: st-a")
     expect(page.locator("#hour-by-hour")).to_be_visible()
     expect(page.get_by_role("button", name="Save target")).to_have_count(0)
+
+
+def test_a_supervisor_tags_an_idle_segment_from_the_timeline(page: Page, dash_server: Server) -> None:
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    if start.date() != datetime.now(UTC).date():
+        start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+    def state(minutes: int, kind: str, seconds: float) -> Event:
+        return Event.model_validate({"timestamp": start + timedelta(minutes=minutes), "worker_id": "w1",
+                                     "station_id": "st-a", "event_type": kind, "confidence": 0.9,
+                                     "duration_s": seconds})  # fmt: skip
+
+    with psycopg.connect(dash_server.dsn, autocommit=True) as conn:
+        write_events(conn, [state(0, "working", 1800), state(30, "idle", 1200), state(50, "working", 600),
+                            state(70, "idle", 240)])  # fmt: skip
+    settled(dash_server)
+    site = dash_server.settings.site_id
+    reason = {"site_id": site, "code": "material", "label": "Waiting for material"}
+    r = httpx.post(
+        dash_server.url + "/api/v1/reasons", json=reason, headers={"Authorization": f"Bearer {ADMIN}"}
+    )
+    assert r.status_code == 201, r.text
+    sign_in(page, dash_server)
+    loaded(page)
+    page.get_by_role("button", name="Details of st-a").click()
+    idle = page.locator("#timeline .seg.idle")
+    expect(idle).to_have_count(2)
+    long, short = idle.nth(0), idle.nth(1)
+    long.click()
+    expect(page.get_by_label("Reason")).to_be_visible()
+    page.get_by_label("Reason").select_option(label="Waiting for material")
+    page.get_by_role("button", name="Save reason").click()
+    expect(page.locator("#loss-tag [role=status]")).to_have_text("Tagged material by admin.")
+    window = {"from": start.isoformat(), "to": (start + timedelta(hours=2)).isoformat(), "station_id": "st-a"}
+    tags = api_get(dash_server, "/api/v1/loss-tags?" + str(httpx.QueryParams(window)))
+    assert [(t["from"][:19], t["to"][:19]) for t in tags] == [
+        ((start + timedelta(minutes=30)).isoformat()[:19], (start + timedelta(minutes=50)).isoformat()[:19])
+    ]
+    assert long.get_attribute("data-start") is not None
+    shot(page, "drill-loss-tag", full_page=False)
+    short.click()
+    expect(page.locator("#loss-tag [role=status]")).to_contain_text("needs no reason")

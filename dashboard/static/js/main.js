@@ -9,6 +9,7 @@ import { renderGateways } from "./gateways.js";
 import { renderDriftFlags, renderModels } from "./models.js";
 import { LiveStream } from "./live.js";
 import { ShiftPanel } from "./shift.js";
+import { LossTagger } from "./losstag.js";
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -58,6 +59,7 @@ class Dashboard {
     });
     this.drill = new DrillDown($("#drill"), this.filters, (err) => this.notice(err));
     this.shift = new ShiftPanel($("#shift-panel"), this.filters, session);
+    this.tagger = new LossTagger($("#drill"), this.filters, session);
     this.busy = null;
     this.again = false;
     this.timer = null;
