@@ -28,7 +28,7 @@ from api.metrics.intervals import intersect
 from api.metrics.oee import Oee, aggregate, station_oee
 from takt.contract import MAX_TIME, MIN_TIME, UtcTime
 from takt.store.rollups import HOUR, ceil_hour, floor_hour
-from takt.store.targets import load_changes, stations_at_site
+from takt.store.targets import load_changes, stations_elsewhere
 
 router = APIRouter(prefix="/metrics", tags=["metrics"], route_class=CsvRoute)
 DIGITS = 4
@@ -381,8 +381,8 @@ def factory(conn: Conn, s: ScopeDep, _: Viewer) -> FactoryMetrics:
     changes = load_changes(conn)
     if s.site_id is not None:
         # A site's figures count its own stations' targets only.
-        here = stations_at_site(conn, s.site_id)
-        changes = {k: v for k, v in changes.items() if k in here}
+        elsewhere = stations_elsewhere(conn, s.site_id)
+        changes = {k: v for k, v in changes.items() if k not in elsewhere}
     targeted = station_oee(conn, s.planned, sorted(changes), changes, site_id=s.site_id, gap_s=s.gap_s)
     in_force = [o for o in targeted.values() if o.targeted]
     breaks = sum(t.working_s + t.idle_s + t.absent_s for (label, _w), t in totals.items() if label == 1)

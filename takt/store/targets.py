@@ -39,12 +39,16 @@ def load_changes(
     return out
 
 
-def stations_at_site(conn: psycopg.Connection[Any], site_id: str) -> set[str]:
-    """The stations of a site: listed in its lines, or with rolled-up events there."""
+def stations_elsewhere(conn: psycopg.Connection[Any], site_id: str) -> set[str]:
+    """Stations known at other sites only (lines, rolled-up days), never at ``site_id``.
+
+    A station not rolled up yet has no known site and is not among them: its time at the site is
+    what the site-filtered totals measure anyway.
+    """
     rows = conn.execute(
-        "SELECT s.station_id FROM line_stations s JOIN lines l USING (line_id) WHERE l.site_id = %(s)s "
-        "UNION SELECT DISTINCT station_id FROM rollup_station_day WHERE site_id = %(s)s "
-        "UNION SELECT DISTINCT station_id FROM rollup_station_hour WHERE site_id = %(s)s",
-        {"s": site_id},
+        "WITH known AS (SELECT s.station_id, l.site_id FROM line_stations s JOIN lines l USING (line_id) "
+        "  UNION SELECT DISTINCT station_id, site_id FROM rollup_station_day WHERE site_id <> '') "
+        "SELECT station_id FROM known GROUP BY station_id HAVING NOT bool_or(site_id = %s)",
+        (site_id,),
     ).fetchall()
     return {r[0] for r in rows}

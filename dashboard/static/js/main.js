@@ -135,8 +135,8 @@ class Dashboard {
       this.stations.setKeep(station ? new Set([station]) : null);
       this.workers.setRows(workers);
       this.stations.setRows(stations);
-      // What the numbers on screen were fetched with (tests and support read it).
       this.shift.refresh();
+      // What the numbers on screen were fetched with (tests and support read it).
       document.body.dataset.query = query(p);
       document.body.dataset.loaded = String(Date.now());
       this.notice(null);

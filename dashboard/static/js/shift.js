@@ -75,7 +75,11 @@ export class ShiftPanel {
       ]);
       const parts = [this.board(board), this.pareto(losses)];
       if (line) parts.splice(1, 0, this.lineView(line));
-      if (this.canEdit && kind === "station") parts.push(this.targetForm(id));
+      // The same form across live refreshes, so what a supervisor is typing stays.
+      if (this.canEdit && kind === "station") {
+        if (this.formStation !== id) { this.form = this.targetForm(id); this.formStation = id; }
+        parts.push(this.form);
+      }
       this.body.replaceChildren(...parts);
       this.root.dataset.loaded = String(Date.now());
     } catch (err) {
