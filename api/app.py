@@ -23,11 +23,15 @@ from api.routers import (
     events,
     gateways,
     health,
+    losses,
     metrics,
     model_quality,
     prometheus,
     registry,
+    reports,
     seed,
+    shift_metrics,
+    targets,
 )
 from api.security import Role
 from api.settings import ApiSettings
@@ -133,7 +137,20 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(prometheus.router)
     for prefix, visible in (("/api/v1", True), ("/api", False)):
-        for module in (registry, events, metrics, seed, gateways, model_quality, alerts, andon):
+        for module in (
+            registry,
+            events,
+            metrics,
+            seed,
+            gateways,
+            model_quality,
+            targets,
+            shift_metrics,
+            losses,
+            reports,
+            alerts,
+            andon,
+        ):
             app.include_router(module.router, prefix=prefix, include_in_schema=visible)
     mount_dashboard(
         app, DashboardDeps(site=dashboard_site(settings), connection=get_conn, viewer=require(Role.VIEWER))

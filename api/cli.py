@@ -93,3 +93,78 @@ def token_revoke(token_id: int) -> None:
         if not revoke_token(conn, token_id):
             raise click.ClickException(f"no active token with id {token_id}")
     click.echo(f"revoked token {token_id}; API processes refuse it within {settings.token_cache_ttl_s:g} s")
+
+
+@api.group()
+def targets() -> None:
+    """Station targets: ideal cycle times with effective dates (history kept; docs/metrics.md)."""
+
+
+@targets.command("set")
+@click.argument("station_id")
+@click.option(
+    "--cycle-time", "cycle_time", type=float, default=None, help="Ideal cycle time, seconds per unit."
+)
+@click.option("--rate", type=float, default=None, help="Target units per hour instead of a cycle time.")
+@click.option("--sku", default=None, help="One product at the station (default: every SKU).")
+@click.option("--from", "effective_from", default=None, help="ISO 8601 with a UTC offset (default: now).")
+def targets_set(
+    station_id: str, cycle_time: float | None, rate: float | None, sku: str | None, effective_from: str | None
+) -> None:
+    """Record a target change for STATION_ID, in force from --from on (recorded as set by 'cli')."""
+    from datetime import UTC, datetime
+
+    import psycopg
+    from pydantic import ValidationError
+
+    from api.routers.targets import TargetIn
+    from api.settings import ApiSettings
+
+    try:
+        body = TargetIn.model_validate(
+            {"ideal_cycle_time_s": cycle_time, "target_units_per_hour": rate, "sku": sku}
+            | ({"effective_from": effective_from} if effective_from else {})
+        )
+    except ValidationError as exc:
+        raise click.UsageError("; ".join(e["msg"] for e in exc.errors())) from None
+    settings = ApiSettings()
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM workstations WHERE station_id = %s", (station_id,)).fetchone() is None:
+            raise click.ClickException(f"unknown station {station_id!r}")
+        conn.execute(
+            "INSERT INTO station_targets (station_id, sku, effective_from, ideal_cycle_time_s, set_by) "
+            "VALUES (%s, %s, %s, %s, 'cli')",
+            (station_id, body.sku or "", body.effective_from or datetime.now(UTC), body.cycle_time()),
+        )
+    click.echo(f"{station_id}: {body.cycle_time():g} s per unit from {body.effective_from or 'now'}")
+
+
+@targets.command("show")
+@click.argument("station_id")
+@click.option("--sku", default=None, help="One product's targets.")
+def targets_show(station_id: str, sku: str | None) -> None:
+    """STATION_ID's target changes, oldest first; '*' marks the one in force now."""
+    from datetime import UTC, datetime
+
+    import psycopg
+
+    from api.settings import ApiSettings
+
+    settings = ApiSettings()
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT effective_from, ideal_cycle_time_s, set_by, set_at FROM station_targets "
+            "WHERE station_id = %s AND sku = %s ORDER BY effective_from, target_id",
+            (station_id, sku or ""),
+        ).fetchall()
+    if not rows:
+        raise click.ClickException(f"no targets for {station_id!r}" + (f" sku {sku!r}" if sku else ""))
+    now = datetime.now(UTC)
+    current = max((i for i, r in enumerate(rows) if r[0] <= now), default=None)
+    click.echo(f"   {'EFFECTIVE FROM':<25}  {'S/UNIT':>9}  {'UNITS/H':>9}  SET BY  SET AT")
+    for i, (at, ict, by, set_at) in enumerate(rows):
+        mark = "*" if i == current else " "
+        click.echo(
+            f"{mark}  {at.isoformat(timespec='seconds'):<25}  {ict:>9g}  {3600 / ict:>9.4g}  {by:<6}  "
+            f"{set_at.isoformat(timespec='seconds')}"
+        )

@@ -47,6 +47,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.csv_export import wants_csv
 from api.errors import error_response
 from api.security import Caller, RateLimiter, TokenCache, client_address, served_over_https
 from api.settings import ApiSettings
@@ -379,7 +380,11 @@ class Guard:
                 return
             receive = _replay_body(body, receive)
         if caller is not None and self.cache.ttl_s > 0 and cacheable(method, path):
-            key = (path, scope.get("query_string", b""), caller.role.value)
+            query = scope.get("query_string", b"")
+            # CSV and JSON answers of one query are two entries (api/csv_export.py).
+            if wants_csv(None, Headers(scope=scope).get("accept")):
+                query += b"&accept=csv"
+            key = (path, query, caller.role.value)
             await self._cached(scope, receive, send, key)
         elif needs_token(path) and path not in UNGATED_PATHS:
             async with self.gate.slot():

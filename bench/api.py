@@ -82,7 +82,59 @@ ENDPOINTS = (
     "/api/metrics/factory (no from/to)",
     # A site whose calendar is in Europe/Berlin: day buckets start at 23:00 UTC.
     "/api/metrics/timeseries (site calendar Europe/Berlin)",
+    # Issue 17 (targets, OEE, boards, losses): a day shift with a break, every station with a
+    # target that changes inside the window, a line of ten stations, 60 loss tags at S7.
+    "/api/v1/metrics/workstations (targets, shift calendar)",
+    "/api/v1/metrics/factory (targets, shift calendar)",
+    "/api/v1/metrics/hour-by-hour?station_id=S7 (targets, shift calendar)",
+    "/api/v1/metrics/hour-by-hour?line_id=L1 (targets, shift calendar)",
+    "/api/v1/metrics/lines/L1 (targets, shift calendar)",
+    "/api/v1/metrics/losses?station_id=S7 (targets, shift calendar)",
+    "/api/v1/metrics/losses (targets, shift calendar)",
+    "/api/v1/metrics/workstations?format=csv (targets, shift calendar)",
 )
+DAY_SHIFT = {"name": "day", "start": "06:00", "end": "22:00", "breaks": [{"start": "12:00", "end": "12:30"}]}
+
+
+def prepare_targets(dsn: str, stations: int, lo: datetime, hi: datetime, *, none: bool = False) -> None:
+    """Targets (two changes each, one inside the window), line L1, reasons and tags at S7: replaced.
+
+    ``none``: the line only, no targets, reasons or tags (the same requests without the new work).
+    """
+    mid = lo + (hi - lo) / 2
+    with psycopg.connect(dsn, autocommit=True) as conn, conn.transaction():
+        conn.execute(
+            "DELETE FROM loss_tags; DELETE FROM loss_reasons; DELETE FROM line_stations; DELETE FROM lines"
+        )
+        conn.execute("DELETE FROM station_targets")
+        for i in range(0 if none else stations):
+            for at, ict in ((START, 60.0 + i), (mid, 45.0 + i)):
+                conn.execute(
+                    "INSERT INTO station_targets (station_id, effective_from, ideal_cycle_time_s, set_by) "
+                    "VALUES (%s, %s, %s, 'bench')",
+                    (f"S{i}", at, ict),
+                )
+        conn.execute(
+            "INSERT INTO lines (line_id, site_id, name, updated_by) VALUES ('L1', 'site-1', 'L1', 'bench')"
+        )
+        for i in range(min(stations, 10)):
+            conn.execute("INSERT INTO line_stations VALUES ('L1', %s, %s)", (i, f"S{i}"))
+        ids = [
+            conn.execute(
+                "INSERT INTO loss_reasons (site_id, code, label, created_by) "
+                "VALUES ('site-1', %s, %s, 'bench') RETURNING reason_id",
+                (code, code),
+            ).fetchone()[0]  # type: ignore[index]
+            for code in ("changeover", "material", "breakdown")
+        ]
+        for n in range(0 if none else 60):
+            a = lo + timedelta(hours=12 * n, minutes=7)
+            conn.execute(
+                "INSERT INTO loss_tags (site_id, station_id, from_ts, to_ts, reason_id, tagged_by) "
+                "VALUES ('site-1', 'S7', %s, %s, %s, 'bench')",
+                (a, a + timedelta(minutes=40), ids[n % 3]),
+            )
+
 
 GENERATE = """
 INSERT INTO events (event_id, ts, worker_id, station_id, event_type, confidence, count,
@@ -380,6 +432,7 @@ def main() -> None:
         "--only", action="append", default=[], metavar="TEXT", help="time only endpoints containing TEXT"
     )
     parser.add_argument("--no-raw", action="store_true", help="skip the (slow) raw scans")
+    parser.add_argument("--no-targets", action="store_true", help="no targets or loss tags (ratios)")
     parser.add_argument(
         "--refresh", action="store_true", help="also time refresh rounds (live, late and burst data)"
     )
@@ -516,20 +569,36 @@ def run(dsn: str, args: argparse.Namespace, lo: datetime | None = None, hi: date
             "calendars": {"site-1": SiteCalendar(timezone="Europe/Berlin", shifts=[])},
         }
     )
+    shifts = settings.model_copy(
+        update={
+            "site_id": "site-1",
+            "calendars": {"site-1": SiteCalendar.model_validate({"timezone": "UTC", "shifts": [DAY_SHIFT]})},
+        }
+    )
+    prepare_targets(dsn, args.stations, lo, hi, none=args.no_targets)
     rows = []
     paths = [p for p in ENDPOINTS if not args.only or any(t in p for t in args.only)]
     headers = {"Authorization": f"Bearer {TOKEN}"}
     with (
         TestClient(create_app(settings), headers=headers) as client,
         TestClient(create_app(berlin), headers=headers) as berlin_client,
+        TestClient(create_app(shifts), headers=headers) as shift_client,
     ):
         for path in paths:
 
             def call(path: str = path) -> None:
                 url, _, note = path.partition(" ")
+                url, _, query = url.partition("?")
                 # httpx's params replace a URL's query string, so the bucket goes here.
                 extra = {"bucket": "day"} if url.endswith("timeseries") else {}
-                on = berlin_client if "Berlin" in note else client
+                extra |= dict(part.split("=") for part in query.split("&") if part)
+                on = (
+                    shift_client
+                    if "shift calendar" in note
+                    else berlin_client
+                    if "Berlin" in note
+                    else client
+                )
                 r = on.get(url, params={} if "from/to" in note else {**q, **extra})
                 assert r.status_code == 200, r.text
 

@@ -128,6 +128,8 @@ def raw_copy_rate(dsn: str, rows: int) -> float:
                 seq,
                 None,
                 False,
+                None,
+                None,
             )
         )
     statement = f"COPY events ({', '.join(EVENT_COLUMNS)}) FROM STDIN"

@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -182,6 +183,60 @@ def register_demo_names(database_url: str, *, real: bool = False) -> None:
                 )
 
 
+# Loss reasons of the demo site, and the one the demo tags its lines' start-up with.
+DEMO_REASONS = (
+    ("changeover", "Changeover"),
+    ("material", "Waiting for material"),
+    ("startup", "Start-up of the line"),
+)
+
+
+def register_demo_targets(database_url: str, now: datetime) -> None:
+    """Lines, targets, loss reasons and tagged losses for the live lines (docs/metrics.md, "Targets").
+
+    Each line's stations get the fast end of their cycle range as the ideal cycle time, in force
+    from a week ago; the first quarter hour of each line from ``now`` is tagged "startup" (the
+    loss while the edge agents come up). Repeats keep what is there.
+    """
+    with psycopg.connect(database_url) as conn:
+        for line in range(1, DEMO_GATEWAYS + 1):
+            stations = [f"line{line}-st-{n}" for n in (1, 2)]
+            conn.execute(
+                "INSERT INTO lines (line_id, site_id, name, updated_by) VALUES (%s, %s, %s, 'demo') "
+                "ON CONFLICT (line_id) DO NOTHING",
+                (f"line-{line}", DEMO_SITE, f"Line {line}"),
+            )
+            for position, station in enumerate(stations):
+                conn.execute(
+                    "INSERT INTO line_stations (line_id, position, station_id) VALUES (%s, %s, %s) "
+                    "ON CONFLICT DO NOTHING",
+                    (f"line-{line}", position, station),
+                )
+                conn.execute(
+                    "INSERT INTO station_targets (station_id, effective_from, ideal_cycle_time_s, set_by) "
+                    "SELECT %s, %s, %s, 'demo' WHERE NOT EXISTS "
+                    "(SELECT 1 FROM station_targets WHERE station_id = %s)",
+                    (station, now - timedelta(days=7), LINE_CYCLE_S.get(line, NORMAL_CYCLE_S)[0], station),
+                )
+        for code, label in DEMO_REASONS:
+            conn.execute(
+                "INSERT INTO loss_reasons (site_id, code, label, created_by) VALUES (%s, %s, %s, 'demo') "
+                "ON CONFLICT (site_id, code) DO NOTHING",
+                (DEMO_SITE, code, label),
+            )
+        startup = timedelta(minutes=15)
+        for line in range(1, DEMO_GATEWAYS + 1):
+            for n in (1, 2):
+                conn.execute(
+                    "INSERT INTO loss_tags (site_id, station_id, from_ts, to_ts, reason_id, tagged_by) "
+                    "SELECT %(site)s, %(st)s, %(a)s, %(b)s, reason_id, 'demo' FROM loss_reasons "
+                    "WHERE site_id = %(site)s AND code = 'startup' AND NOT EXISTS ("
+                    "  SELECT 1 FROM loss_tags WHERE station_id = %(st)s "
+                    "  AND from_ts < %(b)s AND to_ts > %(a)s)",
+                    {"site": DEMO_SITE, "st": f"line{line}-st-{n}", "a": now, "b": now + startup},
+                )
+
+
 def seed_history(base_url: str, admin_token: str) -> None:
     """History up to now through the API's own seed endpoint (a repeat reproduces the past)."""
     request = urllib.request.Request(  # noqa: S310 - our own loopback URL
@@ -272,6 +327,7 @@ def demo(
         }
         real = real_weights.is_file() and real_footage.is_file()
         register_demo_names(stack.database_url, real=real)
+        register_demo_targets(stack.database_url, datetime.now(UTC))
         group.start("collector", _takt("collector"), cloud_env)
         group.start("api", _takt("api", "--host", "127.0.0.1", "--port", str(port)), cloud_env)
         demo_dir = stack.state_dir / "demo"

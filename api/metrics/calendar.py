@@ -73,3 +73,18 @@ def local_days(lo: datetime, hi: datetime, tz: ZoneInfo) -> list[tuple[int, date
         out.append((len(out), max(start, lo), min(end, hi)))
         start = end
     return out
+
+
+def planned(calendar: SiteCalendar | None, lo: datetime, hi: datetime, shift: str | None) -> list[Span]:
+    """Planned production time of [lo, hi): within the site's shifts (or ``shift``), minus planned breaks.
+
+    Without a calendar (or one without shifts), the whole window (docs/metrics.md, "Targets").
+    """
+    counted, _breaks = windows(calendar, lo, hi, shift)
+    if calendar is None or shift is not None or not calendar.shifts:
+        return counted
+    tz = ZoneInfo(calendar.timezone)
+    spans: list[Span] = []
+    for s in calendar.shifts:
+        spans += _shift_spans(s, lo, hi, tz)[0]
+    return intersect(counted, spans)

@@ -59,3 +59,24 @@ def intersect(
 
 def hours(seconds: timedelta | float) -> float:
     return (seconds.total_seconds() if isinstance(seconds, timedelta) else seconds) / 3600.0
+
+
+def slices(
+    spans: list[tuple[datetime, datetime]], buckets: list[tuple[datetime, datetime]]
+) -> list[list[tuple[datetime, datetime]]]:
+    """Per bucket (sorted, disjoint), the parts of ``spans`` inside it: one sweep, not one
+    :func:`intersect` per bucket (a month of hours against a month of shifts)."""
+    merged = union(spans)
+    out: list[list[tuple[datetime, datetime]]] = []
+    i = 0
+    for lo, hi in buckets:
+        while i < len(merged) and merged[i][1] <= lo:
+            i += 1
+        parts = []
+        j = i
+        while j < len(merged) and merged[j][0] < hi:
+            if (c := clip(merged[j][0], merged[j][1], lo, hi)) is not None:
+                parts.append(c)
+            j += 1
+        out.append(parts)
+    return out

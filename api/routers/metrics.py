@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -12,8 +12,9 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, Field, TypeAdapter
 from typing_extensions import TypedDict
 
+from api.csv_export import CsvRoute
 from api.deps import Conn, Settings, Viewer
-from api.metrics.calendar import UnknownShiftError, local_days, windows
+from api.metrics.calendar import UnknownShiftError, local_days, planned, windows
 from api.metrics.engine import (
     Labelled,
     WorkerTotals,
@@ -24,10 +25,12 @@ from api.metrics.engine import (
     worker_totals,
 )
 from api.metrics.intervals import intersect
+from api.metrics.oee import Oee, aggregate, station_oee
 from takt.contract import MAX_TIME, MIN_TIME, UtcTime
 from takt.store.rollups import HOUR, ceil_hour, floor_hour
+from takt.store.targets import load_changes, stations_elsewhere
 
-router = APIRouter(prefix="/metrics", tags=["metrics"])
+router = APIRouter(prefix="/metrics", tags=["metrics"], route_class=CsvRoute)
 DIGITS = 4
 
 
@@ -43,6 +46,8 @@ class Scope:
     timezone: str
     # TAKT_MAX_STATE_GAP_S: the engine derives the pending tail's durations with it.
     gap_s: float = 600.0
+    # Planned production time: the window within the site's shifts, minus planned breaks.
+    planned: list[tuple[datetime, datetime]] = field(default_factory=list)
 
 
 MAX_WINDOW = timedelta(days=3660)
@@ -86,7 +91,14 @@ def scope(
     except UnknownShiftError as exc:
         raise HTTPException(404, str(exc)) from exc
     return Scope(
-        lo, hi, counted, breaks, site_id, calendar.timezone if calendar else "UTC", settings.max_state_gap_s
+        lo,
+        hi,
+        counted,
+        breaks,
+        site_id,
+        calendar.timezone if calendar else "UTC",
+        settings.max_state_gap_s,
+        planned(calendar, lo, hi, shift),
     )
 
 
@@ -115,6 +127,49 @@ class WorkstationMetrics(BaseModel):
     total_units_produced: int
     throughput_rate: float
     event_count: int
+    target_units: float | None = Field(
+        default=None, description="Units the targets in force ask for in the planned production time."
+    )
+    availability_percentage: float | None = Field(
+        default=None, description="Working time / planned production time × 100."
+    )
+    performance_percentage: float | None = Field(
+        default=None, description="Ideal cycle time × units / working time × 100; null without a target."
+    )
+    quality_percentage: float | None = Field(
+        default=None, description="Good / all units × 100; null until reject counts are rolled up."
+    )
+    oee_percentage: float | None = Field(
+        default=None, description="Availability × performance × quality; null where one is missing."
+    )
+
+
+class OeeFigures(BaseModel):
+    """Targets and OEE figures of a line or the factory, summed over stations before dividing."""
+
+    planned_production_hours: float
+    target_units: float | None
+    units_in_planned_time: int
+    availability_percentage: float | None
+    performance_percentage: float | None
+    quality_percentage: float | None
+    oee_percentage: float | None
+
+
+def _opt(x: float | None) -> float | None:
+    return None if x is None else round(x, DIGITS)
+
+
+def oee_figures(o: Oee, planned_s: float) -> OeeFigures:
+    return OeeFigures(
+        planned_production_hours=round(planned_s / 3600, DIGITS),
+        target_units=_opt(o.target_units),
+        units_in_planned_time=o.units,
+        availability_percentage=_opt(o.availability),
+        performance_percentage=_opt(o.performance),
+        quality_percentage=_opt(o.quality),
+        oee_percentage=_opt(o.oee),
+    )
 
 
 class FactoryMetrics(BaseModel):
@@ -136,6 +191,10 @@ class FactoryMetrics(BaseModel):
     )
     total_events: int
     planned_break_hours: float
+    targets: OeeFigures | None = Field(
+        default=None,
+        description="Targets and OEE over the stations with a target in force in the window (none: null).",
+    )
 
 
 class CycleTime(BaseModel):
@@ -248,6 +307,16 @@ def _station_metrics(conn: Conn, s: Scope, station_id: str | None) -> list[Works
     totals = station_totals(
         conn, [(0, a, b) for a, b in s.counted], site_id=s.site_id, gap_s=s.gap_s, station_id=station_id
     )
+    ids = [n[0] for n in names]
+    oee = station_oee(
+        conn,
+        s.planned,
+        ids,
+        load_changes(conn, None if station_id is None else ids),
+        site_id=s.site_id,
+        station_id=station_id,
+        gap_s=s.gap_s,
+    )
     out = []
     for sid, name, kind in names:
         t = totals.get((0, sid))
@@ -263,6 +332,11 @@ def _station_metrics(conn: Conn, s: Scope, station_id: str | None) -> list[Works
                 total_units_produced=units,
                 throughput_rate=_rate(units, occupied),
                 event_count=t.events if t else 0,
+                target_units=_opt(oee[sid].target_units),
+                availability_percentage=_opt(oee[sid].availability),
+                performance_percentage=_opt(oee[sid].performance),
+                quality_percentage=_opt(oee[sid].quality),
+                oee_percentage=_opt(oee[sid].oee),
             )
         )
     return out
@@ -312,6 +386,13 @@ def factory(conn: Conn, s: ScopeDep, _: Viewer) -> FactoryMetrics:
     ).fetchone()
     stations = station_totals(conn, [(0, a, b) for a, b in s.counted], site_id=s.site_id)
     assert row is not None
+    changes = load_changes(conn)
+    if s.site_id is not None:
+        # A site's figures count its own stations' targets only.
+        elsewhere = stations_elsewhere(conn, s.site_id)
+        changes = {k: v for k, v in changes.items() if k not in elsewhere}
+    targeted = station_oee(conn, s.planned, sorted(changes), changes, site_id=s.site_id, gap_s=s.gap_s)
+    in_force = [o for o in targeted.values() if o.targeted]
     breaks = sum(t.working_s + t.idle_s + t.absent_s for (label, _w), t in totals.items() if label == 1)
     return FactoryMetrics(
         total_productive_time_hours=_r(active / 3600),
@@ -326,6 +407,7 @@ def factory(conn: Conn, s: ScopeDep, _: Viewer) -> FactoryMetrics:
         active_station_count=sum(1 for t in stations.values() if t.observed_s > 0 or t.events > 0),
         total_events=sum(t.events for t in counted),
         planned_break_hours=_r(breaks / 3600),
+        targets=oee_figures(aggregate(in_force), sum(o.planned_s for o in in_force)) if in_force else None,
     )
 
 

@@ -84,6 +84,8 @@ _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 # Events produced without an id (HTTP clients of the seed API) get one derived
 # from their content, so a retried request maps to the same row.
 CONTENT_ID_NAMESPACE = uuid.UUID("6f1c2d1e-8a4b-5b7e-9c1d-2e3f4a5b6c7d")
+# Fields added to the contract after content ids existed (left out of the id when absent).
+_LATER_FIELDS = ("rejected", "sku")
 # Stands in for a missing id while the rest is validated (see Event._derive_missing_id).
 _UNSET_ID = uuid.UUID(int=0)
 
@@ -142,7 +144,10 @@ def content_event_id(event: Event) -> uuid.UUID:
     the same row); any difference, a confidence, a model or configuration
     version, the shadow flag, makes them two (docs/contract.md).
     """
-    content = event.model_dump(mode="json", exclude={"event_id"})
+    # Optional fields added later (rejected, sku) count only when given, so an
+    # event without them keeps the id it had before they existed.
+    later = {name for name in _LATER_FIELDS if getattr(event, name) is None}
+    content = event.model_dump(mode="json", exclude={"event_id", *later})
     return uuid.uuid5(CONTENT_ID_NAMESPACE, orjson.dumps(content, option=orjson.OPT_SORT_KEYS).decode())
 
 
@@ -198,6 +203,28 @@ class Event(BaseModel):
         strict=True,
         description="Produced by a candidate model in shadow mode; excluded from production metrics.",
     )
+    rejected: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_COUNT,
+        strict=True,
+        description=(
+            "product_count only, optional: how many of `count` were rejected (good units are "
+            "count - rejected). Omitted: not reported (older gateways)."
+        ),
+    )
+    sku: EntityId | None = Field(
+        default=None, description="product_count only, optional: the product (SKU) the units are of."
+    )
+
+    @model_validator(mode="after")
+    def _count_fields(self) -> Event:
+        counted = self.rejected is not None or self.sku is not None
+        if counted and self.event_type is not EventType.PRODUCT_COUNT:
+            raise ValueError("rejected and sku belong to product_count events only")
+        if self.rejected is not None and self.rejected > self.count:
+            raise ValueError(f"rejected ({self.rejected}) exceeds count ({self.count})")
+        return self
 
     @model_validator(mode="before")
     @classmethod

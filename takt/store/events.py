@@ -46,6 +46,8 @@ EVENT_COLUMNS = (
     "seq",
     "config_version",
     "shadow",
+    "rejected",
+    "sku",
 )
 _COLUMN_TYPES = (
     "uuid",
@@ -64,6 +66,8 @@ _COLUMN_TYPES = (
     "bigint",
     "text",
     "boolean",
+    "integer",
+    "text",
 )
 _COLUMNS_SQL = ", ".join(EVENT_COLUMNS)
 # The contract's name of each column, for conflict reasons and dead letters
@@ -139,6 +143,8 @@ def _row(event: Event) -> tuple[Any, ...]:
         event.seq,
         event.config_version,
         event.shadow,
+        event.rejected,
+        event.sku,
     )
 
 
@@ -178,6 +184,8 @@ def _copy_line(event: Event) -> str:
             _NULL if event.seq is None else str(event.seq),
             _label(event.config_version),
             "t" if event.shadow else "f",
+            _NULL if event.rejected is None else str(event.rejected),
+            event.sku or _NULL,
         )
     )
 
@@ -406,7 +414,7 @@ def _event_json(values: Sequence[str | None]) -> bytes:
             doc[name] = str(uuid.UUID(value))
         elif name in ("confidence", "duration_s"):
             doc[name] = float(value)
-        elif name in ("count", "seq"):
+        elif name in ("count", "seq", "rejected"):
             doc[name] = int(value)
         elif name == "shadow":
             doc[name] = value == "t"

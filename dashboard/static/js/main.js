@@ -9,6 +9,8 @@ import { renderGateways } from "./gateways.js";
 import { renderDriftFlags, renderModels } from "./models.js";
 import { LiveStream } from "./live.js";
 import { AlertsPanel } from "./alerts.js";
+import { ShiftPanel } from "./shift.js";
+import { LossTagger } from "./losstag.js";
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -57,6 +59,8 @@ class Dashboard {
       onOpen: (row) => this.drill.open("station", row),
     });
     this.drill = new DrillDown($("#drill"), this.filters, (err) => this.notice(err));
+    this.shift = new ShiftPanel($("#shift-panel"), this.filters, session);
+    this.tagger = new LossTagger($("#drill"), this.filters, session);
     this.busy = null;
     this.again = false;
     this.timer = null;
@@ -75,7 +79,9 @@ class Dashboard {
     seed.addEventListener("click", () => this.seed());
     $("#role").textContent = this.session.role;
     try {
-      this.filters.setStations(await api("/api/workstations"));
+      const stations = await api("/api/workstations");
+      this.filters.setStations(stations);
+      await this.shift.setChoices(stations);
     } catch (err) { this.notice(err); }
     await Promise.all([this.refreshNumbers(), this.refreshGateways(), this.refreshModels()]);
     this.alerts = new AlertsPanel($("#alerts"), this.session);
@@ -132,6 +138,7 @@ class Dashboard {
       this.stations.setKeep(station ? new Set([station]) : null);
       this.workers.setRows(workers);
       this.stations.setRows(stations);
+      this.shift.refresh();
       // What the numbers on screen were fetched with (tests and support read it).
       document.body.dataset.query = query(p);
       document.body.dataset.loaded = String(Date.now());

@@ -14,6 +14,9 @@ export function renderTimeline(container, { from, to, segments }, tz) {
     const seg = el("div", {
       class: `seg ${s.state}${s.open ? " open" : ""}`,
       "data-state": s.state,
+      // What tagging a loss needs (losstag.js): the segment's time range, station and worker.
+      "data-start": new Date(a).toISOString(), "data-end": new Date(b).toISOString(),
+      "data-station": s.station_id, "data-worker": s.worker_id,
       title: `${s.state} ${clock(tz, new Date(a), { seconds: true })}–${clock(tz, new Date(b), { seconds: true })}` +
         ` (${duration((b - a) / 1000)}${s.open ? ", ongoing" : ""}) · worker ${s.worker_id} · station ${s.station_id}`,
     });

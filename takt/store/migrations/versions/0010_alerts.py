@@ -23,7 +23,7 @@ Create Date: 2026-12-02
 from alembic import op
 
 revision = "0010_alerts"
-down_revision = "0008_coalesced_invalidations"
+down_revision = "0009_targets"
 branch_labels = None
 depends_on = None
 

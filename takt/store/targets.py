@@ -1,0 +1,54 @@
+"""Targets and lines as stored (migration 0009_targets): reads shared by the API's routes and figures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from takt.targets import Change
+
+
+def station_sites(conn: psycopg.Connection[Any], station_id: str) -> set[str]:
+    """The sites a station belongs to: the sites of the lines listing it and of its rolled-up events."""
+    rows = conn.execute(
+        "SELECT l.site_id FROM line_stations s JOIN lines l USING (line_id) WHERE s.station_id = %(s)s "
+        "UNION SELECT site_id FROM rollup_station_day WHERE station_id = %(s)s AND site_id <> '' "
+        "UNION SELECT site_id FROM rollup_station_hour WHERE station_id = %(s)s AND site_id <> ''",
+        {"s": station_id},
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def load_changes(
+    conn: psycopg.Connection[Any], stations: list[str] | None = None, sku: str = ""
+) -> dict[str, list[Change]]:
+    """Per station, its target changes in the order they count (:mod:`takt.targets`)."""
+    params: dict[str, Any] = {"sku": sku}
+    where = "sku = %(sku)s"
+    if stations is not None:
+        where += " AND station_id = ANY(%(ids)s)"
+        params["ids"] = stations
+    out: dict[str, list[Change]] = {}
+    for station, at, ict in conn.execute(
+        f"SELECT station_id, effective_from, ideal_cycle_time_s FROM station_targets WHERE {where} "
+        "ORDER BY station_id, effective_from, target_id",
+        params,
+    ).fetchall():
+        out.setdefault(station, []).append(Change(at, ict))
+    return out
+
+
+def stations_elsewhere(conn: psycopg.Connection[Any], site_id: str) -> set[str]:
+    """Stations known at other sites only (lines, rolled-up days), never at ``site_id``.
+
+    A station not rolled up yet has no known site and is not among them: its time at the site is
+    what the site-filtered totals measure anyway.
+    """
+    rows = conn.execute(
+        "WITH known AS (SELECT s.station_id, l.site_id FROM line_stations s JOIN lines l USING (line_id) "
+        "  UNION SELECT DISTINCT station_id, site_id FROM rollup_station_day WHERE site_id <> '') "
+        "SELECT station_id FROM known GROUP BY station_id HAVING NOT bool_or(site_id = %s)",
+        (site_id,),
+    ).fetchall()
+    return {r[0] for r in rows}
