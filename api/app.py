@@ -14,7 +14,17 @@ from psycopg_pool import ConnectionPool
 
 from api.errors import install_error_handlers
 from api.middleware import Guard
-from api.routers import events, gateways, health, metrics, model_quality, prometheus, registry, seed
+from api.routers import (
+    events,
+    gateways,
+    health,
+    metrics,
+    model_quality,
+    privacy,
+    prometheus,
+    registry,
+    seed,
+)
 from api.settings import ApiSettings
 from dashboard import mount_dashboard
 from models.quality import DriftChecker, schedule_from
@@ -102,7 +112,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(prometheus.router)
     for prefix, visible in (("/api/v1", True), ("/api", False)):
-        for module in (registry, events, metrics, seed, gateways, model_quality):
+        for module in (registry, events, metrics, seed, gateways, model_quality, privacy):
             app.include_router(module.router, prefix=prefix, include_in_schema=visible)
     mount_dashboard(app)
     return app

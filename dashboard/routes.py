@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
 from starlette.types import Scope
 
+from api.access import Reader
 from api.deps import Conn, Settings, Viewer
 from dashboard import queries
 from dashboard.live import LiveHub
@@ -61,13 +62,21 @@ router = APIRouter(tags=["dashboard"])
 
 
 @router.get("/api/session")
-def session(conn: Conn, settings: Settings, role: Viewer) -> dict[str, Any]:
-    """The caller's role (the page shows only what it may do) and the filter choices."""
+def session(conn: Conn, settings: Settings, access: Reader) -> dict[str, Any]:
+    """The caller's role (the page shows only what it may do), its sites and the filter choices.
+
+    ``per_person``: whether the token may see per-person figures (supervisor and above);
+    ``site_scoped``: whether the token reads only ``sites`` (docs/privacy.md)."""
     rows = conn.execute("SELECT DISTINCT site_id FROM gateways WHERE site_id IS NOT NULL").fetchall()
     sites = sorted({settings.site_id, *settings.calendars, *(str(r[0]) for r in rows)} - {""})
+    if access.sites is not None:
+        sites = sorted(access.sites)
+    home = settings.site_id if access.allows(settings.site_id) else sites[0]
     return {
-        "role": role.value,
-        "site_id": settings.site_id,
+        "role": access.role.value,
+        "per_person": access.per_person,
+        "site_scoped": access.sites is not None,
+        "site_id": home,
         "sites": sites,
         "shifts": {
             site: [
@@ -75,19 +84,25 @@ def session(conn: Conn, settings: Settings, role: Viewer) -> dict[str, Any]:
                 for s in cal.shifts
             ]
             for site, cal in settings.calendars.items()
+            if access.allows(site)
         },
-        "timezones": {site: cal.timezone for site, cal in settings.calendars.items()},
+        "timezones": {site: cal.timezone for site, cal in settings.calendars.items() if access.allows(site)},
         "max_state_gap_s": settings.max_state_gap_s,
     }
 
 
 @router.get("/api/now")
-def now(conn: Conn, settings: Settings, _: Viewer, site_id: str | None = None) -> dict[str, Any]:
-    """What is true right now, whatever the date filter: who is working (docs/metrics.md, "States")."""
-    working = queries.working_now(conn, max_gap_s=settings.max_state_gap_s, site_id=site_id)
+def now(
+    conn: Conn, settings: Settings, access: Reader, response: Response, site_id: str | None = None
+) -> dict[str, Any]:
+    """What is true right now, whatever the date filter: who is working (docs/metrics.md, "States").
+
+    Worker ids read "(hidden)" without the per-person right."""
+    working = queries.working_now(conn, max_gap_s=settings.max_state_gap_s, site_id=access.site(site_id))
+    access.audited(conn, response)
     return {
         "active_workers": len(working),
-        "working": [{"worker_id": w, "station_id": s} for w, s in working],
+        "working": [{"worker_id": access.worker(w), "station_id": s} for w, s in working],
         "at": _iso(datetime.now(UTC)),
     }
 
@@ -95,23 +110,31 @@ def now(conn: Conn, settings: Settings, _: Viewer, site_id: str | None = None) -
 @router.get("/api/stations/{station_id}/workers")
 def station_workers(
     conn: Conn,
-    _: Viewer,
+    access: Reader,
+    response: Response,
     station_id: str,
     *,
     start: Annotated[UtcTime | None, Query(alias="from")] = None,
     end: Annotated[UtcTime | None, Query(alias="to")] = None,
     site_id: str | None = None,
 ) -> list[str]:
-    """Ids of the workers seen at a station in the window (the station filter of the worker table)."""
+    """Ids of the workers seen at a station in the window (the station filter of the worker table).
+
+    Needs the per-person right (supervisor and above)."""
+    access.require_per_person()
+    sites = access.site(site_id)
+    access.check(conn, "station", station_id)
     lo, hi = _window(start, end)
-    return queries.workers_at_station(conn, station_id, lo, hi, site_id)
+    access.audited(conn, response)
+    return queries.workers_at_station(conn, station_id, lo, hi, sites)
 
 
 @router.get("/api/timeline")
 def timeline(
     conn: Conn,
     settings: Settings,
-    _: Viewer,
+    access: Reader,
+    response: Response,
     *,
     worker_id: str | None = None,
     station_id: str | None = None,
@@ -119,29 +142,41 @@ def timeline(
     end: Annotated[UtcTime | None, Query(alias="to")] = None,
     site_id: str | None = None,
 ) -> dict[str, Any]:
-    """State segments (working / idle / absent) of one worker or station, clipped to the window."""
+    """State segments (working / idle / absent) of one worker or station, clipped to the window.
+
+    A worker's timeline needs the per-person right (supervisor and above); without it a station's
+    segments carry "(hidden)" for the worker id."""
     if (worker_id is None) == (station_id is None):
         raise HTTPException(422, "give exactly one of worker_id, station_id")
+    if worker_id is not None:
+        access.require_per_person()
+    sites = access.site(site_id)
     lo, hi = _window(start, end)
     subject: queries.Subject = "worker" if worker_id is not None else "station"
     subject_id = worker_id if worker_id is not None else station_id
     assert subject_id is not None
+    access.check(conn, subject, subject_id)
     segments = queries.timeline(
-        conn, subject, subject_id, lo, hi, max_gap_s=settings.max_state_gap_s, site_id=site_id
+        conn, subject, subject_id, lo, hi, max_gap_s=settings.max_state_gap_s, site_id=sites
     )
+    access.audited(conn, response, worker_id)
     return {
         "subject": subject,
         "id": subject_id,
         "from": _iso(lo),
         "to": _iso(hi),
-        "segments": [{**asdict(s), "start": _iso(s.start), "end": _iso(s.end)} for s in segments],
+        "segments": [
+            {**asdict(s), "worker_id": access.worker(s.worker_id), "start": _iso(s.start), "end": _iso(s.end)}
+            for s in segments
+        ],
     }
 
 
 @router.get("/api/events/recent")
 def recent_events(
     conn: Conn,
-    _: Viewer,
+    access: Reader,
+    response: Response,
     *,
     worker_id: str | None = None,
     station_id: str | None = None,
@@ -150,19 +185,44 @@ def recent_events(
     end: Annotated[UtcTime | None, Query(alias="to")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[dict[str, Any]]:
-    """The newest events with their confidence and model_version, newest first."""
+    """The newest events with their confidence and model_version, newest first.
+
+    Asking for one worker's events needs the per-person right (supervisor and above); without it
+    worker ids read "(hidden)"."""
+    if worker_id is not None:
+        access.require_per_person()
+        access.check(conn, "worker", worker_id)
+    if station_id is not None:
+        access.check(conn, "station", station_id)
     events = queries.recent_events(
-        conn, worker_id=worker_id, station_id=station_id, site_id=site_id, lo=start, hi=end, limit=limit
+        conn,
+        worker_id=worker_id,
+        station_id=station_id,
+        site_id=access.site(site_id),
+        lo=start,
+        hi=end,
+        limit=limit,
     )
-    return [{**asdict(e), "timestamp": _iso(e.timestamp), "received_at": _iso(e.received_at)} for e in events]
+    access.audited(conn, response, worker_id)
+    return [
+        {
+            **asdict(e),
+            "worker_id": access.worker(e.worker_id),
+            "timestamp": _iso(e.timestamp),
+            "received_at": _iso(e.received_at),
+        }
+        for e in events
+    ]
 
 
 @router.get("/api/live")
 async def live(request: Request, _: Viewer) -> StreamingResponse:
     """Server-sent events: ``change`` with which data changed (events, metrics, gateways).
 
-    Read it with fetch() and a stream reader: EventSource cannot send the
-    Authorization header, and tokens do not belong in URLs.
+    The stream names kinds of data only, never a site, id or figure: what the page then
+    fetches goes through the token's site and per-person checks. Read it with fetch() and a
+    stream reader: EventSource cannot send the Authorization header, and tokens do not belong
+    in URLs.
     """
     hub: LiveHub = request.app.state.dashboard_live
     return StreamingResponse(

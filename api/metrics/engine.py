@@ -336,7 +336,9 @@ GROUP BY label, model_version, shadow
 """
 
 
-def _rollup_query(sql: str, windows: Sequence[Labelled], **filters: str | None) -> tuple[str, dict[str, Any]]:
+def _rollup_query(
+    sql: str, windows: Sequence[Labelled], **filters: str | frozenset[str] | None
+) -> tuple[str, dict[str, Any]]:
     params = _split_arrays(split(windows))
     where_r = _filters(params, "r", **filters)
     where_d = _filters(params, "d", **filters)
@@ -350,15 +352,30 @@ _EFF_END = "e.ts + coalesce(e.effective_duration_s, 0) * interval '1 second'"
 _CLIPPED = f"greatest(0, extract(epoch FROM least({_EFF_END}, w.b) - greatest(e.ts, w.a)))::double precision"
 
 
-def _filters(params: dict[str, Any], alias: str, **values: str | None) -> str:
+# A site filter: one site, a set of sites (a site-scoped token's, api.access), or None for all.
+SiteFilter = str | frozenset[str] | None
+
+
+def site_matches(site: str, wanted: SiteFilter) -> bool:
+    """Whether a stored site ('' for none) passes the filter; the pending tail's filter."""
+    if wanted is None:
+        return True
+    return site == wanted if isinstance(wanted, str) else site in wanted
+
+
+def _filters(params: dict[str, Any], alias: str, **values: str | frozenset[str] | None) -> str:
     sql = ""
     for column, value in values.items():
         if value is None:
             continue
-        params[column] = value
         # Rollups store a missing site as ''; raw events store NULL.
         target = f"coalesce({alias}.{column}, '')" if column == "site_id" else f"{alias}.{column}"
-        sql += f" AND {target} = %({column})s"
+        if isinstance(value, frozenset):
+            params[column] = sorted(value)
+            sql += f" AND {target} = ANY(%({column})s::text[])"
+        else:
+            params[column] = value
+            sql += f" AND {target} = %({column})s"
     return sql
 
 
@@ -384,7 +401,7 @@ def worker_totals(
     conn: psycopg.Connection[Any],
     windows: Sequence[Labelled],
     *,
-    site_id: str | None = None,
+    site_id: SiteFilter = None,
     worker_id: str | None = None,
     raw: bool = False,
     live: bool = True,
@@ -404,7 +421,7 @@ def worker_totals(
         return totals
     by_hour = parts(tail, windows)
     for e in tail.worker:
-        if e.shadow or (site_id is not None and e.site != site_id) or (worker_id not in (None, e.worker)):
+        if e.shadow or not site_matches(e.site, site_id) or (worker_id not in (None, e.worker)):
             continue
         for label, a, z in by_hour.get(e.bucket, ()):
             _apply_piece(totals.setdefault((label, e.worker), WorkerTotals()), e, a, z)
@@ -418,7 +435,7 @@ def _raw_worker_totals(
     windows: Sequence[Labelled],
     out: dict[tuple[int, str], WorkerTotals],
     *,
-    site_id: str | None,
+    site_id: SiteFilter,
     worker_id: str | None,
 ) -> None:
     params = {**_arrays(windows), "lookback": lookback_s(conn)}
@@ -442,7 +459,7 @@ def station_totals(
     conn: psycopg.Connection[Any],
     windows: Sequence[Labelled],
     *,
-    site_id: str | None = None,
+    site_id: SiteFilter = None,
     station_id: str | None = None,
     raw: bool = False,
     live: bool = True,
@@ -462,7 +479,7 @@ def station_totals(
         return totals
     by_hour = parts(tail, windows)
     for e in tail.station:
-        if (site_id is not None and e.site != site_id) or (station_id not in (None, e.station)):
+        if not site_matches(e.site, site_id) or (station_id not in (None, e.station)):
             continue
         for label, a, z in by_hour.get(e.bucket, ()):
             t = totals.setdefault((label, e.station), StationTotals())
@@ -488,7 +505,7 @@ def _raw_station_totals(
     windows: Sequence[Labelled],
     out: dict[tuple[int, str], StationTotals],
     *,
-    site_id: str | None,
+    site_id: SiteFilter,
     station_id: str | None,
 ) -> None:
     params = {**_arrays(windows), "lookback": lookback_s(conn)}
@@ -531,7 +548,7 @@ def model_totals(
     conn: psycopg.Connection[Any],
     windows: Sequence[Labelled],
     *,
-    site_id: str | None = None,
+    site_id: SiteFilter = None,
     raw: bool = False,
     live: bool = True,
     gap_s: float = DEFAULT_GAP_S,
@@ -565,7 +582,7 @@ def model_totals(
     if not tail.empty:
         by_hour = parts(tail, windows)
         for e in tail.worker:
-            if site_id is not None and e.site != site_id:
+            if not site_matches(e.site, site_id):
                 continue
             for label, a, z in by_hour.get(e.bucket, ()):
                 t = out[(label, e.model, e.shadow)]
@@ -640,7 +657,7 @@ def cycle_times(
     windows: Sequence[Labelled],
     *,
     station_id: str,
-    site_id: str | None = None,
+    site_id: SiteFilter = None,
     live: bool = True,
     gap_s: float = DEFAULT_GAP_S,
 ) -> tuple[int, float | None, float | None]:
@@ -652,7 +669,7 @@ def cycle_times(
         pending = sorted(
             (key, value)
             for key, value in tail.units.items()
-            if key[1] == station_id and (site_id is None or key[0] == site_id)
+            if key[1] == station_id and site_matches(key[0], site_id)
         )
         params["l_buckets"] = [k[2] for k, _ in pending]
         params["l_sites"] = [k[0] for k, _ in pending]
@@ -671,7 +688,7 @@ def raw_cycle_times(
     windows: Sequence[Labelled],
     *,
     station_id: str,
-    site_id: str | None = None,
+    site_id: SiteFilter = None,
 ) -> tuple[int, float | None, float | None]:
     """:func:`cycle_times` straight from events (the definition; for tests and benchmarks)."""
     params = _arrays(windows)
@@ -707,10 +724,12 @@ __all__ = [
     "HOUR",
     "HOUR_US",
     "Labelled",
+    "SiteFilter",
     "bucket_windows",
     "cycle_times",
     "model_totals",
     "raw_cycle_times",
+    "site_matches",
     "station_totals",
     "worker_totals",
 ]

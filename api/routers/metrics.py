@@ -12,10 +12,12 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, Field, TypeAdapter
 from typing_extensions import TypedDict
 
-from api.deps import Conn, Settings, Viewer
+from api.access import Access, Kind, Reader
+from api.deps import Conn, Settings
 from api.metrics.calendar import UnknownShiftError, windows
 from api.metrics.engine import (
     Labelled,
+    SiteFilter,
     WorkerTotals,
     bucket_windows,
     cycle_times,
@@ -39,10 +41,12 @@ class Scope:
     hi: datetime
     counted: list[tuple[datetime, datetime]]
     breaks: list[tuple[datetime, datetime]]
-    site_id: str | None
+    # The request's site, or the token's sites when it names none (api.access).
+    site_id: SiteFilter
     timezone: str
     # TAKT_MAX_STATE_GAP_S: the engine derives the pending tail's durations with it.
     gap_s: float = 600.0
+    access: Access | None = None
 
 
 MAX_WINDOW = timedelta(days=3660)
@@ -60,6 +64,7 @@ FROM events
 def scope(
     conn: Conn,
     settings: Settings,
+    access: Reader,
     from_: Annotated[
         UtcTime | None, Query(alias="from", description="ISO 8601 with a UTC offset, inclusive")
     ] = None,
@@ -80,13 +85,23 @@ def scope(
         raise HTTPException(422, "'from' must be earlier than 'to'")
     if hi - lo > MAX_WINDOW:
         raise HTTPException(422, "window longer than ten years")
-    calendar = settings.calendars.get(site_id or settings.site_id)
+    sites = access.site(site_id)
+    # One site's calendar: the named one, the token's only one, else TAKT_SITE_ID's.
+    only = sites if isinstance(sites, str) else next(iter(sites)) if sites and len(sites) == 1 else None
+    calendar = settings.calendars.get(only or settings.site_id)
     try:
         counted, breaks = windows(calendar, lo, hi, shift)
     except UnknownShiftError as exc:
         raise HTTPException(404, str(exc)) from exc
     return Scope(
-        lo, hi, counted, breaks, site_id, calendar.timezone if calendar else "UTC", settings.max_state_gap_s
+        lo,
+        hi,
+        counted,
+        breaks,
+        sites,
+        calendar.timezone if calendar else "UTC",
+        settings.max_state_gap_s,
+        access,
     )
 
 
@@ -189,10 +204,28 @@ def _labelled(s: Scope) -> list[Labelled]:
     return [(0, a, b) for a, b in s.counted] + [(1, a, b) for a, b in s.breaks]
 
 
-def _names(conn: psycopg.Connection[Any], table: str, key: str, one: str | None) -> list[tuple[Any, ...]]:
+_KINDS: dict[str, Kind] = {"workers": "worker", "workstations": "station"}
+
+
+def _names(
+    conn: psycopg.Connection[Any],
+    table: str,
+    key: str,
+    one: str | None,
+    access: Access | None = None,
+    seen: set[str] | frozenset[str] = frozenset(),
+) -> list[tuple[Any, ...]]:
+    """Registered or auto-registered ids with their names: all of them, or ``one`` (404 if unknown).
+
+    A site-scoped token sees only ids seen at its sites, plus ``seen`` (ids the site-filtered
+    totals found); one from elsewhere is unknown (404)."""
     extra = ", type" if table == "workstations" else ""
     if one is None:
-        return conn.execute(f"SELECT {key}, name{extra} FROM {table} ORDER BY {key}").fetchall()
+        rows = conn.execute(f"SELECT {key}, name{extra} FROM {table} ORDER BY {key}").fetchall()
+        visible = access.visible(conn, _KINDS[table], seen) if access is not None else None
+        return rows if visible is None else [r for r in rows if r[0] in visible]
+    if access is not None:
+        access.check(conn, _KINDS[table], one)
     rows = conn.execute(f"SELECT {key}, name{extra} FROM {table} WHERE {key} = %s", (one,)).fetchall()
     if not rows:
         raise HTTPException(404, f"unknown {key} {one!r}")
@@ -200,8 +233,10 @@ def _names(conn: psycopg.Connection[Any], table: str, key: str, one: str | None)
 
 
 def _worker_metrics(conn: Conn, s: Scope, worker_id: str | None) -> list[WorkerMetrics]:
-    names = _names(conn, "workers", "worker_id", worker_id)
+    if s.access is not None:
+        s.access.require_per_person()
     totals = worker_totals(conn, _labelled(s), site_id=s.site_id, gap_s=s.gap_s, worker_id=worker_id)
+    names = _names(conn, "workers", "worker_id", worker_id, s.access, {w for _label, w in totals})
     out = []
     for wid, name in names:
         t = totals.get((0, wid))
@@ -225,21 +260,33 @@ def _worker_metrics(conn: Conn, s: Scope, worker_id: str | None) -> list[WorkerM
     return out
 
 
-@router.get("/workers")
-def workers(conn: Conn, s: ScopeDep, _: Viewer) -> list[WorkerMetrics]:
-    return _worker_metrics(conn, s, None)
+@router.get("/workers", responses={403: {"description": "Per-person figures need the supervisor role."}})
+def workers(conn: Conn, s: ScopeDep, response: Response) -> list[WorkerMetrics]:
+    out = _worker_metrics(conn, s, None)
+    if s.access is not None:
+        s.access.audited(conn, response)
+    return out
 
 
-@router.get("/workers/{worker_id}")
-def worker(worker_id: str, conn: Conn, s: ScopeDep, _: Viewer) -> WorkerMetrics:
-    return _worker_metrics(conn, s, worker_id)[0]
+@router.get(
+    "/workers/{worker_id}",
+    responses={
+        403: {"description": "Per-person figures need the supervisor role."},
+        404: {"description": "Unknown worker, or not seen at the token's sites."},
+    },
+)
+def worker(worker_id: str, conn: Conn, s: ScopeDep, response: Response) -> WorkerMetrics:
+    out = _worker_metrics(conn, s, worker_id)[0]
+    if s.access is not None:
+        s.access.audited(conn, response, worker_id)
+    return out
 
 
 def _station_metrics(conn: Conn, s: Scope, station_id: str | None) -> list[WorkstationMetrics]:
-    names = _names(conn, "workstations", "station_id", station_id)
     totals = station_totals(
         conn, [(0, a, b) for a, b in s.counted], site_id=s.site_id, gap_s=s.gap_s, station_id=station_id
     )
+    names = _names(conn, "workstations", "station_id", station_id, s.access, {k for _label, k in totals})
     out = []
     for sid, name, kind in names:
         t = totals.get((0, sid))
@@ -261,19 +308,19 @@ def _station_metrics(conn: Conn, s: Scope, station_id: str | None) -> list[Works
 
 
 @router.get("/workstations")
-def workstations(conn: Conn, s: ScopeDep, _: Viewer) -> list[WorkstationMetrics]:
+def workstations(conn: Conn, s: ScopeDep) -> list[WorkstationMetrics]:
     return _station_metrics(conn, s, None)
 
 
 @router.get("/workstations/{station_id}")
-def workstation(station_id: str, conn: Conn, s: ScopeDep, _: Viewer) -> WorkstationMetrics:
+def workstation(station_id: str, conn: Conn, s: ScopeDep) -> WorkstationMetrics:
     return _station_metrics(conn, s, station_id)[0]
 
 
 @router.get("/workstations/{station_id}/cycle-time")
-def cycle_time(station_id: str, conn: Conn, s: ScopeDep, _: Viewer) -> CycleTime:
+def cycle_time(station_id: str, conn: Conn, s: ScopeDep) -> CycleTime:
     """Median and p90 seconds between consecutive product_count events (count > 0) at the station."""
-    _names(conn, "workstations", "station_id", station_id)
+    _names(conn, "workstations", "station_id", station_id, s.access)
     n, median, p90 = cycle_times(
         conn, [(0, a, b) for a, b in s.counted], station_id=station_id, site_id=s.site_id, gap_s=s.gap_s
     )
@@ -290,7 +337,7 @@ def _active(t: WorkerTotals) -> bool:
 
 
 @router.get("/factory")
-def factory(conn: Conn, s: ScopeDep, _: Viewer) -> FactoryMetrics:
+def factory(conn: Conn, s: ScopeDep) -> FactoryMetrics:
     totals = worker_totals(conn, _labelled(s), site_id=s.site_id, gap_s=s.gap_s)
     counted = [t for (label, _w), t in totals.items() if label == 0]
     active = sum(t.working_s for t in counted)
@@ -304,14 +351,20 @@ def factory(conn: Conn, s: ScopeDep, _: Viewer) -> FactoryMetrics:
     ).fetchone()
     stations = station_totals(conn, [(0, a, b) for a, b in s.counted], site_id=s.site_id)
     assert row is not None
+    known = (int(row[0]), int(row[1]))
+    if s.access is not None and s.access.sites is not None:
+        # Only what was seen at the token's sites counts as known.
+        people = s.access.visible(conn, "worker", {w for _label, w in totals}) or set()
+        places = s.access.visible(conn, "station", {k for _label, k in stations}) or set()
+        known = (len(people - {"unknown"}), len(places))
     breaks = sum(t.working_s + t.idle_s + t.absent_s for (label, _w), t in totals.items() if label == 1)
     return FactoryMetrics(
         total_productive_time_hours=_r(active / 3600),
         total_production_count=units,
         average_production_rate=_rate(units, active),
         average_utilization_percentage=_r(sum(utilizations) / len(utilizations)) if utilizations else 0.0,
-        worker_count=int(row[0]),
-        station_count=int(row[1]),
+        worker_count=known[0],
+        station_count=known[1],
         active_worker_count=sum(
             1 for (label, w), t in totals.items() if label == 0 and w != "unknown" and _active(t)
         ),
@@ -322,7 +375,7 @@ def factory(conn: Conn, s: ScopeDep, _: Viewer) -> FactoryMetrics:
 
 
 @router.get("/models")
-def models(conn: Conn, s: ScopeDep, _: Viewer) -> list[ModelBreakdown]:
+def models(conn: Conn, s: ScopeDep) -> list[ModelBreakdown]:
     """Per model_version (and shadow flag): events, units, state hours, utilization, rate, mean confidence.
 
     The ML team's before/after view of a rollout, and production vs shadow candidate.
@@ -349,12 +402,18 @@ def models(conn: Conn, s: ScopeDep, _: Viewer) -> list[ModelBreakdown]:
 def timeseries(
     conn: Conn,
     s: ScopeDep,
-    _: Viewer,
     bucket: Literal["hour", "day"] = "hour",
     by: Literal["worker", "workstation"] = "worker",
     id: Annotated[str | None, Query(max_length=64, description="One worker or station")] = None,
 ) -> Response:
-    """Per bucket (hours, or days in the site's time zone) and worker or workstation, for charts."""
+    """Per bucket (hours, or days in the site's time zone) and worker or workstation, for charts.
+
+    ``by=worker`` needs the per-person right (supervisor and above; 403 otherwise)."""
+    if s.access is not None:
+        if by == "worker":
+            s.access.require_per_person()
+        if id is not None:
+            s.access.check(conn, "worker" if by == "worker" else "station", id)
     if bucket == "hour":
         buckets = bucket_windows(s.lo, s.hi, HOUR, datetime(2000, 1, 1, tzinfo=UTC))
     else:
@@ -394,4 +453,7 @@ def timeseries(
                     "event_count": u.events,
                 }
             )
-    return Response(_SERIES.dump_json(out), media_type="application/json")
+    answer = Response(_SERIES.dump_json(out), media_type="application/json")
+    if by == "worker" and s.access is not None:
+        s.access.audited(conn, answer, id)
+    return answer
