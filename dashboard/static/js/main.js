@@ -8,6 +8,7 @@ import { DrillDown } from "./drill.js";
 import { renderGateways } from "./gateways.js";
 import { renderDriftFlags, renderModels } from "./models.js";
 import { LiveStream } from "./live.js";
+import { applyPrivacy } from "./privacy.js";
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -73,6 +74,7 @@ class Dashboard {
     seed.hidden = this.session.role !== "admin";
     seed.addEventListener("click", () => this.seed());
     $("#role").textContent = this.session.role;
+    applyPrivacy(document, this.session);
     try {
       this.filters.setStations(await api("/api/workstations"));
     } catch (err) { this.notice(err); }
@@ -118,11 +120,11 @@ class Dashboard {
     try {
       const [factory, workers, stations, now, todayFactory, atStation] = await Promise.all([
         api(`/api/metrics/factory${query(p)}`),
-        api(`/api/metrics/workers${query(p)}`),
+        this.session.per_person ? api(`/api/metrics/workers${query(p)}`) : [],
         api(`/api/metrics/workstations${query(p)}`),
         api(`/api/now${query({ site_id: p.site_id })}`),
         api(`/api/metrics/factory${query(today)}`),
-        station ? api(`/api/stations/${encodeURIComponent(station)}/workers${query({ from: p.from, to: p.to, site_id: p.site_id })}`) : null,
+        station && this.session.per_person ? api(`/api/stations/${encodeURIComponent(station)}/workers${query({ from: p.from, to: p.to, site_id: p.site_id })}`) : null,
       ]);
       this.renderCards(factory, station ? stations.find((s) => s.station_id === station) : null, now, todayFactory);
       this.workers.setKeep(atStation ? new Set(atStation) : null);
