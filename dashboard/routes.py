@@ -87,6 +87,8 @@ def session(conn: Conn, settings: Settings, access: Reader) -> dict[str, Any]:
             if access.allows(site)
         },
         "timezones": {site: cal.timezone for site, cal in settings.calendars.items() if access.allows(site)},
+        # Each site's privacy level (TAKT_PRIVACY; docs/privacy.md), shown on the page.
+        "privacy": {site: settings.site_privacy(site).level.value for site in sites},
         "max_state_gap_s": settings.max_state_gap_s,
     }
 
