@@ -106,8 +106,8 @@ class ApiSettings(DriftSettings):
     privacy: dict[str, SitePrivacy] = Field(
         default_factory=dict,
         description='JSON, per site (docs/privacy.md): {"plant-a": {"level": "pseudonymous", "min_group": 5, '
-        '"retention_days": 90, "dead_letter_retention_days": 30}}; a site not named is "named", k = 5, '
-        "kept for good.",
+        '"retention_days": 90, "dead_letter_retention_days": 30}, "*": {"min_group": 3}}; "*" applies to '
+        'sites not named; without it a site is "named", k = 5, kept for good.',
     )
     compress_after_days: float | None = Field(
         default=14.0,
@@ -129,7 +129,8 @@ class ApiSettings(DriftSettings):
         return value
 
     def site_privacy(self, site_id: str) -> SitePrivacy:
-        return self.privacy.get(site_id, SitePrivacy())
+        """A site's privacy configuration: its own, else the "*" entry, else the defaults."""
+        return self.privacy.get(site_id) or self.privacy.get("*") or SitePrivacy()
 
     def masked(self) -> dict[str, object]:
         shown = super().masked()

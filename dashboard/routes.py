@@ -87,8 +87,12 @@ def session(conn: Conn, settings: Settings, access: Reader) -> dict[str, Any]:
             if access.allows(site)
         },
         "timezones": {site: cal.timezone for site, cal in settings.calendars.items() if access.allows(site)},
-        # Each site's privacy level (TAKT_PRIVACY; docs/privacy.md), shown on the page.
-        "privacy": {site: settings.site_privacy(site).level.value for site in sites},
+        # Each site's privacy level and minimum group size (TAKT_PRIVACY; docs/privacy.md).
+        "privacy": {
+            site: {"level": policy.level.value, "min_group": policy.min_group}
+            for site in sites
+            for policy in [settings.site_privacy(site)]
+        },
         "max_state_gap_s": settings.max_state_gap_s,
     }
 

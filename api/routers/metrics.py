@@ -25,6 +25,7 @@ from api.metrics.engine import (
     station_totals,
     worker_totals,
 )
+from api.metrics.groups import min_group, people
 from api.metrics.intervals import intersect
 from takt.contract import MAX_TIME, MIN_TIME, UtcTime
 from takt.store.rollups import HOUR, ceil_hour, floor_hour
@@ -47,6 +48,8 @@ class Scope:
     # TAKT_MAX_STATE_GAP_S: the engine derives the pending tail's durations with it.
     gap_s: float = 600.0
     access: Access | None = None
+    # The minimum group size for this reader (0: none; it has the per-person right).
+    k: int = 0
 
 
 MAX_WINDOW = timedelta(days=3660)
@@ -93,6 +96,10 @@ def scope(
         counted, breaks = windows(calendar, lo, hi, shift)
     except UnknownShiftError as exc:
         raise HTTPException(404, str(exc)) from exc
+    k = 0
+    if not access.per_person:
+        configured = {site: p.min_group for site, p in settings.privacy.items() if site != "*"}
+        k = min_group(sites, configured, settings.site_privacy("*").min_group)
     return Scope(
         lo,
         hi,
@@ -102,7 +109,30 @@ def scope(
         calendar.timezone if calendar else "UTC",
         settings.max_state_gap_s,
         access,
+        k,
     )
+
+
+WITHHELD_HEADER = "X-Takt-Withheld"
+
+
+def _groups(
+    conn: Conn, s: Scope, windows: list[Labelled]
+) -> tuple[dict[tuple[int, str], int], dict[int, int]]:
+    return people(conn, windows, s.site_id)
+
+
+def _require_group(conn: Conn, s: Scope, station_id: str | None, has_data: bool) -> None:
+    """403 for a reader without the per-person right when the figure is about fewer than k people
+    (a figure with data but no raw events left to count people by, after retention, counts as 0)."""
+    if s.k <= 1 or not has_data:
+        return
+    per_station, total = _groups(conn, s, [(0, a, b) for a, b in s.counted])
+    n = total.get(0, 0) if station_id is None else per_station.get((0, station_id), 0)
+    if n < s.k:
+        raise HTTPException(
+            403, f"withheld: this figure is about fewer than {s.k} people (minimum group size)"
+        )
 
 
 ScopeDep = Annotated[Scope, Depends(scope)]
@@ -308,13 +338,28 @@ def _station_metrics(conn: Conn, s: Scope, station_id: str | None) -> list[Works
 
 
 @router.get("/workstations")
-def workstations(conn: Conn, s: ScopeDep) -> list[WorkstationMetrics]:
-    return _station_metrics(conn, s, None)
+def workstations(conn: Conn, s: ScopeDep, response: Response) -> list[WorkstationMetrics]:
+    """Every workstation's figures. For readers without the per-person right, stations whose
+    figures are about fewer than k people are left out (header ``X-Takt-Withheld``: how many)."""
+    rows = _station_metrics(conn, s, None)
+    if s.k > 1:
+        per_station, _ = _groups(conn, s, [(0, a, b) for a, b in s.counted])
+        kept = [
+            r
+            for r in rows
+            if per_station.get((0, r.station_id), 0) >= s.k
+            or (r.event_count == 0 and r.occupancy_time_hours == 0)
+        ]
+        response.headers[WITHHELD_HEADER] = str(len(rows) - len(kept))
+        rows = kept
+    return rows
 
 
 @router.get("/workstations/{station_id}")
 def workstation(station_id: str, conn: Conn, s: ScopeDep) -> WorkstationMetrics:
-    return _station_metrics(conn, s, station_id)[0]
+    out = _station_metrics(conn, s, station_id)[0]
+    _require_group(conn, s, station_id, out.event_count > 0 or out.occupancy_time_hours > 0)
+    return out
 
 
 @router.get("/workstations/{station_id}/cycle-time")
@@ -324,6 +369,7 @@ def cycle_time(station_id: str, conn: Conn, s: ScopeDep) -> CycleTime:
     n, median, p90 = cycle_times(
         conn, [(0, a, b) for a, b in s.counted], station_id=station_id, site_id=s.site_id, gap_s=s.gap_s
     )
+    _require_group(conn, s, station_id, n > 0)
     return CycleTime(
         station_id=station_id,
         cycles=n,
@@ -358,6 +404,7 @@ def factory(conn: Conn, s: ScopeDep) -> FactoryMetrics:
         places = s.access.visible(conn, "station", {k for _label, k in stations}) or set()
         known = (len(people - {"unknown"}), len(places))
     breaks = sum(t.working_s + t.idle_s + t.absent_s for (label, _w), t in totals.items() if label == 1)
+    _require_group(conn, s, None, any(t.events or t.working_s or t.idle_s or t.absent_s for t in counted))
     return FactoryMetrics(
         total_productive_time_hours=_r(active / 3600),
         total_production_count=units,
@@ -381,6 +428,7 @@ def models(conn: Conn, s: ScopeDep) -> list[ModelBreakdown]:
     The ML team's before/after view of a rollout, and production vs shadow candidate.
     """
     totals = model_totals(conn, [(0, a, b) for a, b in s.counted], site_id=s.site_id, gap_s=s.gap_s)
+    _require_group(conn, s, None, bool(totals))
     return [
         ModelBreakdown(
             model_version=model,
@@ -441,6 +489,10 @@ def timeseries(
             )
     else:
         st = station_totals(conn, labelled, site_id=s.site_id, gap_s=s.gap_s, station_id=id)
+        if s.k > 1:
+            # Per bucket: a station-hour about fewer than k people is left out for this reader.
+            per_station, _ = _groups(conn, s, labelled)
+            st = {key: u for key, u in st.items() if per_station.get(key, 0) >= s.k}
         for (label, sid), u in sorted(st.items()):
             out.append(
                 {

@@ -24,6 +24,7 @@ from api.app import create_app
 from api.security import Role, create_token
 from api.settings import ApiSettings
 from takt.cli import main
+from takt.privacy import SitePrivacy
 from takt.store.rollups import refresh_all
 
 # Fixed past times (the API tests' settings accept old events); windows are given explicitly.
@@ -61,7 +62,10 @@ def _events(site: dict[str, str], hour: int, seq0: int) -> list[dict[str, Any]]:
 @pytest.fixture
 def two_sites(settings: ApiSettings) -> Iterator[tuple[TestClient, dict[str, str]]]:
     """An app over plant-a and plant-b (rolled up, plus a pending tail), and tokens by name."""
-    config = settings.model_copy(update={"response_cache_ttl_s": 0})
+    # plant-a lets readers without the per-person right see one-person groups; plant-b keeps k = 5.
+    config = settings.model_copy(
+        update={"response_cache_ttl_s": 0, "privacy": {"plant-a": SitePrivacy(min_group=1)}}
+    )
     with TestClient(create_app(config), headers={"Authorization": "Bearer test-admin-token"}) as c:
         for site in (OWN, OTHER):
             r = c.post("/api/v1/events/batch", json=_events(site, 8, 1))
@@ -249,10 +253,11 @@ def test_per_person_figures_need_the_supervisor_role(two_sites: tuple[TestClient
             r = c.get(path, params=params, headers=v)
             assert r.status_code == 403, (name, path, r.status_code)
             assert "supervisor" in r.json()["error"]
-        # Stations and teams only: station figures come, worker ids do not.
-        assert c.get("/api/v1/metrics/workstations", params=WINDOW, headers=v).status_code == 200
-        series = c.get("/api/v1/metrics/timeseries", params={**WINDOW, "by": "workstation"}, headers=v).json()
-        assert {p["id"] for p in series} >= {"SA1"}
+        # Stations and teams only: station figures come (plant-a: k = 1), worker ids do not.
+        mine = {**WINDOW, "site_id": "plant-a"}
+        assert c.get("/api/v1/metrics/workstations", params=mine, headers=v).status_code == 200
+        series = c.get("/api/v1/metrics/timeseries", params={**mine, "by": "workstation"}, headers=v).json()
+        assert {p["id"] for p in series} == {"SA1"}
         recent = c.get("/api/events/recent", params=WINDOW, headers=v).json()
         assert recent and {e["worker_id"] for e in recent} == {"(hidden)"}
         segments = c.get("/api/timeline", params={"station_id": "SA1", **WINDOW}, headers=v).json()[
@@ -356,11 +361,41 @@ def test_site_scoped_tokens_from_the_cli_and_the_api(settings: ApiSettings) -> N
 def test_response_cache_keeps_sites_apart(settings: ApiSettings) -> None:
     cached = settings.model_copy(update={"response_cache_ttl_s": 60})
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
-        viewer_a = create_token(conn, Role.VIEWER, "a", sites=["plant-a"])
-        viewer_b = create_token(conn, Role.VIEWER, "b", sites=["plant-b"])
+        viewer_a = create_token(conn, Role.SUPERVISOR, "a", sites=["plant-a"])
+        viewer_b = create_token(conn, Role.SUPERVISOR, "b", sites=["plant-b"])
     with TestClient(create_app(cached), headers={"Authorization": "Bearer test-admin-token"}) as c:
         for site in (OWN, OTHER):
             c.post("/api/v1/events/batch", json=_events(site, 8, 1))
         a = c.get("/api/v1/metrics/workstations", params=WINDOW, headers=_as(viewer_a)).json()
         b = c.get("/api/v1/metrics/workstations", params=WINDOW, headers=_as(viewer_b)).json()
     assert [s["station_id"] for s in a] == ["SA1"] and [s["station_id"] for s in b] == ["SB1"]
+
+
+def test_figures_about_fewer_than_k_people_are_withheld(two_sites: tuple[TestClient, dict[str, str]]) -> None:
+    """plant-b keeps the default k = 5 and has one person per station: readers without the
+    per-person right get none of its figures; a supervisor gets them all."""
+    c, tokens = two_sites
+    b = {**WINDOW, "site_id": "plant-b"}
+    v = _as(tokens["viewer"])
+    listed = c.get("/api/v1/metrics/workstations", params=b, headers=v)
+    assert listed.status_code == 200 and listed.headers["X-Takt-Withheld"] == "1"
+    # SB1 is withheld; stations without data at plant-b are listed with zeros, as for everyone.
+    assert [(r["station_id"], r["event_count"]) for r in listed.json()] == [("SA1", 0)]
+    for path in (
+        "/api/v1/metrics/workstations/SB1",
+        "/api/v1/metrics/workstations/SB1/cycle-time",
+        "/api/v1/metrics/factory",
+        "/api/v1/metrics/models",
+    ):
+        r = c.get(path, params=b, headers=v)
+        assert r.status_code == 403 and "fewer than 5 people" in r.json()["error"], (path, r.text)
+    series = c.get("/api/v1/metrics/timeseries", params={**b, "by": "workstation"}, headers=v).json()
+    assert series == []
+    # Without a site, the request spans both sites: the larger k (5) applies.
+    assert c.get("/api/v1/metrics/factory", params=WINDOW, headers=v).status_code == 403
+    # plant-a's own k = 1 lets its one-person station through.
+    assert c.get("/api/v1/metrics/factory", params=WINDOW, headers=_as(tokens["viewer-a"])).status_code == 200
+    s = _as(tokens["supervisor"])
+    full = c.get("/api/v1/metrics/workstations", params=b, headers=s).json()
+    assert [(r["station_id"], r["event_count"]) for r in full] == [("SA1", 0), ("SB1", 8)]
+    assert c.get("/api/v1/metrics/factory", params=b, headers=s).json()["total_production_count"] == 2

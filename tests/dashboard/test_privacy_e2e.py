@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from api.security import Role, create_token
+from takt.privacy import PrivacyLevel, SitePrivacy
 from tests.dashboard.conftest import ADMIN, Server
 from tests.dashboard.test_e2e import CHROMIUM, browser, browser_page, loaded, shot, sign_in
 
@@ -30,13 +31,23 @@ def page(browser: Browser, dash_server: Server) -> Iterator[Page]:
         yield p
 
 
+# The seed's stations have one or two people each: k = 1 here, so a viewer sees them.
+@pytest.mark.dash_settings(
+    site_id="site-1",
+    privacy={
+        "*": SitePrivacy(min_group=1),
+        "site-1": SitePrivacy(level=PrivacyLevel.PSEUDONYMOUS, min_group=1),
+    },
+)
 def test_a_viewer_sees_stations_only_and_a_supervisor_sees_workers(page: Page, dash_server: Server) -> None:
     with psycopg.connect(dash_server.dsn, autocommit=True) as conn:
         supervisor = create_token(conn, Role.SUPERVISOR, "lead")
         scoped = create_token(conn, Role.VIEWER, "plant-a wall", sites=["plant-a"])
     sign_in(page, dash_server, dash_server.viewer_token)
     loaded(page)
-    expect(page.get_by_label("What this token may see")).to_have_text("All sites · stations and teams only")
+    expect(page.get_by_label("What this token may see")).to_have_text(
+        "All sites · privacy level pseudonymous · stations and teams only"
+    )
     expect(page.get_by_role("heading", name="Workers")).to_have_count(0)
     expect(page.locator("#stations tbody tr[data-id]")).not_to_have_count(0)
     expect(page.locator("#notice")).to_be_hidden()
@@ -45,7 +56,9 @@ def test_a_viewer_sees_stations_only_and_a_supervisor_sees_workers(page: Page, d
 
     sign_in(page, dash_server, supervisor)
     loaded(page)
-    expect(page.get_by_label("What this token may see")).to_have_text("All sites · per-person figures shown")
+    expect(page.get_by_label("What this token may see")).to_have_text(
+        "All sites · privacy level pseudonymous · per-person figures shown"
+    )
     expect(page.locator("#workers tbody tr[data-id]")).to_have_count(6)
     page.get_by_role("button", name="Sign out").click()
 
@@ -53,7 +66,7 @@ def test_a_viewer_sees_stations_only_and_a_supervisor_sees_workers(page: Page, d
     sign_in(page, dash_server, scoped)
     loaded(page)
     expect(page.get_by_label("What this token may see")).to_have_text(
-        "Sites: plant-a · stations and teams only"
+        "Sites: plant-a · privacy level named · stations and teams only"
     )
     expect(page.locator("#f-site option")).to_contain_text(["plant-a"])
     expect(page.locator("#stations tbody tr[data-id]")).to_have_count(0)

@@ -3,11 +3,16 @@
 // is removed and worker ids read "(hidden)" in what the API returns.
 import { el } from "./format.js";
 
-// The sentence shown next to the role badge.
+// The sentence shown next to the role badge: the token's sites, the privacy level of the
+// page's site (TAKT_PRIVACY) and what the role sees of people.
 export function privacyNote(session) {
   const sites = session.site_scoped ? `Sites: ${session.sites.join(", ")}` : "All sites";
-  const people = session.per_person ? "per-person figures shown" : "stations and teams only";
-  return `${sites} · ${people}`;
+  const policy = (session.privacy || {})[session.site_id];
+  const level = policy ? ` · privacy level ${policy.level}` : "";
+  const people = session.per_person
+    ? "per-person figures shown"
+    : `stations and teams only${policy && policy.min_group > 1 ? `, groups under ${policy.min_group} withheld` : ""}`;
+  return `${sites}${level} · ${people}`;
 }
 
 export function applyPrivacy(root, session) {
