@@ -21,6 +21,7 @@ from starlette.types import Scope
 
 from api.access import Reader
 from api.deps import Conn, Settings, Viewer
+from api.metrics.groups import people, reader_k
 from dashboard import queries
 from dashboard.live import LiveHub
 from takt.contract import UtcTime
@@ -162,6 +163,13 @@ def timeline(
     subject_id = worker_id if worker_id is not None else station_id
     assert subject_id is not None
     access.check(conn, subject, subject_id)
+    k = reader_k(settings, access.per_person, sites)
+    if k > 1 and subject == "station":
+        per_station, _ = people(conn, [(0, lo, hi)], sites)
+        if 0 < per_station.get((0, subject_id), 0) < k:
+            raise HTTPException(
+                403, f"withheld: this timeline is about fewer than {k} people (minimum group size)"
+            )
     segments = queries.timeline(
         conn, subject, subject_id, lo, hi, max_gap_s=settings.max_state_gap_s, site_id=sites
     )
@@ -181,6 +189,7 @@ def timeline(
 @router.get("/api/events/recent")
 def recent_events(
     conn: Conn,
+    settings: Settings,
     access: Reader,
     response: Response,
     *,
@@ -194,7 +203,8 @@ def recent_events(
     """The newest events with their confidence and model_version, newest first.
 
     Asking for one worker's events needs the per-person right (supervisor and above); without it
-    worker ids read "(hidden)"."""
+    worker ids read "(hidden)", and events of stations with fewer than k people in the span of
+    the answer (its oldest to its newest event) are left out (minimum group size, docs/metrics.md)."""
     if worker_id is not None:
         access.require_per_person()
         access.check(conn, "worker", worker_id)
@@ -210,6 +220,15 @@ def recent_events(
         limit=limit,
     )
     access.audited(conn, response, worker_id)
+    sites = access.site(site_id)
+    k = reader_k(settings, access.per_person, sites)
+    if k > 1 and events:
+        span = (
+            min(e.timestamp for e in events),
+            max(e.timestamp for e in events) + timedelta(microseconds=1),
+        )
+        per_station, _ = people(conn, [(0, *span)], sites)
+        events = [e for e in events if per_station.get((0, e.station_id), 0) >= k]
     return [
         {
             **asdict(e),

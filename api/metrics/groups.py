@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 
 from api.metrics.engine import Labelled, SiteFilter
+from api.settings import ApiSettings
 
 _PEOPLE = """
 SELECT w.label, e.station_id, e.worker_id
@@ -56,6 +57,14 @@ def people(
         {key: len(ids) for key, ids in per_station.items()},
         {label: len(ids) for label, ids in per_label.items()},
     )
+
+
+def reader_k(settings: ApiSettings, per_person: bool, site_id: SiteFilter) -> int:
+    """k for a reader: 0 with the per-person right, else the sites' largest ``min_group``."""
+    if per_person:
+        return 0
+    configured = {site: p.min_group for site, p in settings.privacy.items() if site != "*"}
+    return min_group(site_id, configured, settings.site_privacy("*").min_group)
 
 
 def min_group(site_id: SiteFilter, configured: dict[str, int], default: int) -> int:

@@ -25,7 +25,7 @@ from api.metrics.engine import (
     station_totals,
     worker_totals,
 )
-from api.metrics.groups import min_group, people
+from api.metrics.groups import people, reader_k
 from api.metrics.intervals import intersect
 from takt.contract import MAX_TIME, MIN_TIME, UtcTime
 from takt.store.rollups import HOUR, ceil_hour, floor_hour
@@ -96,10 +96,7 @@ def scope(
         counted, breaks = windows(calendar, lo, hi, shift)
     except UnknownShiftError as exc:
         raise HTTPException(404, str(exc)) from exc
-    k = 0
-    if not access.per_person:
-        configured = {site: p.min_group for site, p in settings.privacy.items() if site != "*"}
-        k = min_group(sites, configured, settings.site_privacy("*").min_group)
+    k = reader_k(settings, access.per_person, sites)
     return Scope(
         lo,
         hi,

@@ -258,12 +258,11 @@ def test_per_person_figures_need_the_supervisor_role(two_sites: tuple[TestClient
         assert c.get("/api/v1/metrics/workstations", params=mine, headers=v).status_code == 200
         series = c.get("/api/v1/metrics/timeseries", params={**mine, "by": "workstation"}, headers=v).json()
         assert {p["id"] for p in series} == {"SA1"}
-        recent = c.get("/api/events/recent", params=WINDOW, headers=v).json()
-        assert recent and {e["worker_id"] for e in recent} == {"(hidden)"}
-        segments = c.get("/api/timeline", params={"station_id": "SA1", **WINDOW}, headers=v).json()[
-            "segments"
-        ]
-        assert segments and {s["worker_id"] for s in segments} == {"(hidden)"}
+        if name == "viewer-a":  # plant-a: k = 1
+            recent = c.get("/api/events/recent", params=WINDOW, headers=v).json()
+            assert recent and {e["worker_id"] for e in recent} == {"(hidden)"}
+            timeline = c.get("/api/timeline", params={"station_id": "SA1", **WINDOW}, headers=v).json()
+            assert timeline["segments"] and {x["worker_id"] for x in timeline["segments"]} == {"(hidden)"}
     s = _as(tokens["supervisor-a"])
     workers = c.get("/api/v1/metrics/workers", params=WINDOW, headers=s).json()
     assert [w["worker_id"] for w in workers] == ["WA1"]
@@ -391,6 +390,13 @@ def test_figures_about_fewer_than_k_people_are_withheld(two_sites: tuple[TestCli
         assert r.status_code == 403 and "fewer than 5 people" in r.json()["error"], (path, r.text)
     series = c.get("/api/v1/metrics/timeseries", params={**b, "by": "workstation"}, headers=v).json()
     assert series == []
+    # The dashboard's own station views: the timeline is refused, recent events leave plant-b out.
+    r = c.get("/api/timeline", params={"station_id": "SB1", **WINDOW}, headers=v)
+    assert r.status_code == 403 and "fewer than 5 people" in r.json()["error"]
+    assert c.get("/api/events/recent", params={**WINDOW, "site_id": "plant-b"}, headers=v).json() == []
+    assert c.get(
+        "/api/events/recent", params={**WINDOW, "site_id": "plant-b"}, headers=_as(tokens["supervisor"])
+    ).json()
     # Without a site, the request spans both sites: the larger k (5) applies.
     assert c.get("/api/v1/metrics/factory", params=WINDOW, headers=v).status_code == 403
     # plant-a's own k = 1 lets its one-person station through.
