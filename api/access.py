@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 import psycopg
 from fastapi import Depends, HTTPException, Request, Response
@@ -129,7 +130,8 @@ class Access:
         if not self.per_person:
             return
         privacy.record(conn, **audit_fields(self.caller, self.resource, subject, self.request_id))
-        response.headers[privacy.AUDIT_HEADER] = subject or "*"
+        # Percent-encoded: an id may hold characters a header cannot (api.middleware decodes it).
+        response.headers[privacy.AUDIT_HEADER] = quote(subject or "*", safe="*")
 
     def worker(self, worker_id: str) -> str:
         """A worker id as this reader may see it."""

@@ -45,6 +45,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 import anyio
 import psycopg
@@ -403,7 +404,7 @@ class Guard:
     async def _replay(self, answer: Captured, scope: Scope, send: Send) -> None:
         """Send a shared answer; one marked as per-person data is recorded in the audit first."""
         marker = privacy.AUDIT_HEADER.encode()
-        subject = next((v.decode("latin-1") for k, v in answer.headers if k.lower() == marker), None)
+        subject = next((unquote(v.decode("latin-1")) for k, v in answer.headers if k.lower() == marker), None)
         caller = scope["state"].get("caller")
         if subject is not None and isinstance(caller, Caller):
             async with self.gate.slot():

@@ -405,3 +405,13 @@ def test_figures_about_fewer_than_k_people_are_withheld(two_sites: tuple[TestCli
     full = c.get("/api/v1/metrics/workstations", params=b, headers=s).json()
     assert [(r["station_id"], r["event_count"]) for r in full] == [("SA1", 0), ("SB1", 8)]
     assert c.get("/api/v1/metrics/factory", params=b, headers=s).json()["total_production_count"] == 2
+
+
+def test_a_read_naming_any_id_is_audited_with_that_id(settings: ApiSettings) -> None:
+    """Ids outside latin-1 (no stored id has them, but anyone can ask) are recorded exactly."""
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        supervisor = create_token(conn, Role.SUPERVISOR, "lead")
+    with TestClient(create_app(settings)) as c:
+        r = c.get("/api/events/recent", params={"worker_id": "W\u2603 1%"}, headers=_as(supervisor))
+        assert r.status_code == 200 and r.json() == []
+    assert [row[4] for row in _audit_rows(settings.database_url)] == ["W\u2603 1%"]
