@@ -157,7 +157,8 @@ def resource_of(method: str, path: str, query: str) -> str:
     return f"{method} {path}" + (f"?{query}" if query else "")
 
 
-def _reader(
+# async: no I/O here, and FastAPI runs a plain def dependency in a worker thread (a hop per request).
+async def _reader(
     request: Request,
     caller: Annotated[Caller, Depends(_caller)],
     _: Annotated[Role, Depends(require(Role.VIEWER))],
@@ -166,7 +167,7 @@ def _reader(
     return Access(caller, resource, getattr(request.state, "request_id", None))
 
 
-def _all_sites(access: Annotated[Access, Depends(_reader)]) -> Access:
+async def _all_sites(access: Annotated[Access, Depends(_reader)]) -> Access:
     access.require_all_sites()
     return access
 
