@@ -14,7 +14,7 @@ from psycopg_pool import ConnectionPool
 
 from api.alerts.deliver import NotificationSender
 from api.alerts.evaluate import AlertEvaluator
-from api.deps import get_conn, require
+from api.deps import require
 from api.errors import install_error_handlers
 from api.middleware import Guard
 from api.routers import (
@@ -26,16 +26,18 @@ from api.routers import (
     losses,
     metrics,
     model_quality,
+    privacy,
     prometheus,
     registry,
     reports,
     seed,
     shift_metrics,
     targets,
+    views,
 )
 from api.security import Role
 from api.settings import ApiSettings
-from dashboard import DashboardDeps, DashboardSite, ShiftTimes, mount_dashboard
+from dashboard import DashboardDeps, mount_dashboard
 from models.quality import DriftChecker, schedule_from
 from takt.store.db import require_current_schema, require_metric_settings
 from takt.store.rollups import RollupRefresher, apply_timescale_policies
@@ -150,26 +152,13 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             reports,
             alerts,
             andon,
+            privacy,
         ):
             app.include_router(module.router, prefix=prefix, include_in_schema=visible)
-    mount_dashboard(
-        app, DashboardDeps(site=dashboard_site(settings), connection=get_conn, viewer=require(Role.VIEWER))
-    )
+    # The dashboard page's own views, at the paths it has always called (/api/session, ...).
+    app.include_router(views.router)
+    mount_dashboard(app, DashboardDeps(database_url=settings.database_url, viewer=require(Role.VIEWER)))
     return app
-
-
-def dashboard_site(settings: ApiSettings) -> DashboardSite:
-    """What the dashboard's endpoints read of the API's settings."""
-    return DashboardSite(
-        database_url=settings.database_url,
-        site_id=settings.site_id,
-        max_state_gap_s=settings.max_state_gap_s,
-        shifts={
-            site: [ShiftTimes(s.name, s.start, s.end) for s in cal.shifts]
-            for site, cal in settings.calendars.items()
-        },
-        timezones={site: cal.timezone for site, cal in settings.calendars.items()},
-    )
 
 
 def server_config(

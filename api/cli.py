@@ -35,13 +35,23 @@ def token() -> None:
 @click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
 @click.option("--name", default=None, help="Who or what the token is for.")
 @click.option("--gateway", "gateway_id", default=None, help="Gateway tokens: the gateway it may send for.")
-@click.option("--site", "site_id", default=None, help="Gateway tokens: that gateway's site.")
-def token_create(role: str, name: str | None, gateway_id: str | None, site_id: str | None) -> None:
+@click.option(
+    "--site",
+    "sites",
+    multiple=True,
+    help="Gateway tokens: that gateway's one site. Reader tokens: a site it may read (repeat for "
+    "more; none: every site).",
+)
+def token_create(role: str, name: str | None, gateway_id: str | None, sites: tuple[str, ...]) -> None:
     """Create a token and print it once.
 
     A gateway token (--role gateway) is bound to one gateway and site
     (--gateway GW --site SITE, both required): it may store only events of
     that gateway, as the broker's ACL lets the gateway publish only there.
+
+    A viewer, supervisor or admin token given --site (once or more) reads
+    only those sites: every other site's data is invisible to it and ids from
+    there answer 404 (docs/privacy.md).
     """
     import psycopg
 
@@ -51,7 +61,14 @@ def token_create(role: str, name: str | None, gateway_id: str | None, site_id: s
     settings = ApiSettings()
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         try:
-            token = create_token(conn, Role(role), name, gateway_id=gateway_id, site_id=site_id)
+            if Role(role) is Role.GATEWAY:
+                if len(sites) > 1:
+                    raise ValueError("a gateway token is bound to one site (--site SITE once)")
+                token = create_token(
+                    conn, Role.GATEWAY, name, gateway_id=gateway_id, site_id=sites[0] if sites else None
+                )
+            else:
+                token = create_token(conn, Role(role), name, gateway_id=gateway_id, sites=sites or None)
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
         click.echo(token)
@@ -69,11 +86,14 @@ def token_list(include_revoked: bool) -> None:
     settings = ApiSettings()
     with psycopg.connect(settings.database_url, autocommit=True) as conn:
         tokens = list_tokens(conn, include_revoked=include_revoked)
-    click.echo(f"{'ID':>6}  {'ROLE':<10}  {'CREATED':<25}  {'REVOKED':<25}  NAME")
+    click.echo(f"{'ID':>6}  {'ROLE':<10}  {'CREATED':<25}  {'REVOKED':<25}  {'SITES':<20}  NAME")
     for t in tokens:
         revoked = t.revoked_at.isoformat(timespec="seconds") if t.revoked_at else "-"
         created = t.created_at.isoformat(timespec="seconds")
-        click.echo(f"{t.token_id:>6}  {t.role.value:<10}  {created:<25}  {revoked:<25}  {t.name or '-'}")
+        sites = ",".join(t.sites) if t.sites else "*"
+        click.echo(
+            f"{t.token_id:>6}  {t.role.value:<10}  {created:<25}  {revoked:<25}  {sites:<20}  {t.name or '-'}"
+        )
 
 
 @token.command("revoke")

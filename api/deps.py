@@ -71,6 +71,8 @@ def _ingest(caller: Annotated[Caller, Depends(_caller)]) -> Caller:
         return caller
     if caller.role is not Role.ADMIN:
         raise HTTPException(403, f"needs the {Role.GATEWAY.value} role")
+    if caller.sites is not None:
+        raise HTTPException(403, "a site-scoped admin token cannot store events; use a gateway token")
     return caller
 
 

@@ -18,12 +18,18 @@ In order, for each HTTP request:
    up to ``TAKT_REQUEST_QUEUE_SIZE`` wait at most ``TAKT_REQUEST_QUEUE_TIMEOUT_S``, the rest get
    503 with ``Retry-After`` at once.
 8. ``GET /api/metrics/*`` and ``/api/now`` answers are shared for ``TAKT_RESPONSE_CACHE_TTL_S``
-   between callers of the same role asking the same query, and computed once at a time per query
+   between callers of the same role and sites asking the same query, and computed once at a time per query
    (single flight): a crowd of dashboards costs one computation per second per query. While
    one caller recomputes an expired answer, the others get the previous one (expired at most
    ``STALE_S`` ago). A successful write through this process (POST/DELETE under ``/api``)
    empties the cache, and so does the dashboard's change poller (dashboard/live.py) when the
    data changed, before it tells the browsers to refetch.
+
+An answer carrying per-person data is recorded in the privacy audit by its route, on the route's
+own connection (``api.access``), and marked ``X-Takt-Per-Person``; each replay of a marked answer
+from the response cache is recorded here, under the database gate, before its first byte is sent.
+The header itself never leaves. If a record cannot be written, the answer is a 503/500 instead:
+no unaudited per-person read.
 
 Every response, 500s included, carries the request id and the security headers, and an
 unexpected error is answered (500, the common error format) without closing the connection.
@@ -39,6 +45,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 import anyio
 import psycopg
@@ -47,10 +54,12 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.access import audit_fields, resource_of
 from api.csv_export import wants_csv
 from api.errors import error_response
 from api.security import Caller, RateLimiter, TokenCache, client_address, served_over_https
 from api.settings import ApiSettings
+from takt.store import privacy
 
 logger = logging.getLogger(__name__)
 
@@ -288,6 +297,9 @@ class Guard:
         async def send_out(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
+                marker = privacy.AUDIT_HEADER.encode()
+                raw = [(k, v) for k, v in message.get("headers", []) if k.lower() != marker]
+                message = {**message, "headers": raw}
                 status = int(message["status"])
                 extended = _with_headers(message.get("headers", []), added, path, https)
                 message = {**message, "headers": extended}
@@ -384,7 +396,9 @@ class Guard:
             # CSV and JSON answers of one query are two entries (api/csv_export.py).
             if wants_csv(None, Headers(scope=scope).get("accept")):
                 query += b"&accept=csv"
-            key = (path, query, caller.role.value)
+            # Role and sites: what a caller may see decides the answer (api.access).
+            sites = "*" if caller.sites is None else ",".join(sorted(caller.sites))
+            key = (path, query, f"{caller.role.value}@{sites}")
             await self._cached(scope, receive, send, key)
         elif needs_token(path) and path not in UNGATED_PATHS:
             async with self.gate.slot():
@@ -392,20 +406,30 @@ class Guard:
         else:
             await self.app(scope, receive, send)
 
+    async def _replay(self, answer: Captured, scope: Scope, send: Send) -> None:
+        """Send a shared answer; one marked as per-person data is recorded in the audit first."""
+        marker = privacy.AUDIT_HEADER.encode()
+        subject = next((unquote(v.decode("latin-1")) for k, v in answer.headers if k.lower() == marker), None)
+        caller = scope["state"].get("caller")
+        if subject is not None and isinstance(caller, Caller):
+            async with self.gate.slot():
+                await anyio.to_thread.run_sync(self._audit, caller, scope, subject)
+        await answer.replay(send)
+
     async def _cached(self, scope: Scope, receive: Receive, send: Send, key: CacheKey) -> None:
         hit = self.cache.fresh(key)
         if hit is not None:
-            await hit.replay(send)
+            await self._replay(hit, scope, send)
             return
         flight = self.cache.flights.get(key)
         if flight is not None:
             previous = self.cache.stale(key)
             if previous is not None:
-                await previous.replay(send)
+                await self._replay(previous, scope, send)
                 return
             await flight.done.wait()
             if flight.result is not None and flight.result.status == 200:
-                await flight.result.replay(send)
+                await self._replay(flight.result, scope, send)
                 return
             # The leader's answer was an error: find out our own.
             async with self.gate.slot():
@@ -423,6 +447,12 @@ class Guard:
             del self.cache.flights[key]
             flight.done.set()
         await result.replay(send)
+
+    def _audit(self, caller: Caller, scope: Scope, subject: str) -> None:
+        query = scope.get("query_string", b"").decode("latin-1")
+        resource = resource_of(scope["method"], scope["path"], query)
+        with self.state.pool.connection() as conn:
+            privacy.record(conn, **audit_fields(caller, resource, subject, scope["state"].get("request_id")))
 
     def _lookup(self, token: str) -> Caller | None:
         with self.state.pool.connection() as conn:

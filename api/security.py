@@ -38,13 +38,25 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+# A reader token's sites: None reads every site.
+Sites = frozenset[str] | None
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who a token speaks for: its role and, for a gateway token, its gateway and site."""
+    """Who a token speaks for: its role, the sites it may read (None: all) and, for a gateway token,
+    its gateway and site."""
 
     role: Role
     gateway_id: str | None = None
     site_id: str | None = None
+    sites: Sites = None
+    # The stored token's id (the audit's "who"); None for TAKT_ADMIN_TOKEN.
+    token_id: int | None = None
+
+    @property
+    def actor(self) -> str:
+        return "admin-token" if self.token_id is None else f"token:{self.token_id}"
 
 
 def create_token(
@@ -54,23 +66,32 @@ def create_token(
     *,
     gateway_id: str | None = None,
     site_id: str | None = None,
+    sites: Sequence[str] | None = None,
 ) -> str:
     """A new random token; only its hash is stored.
 
     A gateway token is bound to one gateway and site: it may store events of
     that gateway only, as the broker's ACL allows it to publish only there.
+    A reader token (viewer, supervisor, admin) may be limited to ``sites``:
+    it reads those sites' data only (docs/privacy.md); None reads every site.
     """
     if role is Role.GATEWAY:
         if gateway_id is None or site_id is None:
             raise ValueError("a gateway token needs its gateway and site (--gateway GW --site SITE)")
         check_topic_id(gateway_id, "gateway_id")
         check_topic_id(site_id, "site_id")
+        if sites:
+            raise ValueError("a gateway token names its one site with site_id, not sites")
     elif gateway_id is not None or site_id is not None:
         raise ValueError("only gateway tokens are bound to a gateway and site")
+    scoped = sorted(set(sites)) if sites else None
+    for site in scoped or ():
+        check_topic_id(site, "site")
     token = f"takt_{secrets.token_urlsafe(32)}"
     conn.execute(
-        "INSERT INTO api_tokens (token_hash, role, name, gateway_id, site_id) VALUES (%s, %s, %s, %s, %s)",
-        (hash_token(token), role.value, name, gateway_id, site_id),
+        "INSERT INTO api_tokens (token_hash, role, name, gateway_id, site_id, sites) "
+        "VALUES (%s, %s, %s, %s, %s, %s)",
+        (hash_token(token), role.value, name, gateway_id, site_id, scoped),
     )
     return token
 
@@ -79,10 +100,13 @@ def token_caller(conn: psycopg.Connection[Any], token: str, admin_token: str | N
     if admin_token and hmac.compare_digest(token.encode(), admin_token.encode()):
         return Caller(Role.ADMIN)
     row = conn.execute(
-        "SELECT role, gateway_id, site_id FROM api_tokens WHERE token_hash = %s AND revoked_at IS NULL",
+        "SELECT role, gateway_id, site_id, sites, token_id FROM api_tokens "
+        "WHERE token_hash = %s AND revoked_at IS NULL",
         (hash_token(token),),
     ).fetchone()
-    return Caller(Role(row[0]), row[1], row[2]) if row else None
+    if row is None:
+        return None
+    return Caller(Role(row[0]), row[1], row[2], None if row[3] is None else frozenset(row[3]), row[4])
 
 
 class RateLimiter:
@@ -199,16 +223,20 @@ class StoredToken:
     name: str | None
     created_at: datetime
     revoked_at: datetime | None
+    sites: tuple[str, ...] | None = None
 
 
 def list_tokens(conn: psycopg.Connection[Any], *, include_revoked: bool = False) -> list[StoredToken]:
     """Stored tokens (never the secrets: only their hashes are stored), oldest first."""
     rows = conn.execute(
-        "SELECT token_id, role, name, created_at, revoked_at FROM api_tokens "
-        "WHERE %s OR revoked_at IS NULL ORDER BY token_id",
+        "SELECT token_id, role, name, created_at, revoked_at, coalesce(sites, ARRAY[site_id]) "
+        "FROM api_tokens WHERE %s OR revoked_at IS NULL ORDER BY token_id",
         (include_revoked,),
     ).fetchall()
-    return [StoredToken(r[0], Role(r[1]), r[2], r[3], r[4]) for r in rows]
+    return [
+        StoredToken(r[0], Role(r[1]), r[2], r[3], r[4], None if r[5] in (None, [None]) else tuple(r[5]))
+        for r in rows
+    ]
 
 
 def revoke_token(conn: psycopg.Connection[Any], token_id: int) -> bool:

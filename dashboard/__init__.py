@@ -4,6 +4,6 @@ It imports nothing of the API: the mounting app passes its dependencies in
 :class:`DashboardDeps`.
 """
 
-from dashboard.routes import DashboardDeps, DashboardSite, ShiftTimes, mount_dashboard
+from dashboard.routes import DashboardDeps, mount_dashboard
 
-__all__ = ["DashboardDeps", "DashboardSite", "ShiftTimes", "mount_dashboard"]
+__all__ = ["DashboardDeps", "mount_dashboard"]

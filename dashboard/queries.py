@@ -18,6 +18,15 @@ import psycopg
 from takt import states
 
 Subject = Literal["worker", "station"]
+# One site, a site-scoped token's set of sites (api.access), or None for all.
+SiteFilter = str | frozenset[str] | None
+
+
+def _sites(site_id: SiteFilter) -> list[str] | None:
+    """The filter as the ``%(site)s`` array parameter of ``site_id = ANY(...)`` (None: no filter)."""
+    if site_id is None:
+        return None
+    return [site_id] if isinstance(site_id, str) else sorted(site_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,19 +57,19 @@ class RecentEvent:
     shadow: bool
 
 
-def _scope(subject: Subject, site_id: str | None) -> tuple[str, dict[str, Any]]:
+def _scope(subject: Subject, site_id: SiteFilter) -> tuple[str, dict[str, Any]]:
     """SQL selecting the workers whose states make up the subject's timeline.
 
     A station's timeline needs each of its workers' *whole* state sequence,
     because a state ends at that worker's next state event, wherever it is.
     """
-    site = " AND site_id = %(site)s" if site_id else ""
+    site = " AND site_id = ANY(%(site)s::text[])" if site_id else ""
     if subject == "worker":
-        return "worker_id = %(subject_id)s" + site, {"site": site_id}
+        return "worker_id = %(subject_id)s" + site, {"site": _sites(site_id)}
     return (
         "worker_id IN (SELECT DISTINCT worker_id FROM events WHERE station_id = %(subject_id)s"
         " AND ts >= %(lo)s - %(lookback)s * interval '1 second' AND ts < %(hi)s" + site + ")" + site,
-        {"site": site_id},
+        {"site": _sites(site_id)},
     )
 
 
@@ -72,7 +81,7 @@ def timeline(
     hi: datetime,
     *,
     max_gap_s: float,
-    site_id: str | None = None,
+    site_id: SiteFilter = None,
 ) -> list[Segment]:
     """State segments of a worker or station clipped to [lo, hi), adjacent equal states merged."""
     scope, params = _scope(subject, site_id)
@@ -131,31 +140,31 @@ def timeline(
 
 
 def working_now(
-    conn: psycopg.Connection[Any], *, max_gap_s: float, site_id: str | None = None
+    conn: psycopg.Connection[Any], *, max_gap_s: float, site_id: SiteFilter = None
 ) -> list[tuple[str, str]]:
     """(worker, station) of the people working right now: the partitions whose state in force is
     ``working`` (takt.states). A named worker appears once; ``unknown`` once per station."""
     rows = conn.execute(
-        states.in_force_sql("e.site_id = %(site)s" if site_id else "TRUE"),
+        states.in_force_sql("e.site_id = ANY(%(site)s::text[])" if site_id else "TRUE"),
         {
             "at": datetime.now(UTC),
             "gap": max_gap_s,
             "lookback": states.lookback_s(max_gap_s),
-            "site": site_id,
+            "site": _sites(site_id),
         },
     ).fetchall()
     return sorted((str(r[0]), str(r[1])) for r in rows if r[2] == "working")
 
 
 def workers_at_station(
-    conn: psycopg.Connection[Any], station_id: str, lo: datetime, hi: datetime, site_id: str | None = None
+    conn: psycopg.Connection[Any], station_id: str, lo: datetime, hi: datetime, site_id: SiteFilter = None
 ) -> list[str]:
     """Workers seen at a station in [lo, hi): what the worker table shows when a station is picked."""
-    site = " AND site_id = %(site)s" if site_id else ""
+    site = " AND site_id = ANY(%(site)s::text[])" if site_id else ""
     rows = conn.execute(
         f"SELECT DISTINCT worker_id FROM events WHERE station_id = %(station)s AND ts >= %(lo)s "
         f"AND ts < %(hi)s{site} ORDER BY worker_id",
-        {"station": station_id, "lo": lo, "hi": hi, "site": site_id},
+        {"station": station_id, "lo": lo, "hi": hi, "site": _sites(site_id)},
     ).fetchall()
     return [str(r[0]) for r in rows]
 
@@ -165,7 +174,7 @@ def recent_events(
     *,
     worker_id: str | None = None,
     station_id: str | None = None,
-    site_id: str | None = None,
+    site_id: SiteFilter = None,
     lo: datetime | None = None,
     hi: datetime | None = None,
     limit: int = 50,
@@ -177,7 +186,7 @@ def recent_events(
     if station_id:
         where.append("station_id = %(station)s")
     if site_id:
-        where.append("site_id = %(site)s")
+        where.append("site_id = ANY(%(site)s::text[])")
     if lo:
         where.append("ts >= %(lo)s")
     if hi:
@@ -189,7 +198,14 @@ def recent_events(
         FROM events WHERE {" AND ".join(where)}
         ORDER BY ts DESC, received_at DESC LIMIT %(limit)s
         """,
-        {"worker": worker_id, "station": station_id, "site": site_id, "lo": lo, "hi": hi, "limit": limit},
+        {
+            "worker": worker_id,
+            "station": station_id,
+            "site": _sites(site_id),
+            "lo": lo,
+            "hi": hi,
+            "limit": limit,
+        },
     ).fetchall()
     return [
         RecentEvent(

@@ -151,6 +151,7 @@ class Agent:
             dict(config.badges.markers),
             config.tz,
             badge_hold_s=config.badges.hold_s,
+            outgoing=config.privacy.outgoing(config.site_id),
         )
         self.buffer = buffer if buffer is not None else make_buffer(config)
         self.references = reference_store(config)

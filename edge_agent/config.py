@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Callable
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -26,6 +27,7 @@ from edge_agent import EdgeError
 from edge_agent.activity import Thresholds
 from edge_agent.counting import Direction
 from takt.contract.topics import TOPIC_ID_PATTERN
+from takt.privacy import MIN_KEY_BYTES, PrivacyLevel, outgoing_worker
 
 TopicId = Annotated[str, Field(pattern=TOPIC_ID_PATTERN)]
 EntityId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")]
@@ -214,6 +216,37 @@ class MqttConfig(_Model):
         return _ENV_REF.sub(substitute, self.url)
 
 
+class PrivacyConfig(_Model):
+    """The site's privacy level, applied here before an event is made (docs/privacy.md).
+
+    ``pseudonymous`` needs ``key_file``: the site's secret key (at least 16 bytes; e.g.
+    ``head -c 32 /dev/urandom > /etc/takt/pseudonym.key; chmod 600``), the same on every
+    gateway of the site, never sent to the cloud."""
+
+    level: PrivacyLevel = PrivacyLevel.NAMED
+    key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _key(self) -> PrivacyConfig:
+        if self.level is PrivacyLevel.PSEUDONYMOUS and self.key_file is None:
+            raise ValueError("the pseudonymous level needs `key_file` (the site's pseudonym key)")
+        return self
+
+    def outgoing(self, site_id: str) -> Callable[[str], str]:
+        """The function turning a roster or badge id into the id an event carries."""
+        key = None
+        if self.level is PrivacyLevel.PSEUDONYMOUS:
+            assert self.key_file is not None
+            try:
+                key = self.key_file.read_bytes()
+            except OSError as exc:
+                raise ConfigError(f"privacy.key_file: cannot read: {exc}") from None
+            if len(key) < MIN_KEY_BYTES:
+                raise ConfigError(f"privacy.key_file: the key needs at least {MIN_KEY_BYTES} bytes")
+        level = self.level
+        return lambda worker: outgoing_worker(level, worker, key=key, site_id=site_id)
+
+
 class BufferConfig(_Model):
     path: Path = Path("/var/lib/takt-edge/buffer.sqlite")
     max_mb: float = Field(default=512.0, gt=0)
@@ -279,6 +312,7 @@ class EdgeConfig(_Model):
     mqtt: MqttConfig
     buffer: BufferConfig = BufferConfig()
     health: HealthConfig = HealthConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
     segment_period_s: float = Field(default=10.0, gt=0, le=60)
 
     @field_validator("timezone")
@@ -416,6 +450,9 @@ def load_config(path: Path) -> EdgeConfig:
         updates["camera"] = _resolve_source(config.camera, base)
     if config.cameras:
         updates["cameras"] = [_resolve_source(c, base) for c in config.cameras]
+    key_file = config.privacy.key_file
+    if key_file is not None and not key_file.is_absolute():
+        updates["privacy"] = config.privacy.model_copy(update={"key_file": base / key_file})
     return config.model_copy(update=updates) if updates else config
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, tzinfo
 
@@ -34,7 +35,10 @@ class IdentityResolver:
         tz: tzinfo,
         *,
         badge_hold_s: float = 30.0,
+        outgoing: Callable[[str], str] | None = None,
     ) -> None:
+        # The site's privacy level (takt.privacy): the id an event carries for a roster id.
+        self.outgoing = outgoing or (lambda worker: worker)
         self.roster = roster
         self.badges = badges
         self.tz = tz
@@ -47,6 +51,10 @@ class IdentityResolver:
             self._seen[station_id] = (worker, timestamp_s)
 
     def resolve(self, station_id: str, timestamp_s: float) -> str:
+        """The worker id the station's events carry now, as the site's privacy level has it."""
+        return self.outgoing(self._worker(station_id, timestamp_s))
+
+    def _worker(self, station_id: str, timestamp_s: float) -> str:
         seen = self._seen.get(station_id)
         # A badge is not seen on every frame (turned away, occluded), so it holds a while.
         if seen is not None and timestamp_s - seen[1] <= self.badge_hold_s:

@@ -98,7 +98,7 @@ def confidence_distribution(
     hi: datetime,
     *,
     timezone: str = "UTC",
-    site_id: str | None = None,
+    site_id: str | frozenset[str] | None = None,
     station_id: str | None = None,
     model_version: str | None = None,
     per_station_day: bool = True,
@@ -132,11 +132,15 @@ def confidence_distribution(
     return out
 
 
-def _filters(**values: str | None) -> tuple[str, dict[str, Any]]:
+def _filters(**values: str | frozenset[str] | None) -> tuple[str, dict[str, Any]]:
+    """AND clauses; a set of values (a site-scoped token's sites) matches any of them."""
     clauses = []
     params: dict[str, Any] = {}
     for column, value in values.items():
-        if value is not None:
+        if isinstance(value, frozenset):
+            clauses.append(f"AND coalesce({column}, '') = ANY(%({column})s::text[])")
+            params[column] = sorted(value)
+        elif value is not None:
             clauses.append(f"AND coalesce({column}, '') = %({column})s")
             params[column] = value
     return " ".join(clauses), params
@@ -376,7 +380,7 @@ def sample_events(
     lo: datetime,
     hi: datetime,
     *,
-    site_id: str | None = None,
+    site_id: str | frozenset[str] | None = None,
     station_id: str | None = None,
     camera_id: str | None = None,
     limit: int = 200_000,

@@ -26,6 +26,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "collector": "collector.cli:collector",
     "api": "api.cli:api",
     "models": "models.cli:models",
+    "privacy": "api.privacy_cli:privacy",
 }
 
 

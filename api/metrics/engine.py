@@ -338,22 +338,46 @@ GROUP BY label, model_version, shadow
 """
 
 
-def _rollup_query(sql: str, windows: Sequence[Labelled], **filters: str | None) -> tuple[str, dict[str, Any]]:
+def _rollup_query(
+    sql: str, windows: Sequence[Labelled], **filters: str | frozenset[str] | None
+) -> tuple[str, dict[str, Any]]:
     params = _split_arrays(split(windows))
     where_r = _filters(params, "r", **filters)
     where_d = _filters(params, "d", **filters)
     return sql.format(where_r=where_r, where_d=where_d), params
 
 
-def _filters(params: dict[str, Any], alias: str, **values: str | None) -> str:
+# A site filter: one site, a set of sites (a site-scoped token's, api.access), or None for all.
+SiteFilter = str | frozenset[str] | None
+
+
+def site_matches(site: str, wanted: SiteFilter) -> bool:
+    """Whether a stored site ('' for none) passes the filter; the pending tail's filter."""
+    if wanted is None:
+        return True
+    return site == wanted if isinstance(wanted, str) else site in wanted
+
+
+def site_list(wanted: SiteFilter) -> list[str] | None:
+    """The filter as a bound parameter for ``%(s)s::text[] IS NULL OR site_id = ANY(%(s)s)``."""
+    if wanted is None:
+        return None
+    return [wanted] if isinstance(wanted, str) else sorted(wanted)
+
+
+def _filters(params: dict[str, Any], alias: str, **values: str | frozenset[str] | None) -> str:
     sql = ""
     for column, value in values.items():
         if value is None:
             continue
-        params[column] = value
         # Rollups store a missing site as ''; raw events store NULL.
         target = f"coalesce({alias}.{column}, '')" if column == "site_id" else f"{alias}.{column}"
-        sql += f" AND {target} = %({column})s"
+        if isinstance(value, frozenset):
+            params[column] = sorted(value)
+            sql += f" AND {target} = ANY(%({column})s::text[])"
+        else:
+            params[column] = value
+            sql += f" AND {target} = %({column})s"
     return sql
 
 
@@ -379,7 +403,7 @@ def worker_totals(
     conn: psycopg.Connection[Any],
     windows: Sequence[Labelled],
     *,
-    site_id: str | None = None,
+    site_id: SiteFilter = None,
     worker_id: str | None = None,
     live: bool = True,
     gap_s: float = DEFAULT_GAP_S,
@@ -394,7 +418,7 @@ def worker_totals(
         return totals
     by_hour = parts(tail, windows)
     for e in tail.worker:
-        if e.shadow or (site_id is not None and e.site != site_id) or (worker_id not in (None, e.worker)):
+        if e.shadow or not site_matches(e.site, site_id) or (worker_id not in (None, e.worker)):
             continue
         for label, a, z in by_hour.get(e.bucket, ()):
             _apply_piece(totals.setdefault((label, e.worker), WorkerTotals()), e, a, z)
@@ -407,7 +431,7 @@ def station_totals(
     conn: psycopg.Connection[Any],
     windows: Sequence[Labelled],
     *,
-    site_id: str | None = None,
+    site_id: SiteFilter = None,
     station_id: str | None = None,
     live: bool = True,
     gap_s: float = DEFAULT_GAP_S,
@@ -422,7 +446,7 @@ def station_totals(
         return totals
     by_hour = parts(tail, windows)
     for e in tail.station:
-        if (site_id is not None and e.site != site_id) or (station_id not in (None, e.station)):
+        if not site_matches(e.site, site_id) or (station_id not in (None, e.station)):
             continue
         for label, a, z in by_hour.get(e.bucket, ()):
             t = totals.setdefault((label, e.station), StationTotals())
@@ -447,7 +471,7 @@ def model_totals(
     conn: psycopg.Connection[Any],
     windows: Sequence[Labelled],
     *,
-    site_id: str | None = None,
+    site_id: SiteFilter = None,
     live: bool = True,
     gap_s: float = DEFAULT_GAP_S,
 ) -> dict[tuple[int, str, bool], ModelTotals]:
@@ -462,7 +486,7 @@ def model_totals(
     if not tail.empty:
         by_hour = parts(tail, windows)
         for e in tail.worker:
-            if site_id is not None and e.site != site_id:
+            if not site_matches(e.site, site_id):
                 continue
             for label, a, z in by_hour.get(e.bucket, ()):
                 t = out[(label, e.model, e.shadow)]
@@ -537,7 +561,7 @@ def cycle_times(
     windows: Sequence[Labelled],
     *,
     station_id: str,
-    site_id: str | None = None,
+    site_id: SiteFilter = None,
     live: bool = True,
     gap_s: float = DEFAULT_GAP_S,
 ) -> tuple[int, float | None, float | None]:
@@ -549,7 +573,7 @@ def cycle_times(
         pending = sorted(
             (key, value)
             for key, value in tail.units.items()
-            if key[1] == station_id and (site_id is None or key[0] == site_id)
+            if key[1] == station_id and site_matches(key[0], site_id)
         )
         params["l_buckets"] = [k[2] for k, _ in pending]
         params["l_sites"] = [k[0] for k, _ in pending]
@@ -579,9 +603,12 @@ __all__ = [
     "HOUR",
     "HOUR_US",
     "Labelled",
+    "SiteFilter",
     "bucket_windows",
     "cycle_times",
     "model_totals",
+    "site_list",
+    "site_matches",
     "station_totals",
     "worker_totals",
 ]

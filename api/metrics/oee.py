@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 
-from api.metrics.engine import DEFAULT_GAP_S, StationTotals, station_totals
+from api.metrics.engine import DEFAULT_GAP_S, SiteFilter, StationTotals, station_totals
 from takt.targets import Change, Span, boundaries, cut, in_force, target_units
 
 
@@ -112,7 +112,7 @@ def station_oee(
     stations: Sequence[str],
     changes: Mapping[str, Sequence[Change]],
     *,
-    site_id: str | None = None,
+    site_id: SiteFilter = None,
     station_id: str | None = None,
     gap_s: float = DEFAULT_GAP_S,
 ) -> dict[str, Oee]:

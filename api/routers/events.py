@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Body, HTTPException
 from pydantic import BaseModel, Field
 
+from api.access import AllSites
 from api.deps import Admin, Conn, Ingest, Settings
 from api.security import Caller
 from takt.contract import Event, validate_events
@@ -199,7 +200,7 @@ def ingest_batch(
 
 
 @router.delete("/events/{event_id}")
-def delete_event(event_id: uuid.UUID, conn: Conn, _: Admin) -> Message:
+def delete_event(event_id: uuid.UUID, conn: Conn, _: Admin, __: AllSites) -> Message:
     """Remove an event; the rollups are re-derived around it."""
     with conn.transaction():
         # The invalidation spans the deleted state's whole interval, so every

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from api.access import Reader
 from api.deps import Conn, Supervisor
 from takt.store.audit import open_gaps, seq_reuse
 
@@ -35,17 +36,32 @@ class GatewayGaps(BaseModel):
 
 
 @router.get("/gateways")
-def gateways(conn: Conn, _: Supervisor) -> list[Gateway]:
+def gateways(conn: Conn, _: Supervisor, access: Reader) -> list[Gateway]:
+    """Every gateway's last status (a site-scoped token: its sites' gateways only)."""
+    sites = None if access.sites is None else sorted(access.sites)
     rows = conn.execute(
-        "SELECT gateway_id, site_id, state, last_seen, status FROM gateways ORDER BY gateway_id"
+        "SELECT gateway_id, site_id, state, last_seen, status FROM gateways "
+        "WHERE %(s)s::text[] IS NULL OR site_id = ANY(%(s)s::text[]) ORDER BY gateway_id",
+        {"s": sites},
     ).fetchall()
     return [Gateway(gateway_id=r[0], site_id=r[1], state=r[2], last_seen=r[3], status=r[4]) for r in rows]
 
 
 @router.get("/audit/gaps")
-def audit_gaps(conn: Conn, _: Supervisor) -> list[GatewayGaps]:
-    """Per gateway: seq numbers never received below its highest, and seq numbers it used twice."""
-    ids = [r[0] for r in conn.execute("SELECT DISTINCT gateway_id FROM gateway_seq_ranges ORDER BY 1")]
+def audit_gaps(conn: Conn, _: Supervisor, access: Reader) -> list[GatewayGaps]:
+    """Per gateway: seq numbers never received below its highest, and seq numbers it used twice.
+
+    A site-scoped token sees the gateways registered at its sites only."""
+    sites = None if access.sites is None else sorted(access.sites)
+    ids = [
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT r.gateway_id FROM gateway_seq_ranges r "
+            "WHERE %(s)s::text[] IS NULL OR r.gateway_id IN "
+            "(SELECT gateway_id FROM gateways WHERE site_id = ANY(%(s)s::text[])) ORDER BY 1",
+            {"s": sites},
+        )
+    ]
     reuse = seq_reuse(conn)
     all_gaps = open_gaps(conn)
     out = []

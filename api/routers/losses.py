@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.csv_export import CsvRoute
 from api.deps import Conn, Supervisor, Viewer
-from api.metrics.engine import station_totals
+from api.metrics.engine import site_list, station_totals
 from api.metrics.intervals import intersect
 from api.routers.metrics import DIGITS, ScopeDep
 from api.routers.targets import IdPath, get_line_row, require_station
@@ -198,9 +198,9 @@ def list_tags(
     rows = conn.execute(
         _TAGS + "WHERE t.from_ts < %(hi)s AND t.to_ts > %(lo)s "
         "AND (%(st)s::text IS NULL OR t.station_id = %(st)s) "
-        "AND (%(site)s::text IS NULL OR t.site_id = %(site)s) "
+        "AND (%(site)s::text[] IS NULL OR t.site_id = ANY(%(site)s)) "
         "ORDER BY t.station_id, t.from_ts",
-        {"lo": s.lo, "hi": s.hi, "st": station_id, "site": s.site_id},
+        {"lo": s.lo, "hi": s.hi, "st": station_id, "site": site_list(s.site_id)},
     ).fetchall()
     return [_tag(r) for r in rows]
 

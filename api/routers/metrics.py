@@ -12,11 +12,13 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, Field, TypeAdapter
 from typing_extensions import TypedDict
 
+from api.access import Access, Kind, Reader
 from api.csv_export import CsvRoute
-from api.deps import Conn, Settings, Viewer
+from api.deps import Conn, Settings
 from api.metrics.calendar import UnknownShiftError, local_days, planned, windows
 from api.metrics.engine import (
     Labelled,
+    SiteFilter,
     WorkerTotals,
     bucket_windows,
     cycle_times,
@@ -24,6 +26,7 @@ from api.metrics.engine import (
     station_totals,
     worker_totals,
 )
+from api.metrics.groups import people, reader_k
 from api.metrics.intervals import intersect
 from api.metrics.oee import Oee, aggregate, station_oee
 from takt.contract import MAX_TIME, MIN_TIME, UtcTime
@@ -42,12 +45,16 @@ class Scope:
     hi: datetime
     counted: list[tuple[datetime, datetime]]
     breaks: list[tuple[datetime, datetime]]
-    site_id: str | None
+    # The request's site, or the token's sites when it names none (api.access).
+    site_id: SiteFilter
     timezone: str
     # TAKT_MAX_STATE_GAP_S: the engine derives the pending tail's durations with it.
     gap_s: float = 600.0
     # Planned production time: the window within the site's shifts, minus planned breaks.
     planned: list[tuple[datetime, datetime]] = field(default_factory=list)
+    access: Access | None = None
+    # The minimum group size for this reader (0: none; it has the per-person right).
+    k: int = 0
 
 
 MAX_WINDOW = timedelta(days=3660)
@@ -65,6 +72,7 @@ FROM events
 def scope(
     conn: Conn,
     settings: Settings,
+    access: Reader,
     from_: Annotated[
         UtcTime | None, Query(alias="from", description="ISO 8601 with a UTC offset, inclusive")
     ] = None,
@@ -85,21 +93,49 @@ def scope(
         raise HTTPException(422, "'from' must be earlier than 'to'")
     if hi - lo > MAX_WINDOW:
         raise HTTPException(422, "window longer than ten years")
-    calendar = settings.calendars.get(site_id or settings.site_id)
+    sites = access.site(site_id)
+    # One site's calendar: the named one, the token's only one, else TAKT_SITE_ID's.
+    only = sites if isinstance(sites, str) else next(iter(sites)) if sites and len(sites) == 1 else None
+    calendar = settings.calendars.get(only or settings.site_id)
     try:
         counted, breaks = windows(calendar, lo, hi, shift)
     except UnknownShiftError as exc:
         raise HTTPException(404, str(exc)) from exc
+    k = reader_k(settings, access.per_person, sites)
     return Scope(
         lo,
         hi,
         counted,
         breaks,
-        site_id,
+        sites,
         calendar.timezone if calendar else "UTC",
         settings.max_state_gap_s,
         planned(calendar, lo, hi, shift),
+        access,
+        k,
     )
+
+
+WITHHELD_HEADER = "X-Takt-Withheld"
+
+
+def _groups(
+    conn: Conn, s: Scope, windows: list[Labelled]
+) -> tuple[dict[tuple[int, str], int], dict[int, int]]:
+    return people(conn, windows, s.site_id)
+
+
+def _require_group(conn: Conn, s: Scope, station_id: str | None, has_data: bool) -> None:
+    """403 for a reader without the per-person right when the figure is about fewer than k people
+    (a figure with data but no raw events left to count people by, after retention, counts as 0)."""
+    if s.k <= 1 or not has_data:
+        return
+    per_station, total = _groups(conn, s, [(0, a, b) for a, b in s.counted])
+    n = total.get(0, 0) if station_id is None else per_station.get((0, station_id), 0)
+    if n < s.k:
+        raise HTTPException(
+            403, f"withheld: this figure is about fewer than {s.k} people (minimum group size)"
+        )
 
 
 ScopeDep = Annotated[Scope, Depends(scope)]
@@ -248,27 +284,47 @@ def _labelled(s: Scope) -> list[Labelled]:
     return [(0, a, b) for a, b in s.counted] + [(1, a, b) for a, b in s.breaks]
 
 
-_NAMES_SQL = {
-    "workers": ("SELECT worker_id, name FROM workers", "worker_id"),
-    "workstations": ("SELECT station_id, name, type FROM workstations", "station_id"),
+_KINDS: dict[str, Kind] = {"workers": "worker", "workstations": "station"}
+# Fixed statements per table: every name list, and one id's row.
+_ALL_SQL = {
+    "workers": "SELECT worker_id, name FROM workers ORDER BY worker_id",
+    "workstations": "SELECT station_id, name, type FROM workstations ORDER BY station_id",
+}
+_ONE_SQL = {
+    "workers": "SELECT worker_id, name FROM workers WHERE worker_id = %s",
+    "workstations": "SELECT station_id, name, type FROM workstations WHERE station_id = %s",
 }
 
 
 def _names(
-    conn: psycopg.Connection[Any], table: Literal["workers", "workstations"], one: str | None
+    conn: psycopg.Connection[Any],
+    table: Literal["workers", "workstations"],
+    key: str,
+    one: str | None,
+    access: Access | None = None,
+    seen: set[str] | frozenset[str] = frozenset(),
 ) -> list[tuple[Any, ...]]:
-    select, key = _NAMES_SQL[table]
+    """Registered or auto-registered ids with their names: all of them, or ``one`` (404 if unknown).
+
+    A site-scoped token sees only ids seen at its sites, plus ``seen`` (ids the site-filtered
+    totals found); one from elsewhere is unknown (404)."""
     if one is None:
-        return conn.execute(f"{select} ORDER BY {key}").fetchall()
-    rows = conn.execute(f"{select} WHERE {key} = %s", (one,)).fetchall()
+        rows = conn.execute(_ALL_SQL[table]).fetchall()
+        visible = access.visible(conn, _KINDS[table], seen) if access is not None else None
+        return rows if visible is None else [r for r in rows if r[0] in visible]
+    if access is not None:
+        access.check(conn, _KINDS[table], one)
+    rows = conn.execute(_ONE_SQL[table], (one,)).fetchall()
     if not rows:
         raise HTTPException(404, f"unknown {key} {one!r}")
     return rows
 
 
 def _worker_metrics(conn: Conn, s: Scope, worker_id: str | None) -> list[WorkerMetrics]:
-    names = _names(conn, "workers", worker_id)
+    if s.access is not None:
+        s.access.require_per_person()
     totals = worker_totals(conn, _labelled(s), site_id=s.site_id, gap_s=s.gap_s, worker_id=worker_id)
+    names = _names(conn, "workers", "worker_id", worker_id, s.access, {w for _label, w in totals})
     out = []
     for wid, name in names:
         t = totals.get((0, wid))
@@ -292,21 +348,33 @@ def _worker_metrics(conn: Conn, s: Scope, worker_id: str | None) -> list[WorkerM
     return out
 
 
-@router.get("/workers")
-def workers(conn: Conn, s: ScopeDep, _: Viewer) -> list[WorkerMetrics]:
-    return _worker_metrics(conn, s, None)
+@router.get("/workers", responses={403: {"description": "Per-person figures need the supervisor role."}})
+def workers(conn: Conn, s: ScopeDep, response: Response) -> list[WorkerMetrics]:
+    out = _worker_metrics(conn, s, None)
+    if s.access is not None:
+        s.access.audited(conn, response)
+    return out
 
 
-@router.get("/workers/{worker_id}")
-def worker(worker_id: str, conn: Conn, s: ScopeDep, _: Viewer) -> WorkerMetrics:
-    return _worker_metrics(conn, s, worker_id)[0]
+@router.get(
+    "/workers/{worker_id}",
+    responses={
+        403: {"description": "Per-person figures need the supervisor role."},
+        404: {"description": "Unknown worker, or not seen at the token's sites."},
+    },
+)
+def worker(worker_id: str, conn: Conn, s: ScopeDep, response: Response) -> WorkerMetrics:
+    out = _worker_metrics(conn, s, worker_id)[0]
+    if s.access is not None:
+        s.access.audited(conn, response, worker_id)
+    return out
 
 
 def _station_metrics(conn: Conn, s: Scope, station_id: str | None) -> list[WorkstationMetrics]:
-    names = _names(conn, "workstations", station_id)
     totals = station_totals(
         conn, [(0, a, b) for a, b in s.counted], site_id=s.site_id, gap_s=s.gap_s, station_id=station_id
     )
+    names = _names(conn, "workstations", "station_id", station_id, s.access, {k for _label, k in totals})
     ids = [n[0] for n in names]
     oee = station_oee(
         conn,
@@ -343,22 +411,38 @@ def _station_metrics(conn: Conn, s: Scope, station_id: str | None) -> list[Works
 
 
 @router.get("/workstations")
-def workstations(conn: Conn, s: ScopeDep, _: Viewer) -> list[WorkstationMetrics]:
-    return _station_metrics(conn, s, None)
+def workstations(conn: Conn, s: ScopeDep, response: Response) -> list[WorkstationMetrics]:
+    """Every workstation's figures. For readers without the per-person right, stations whose
+    figures are about fewer than k people are left out (header ``X-Takt-Withheld``: how many)."""
+    rows = _station_metrics(conn, s, None)
+    if s.k > 1:
+        per_station, _ = _groups(conn, s, [(0, a, b) for a, b in s.counted])
+        kept = [
+            r
+            for r in rows
+            if per_station.get((0, r.station_id), 0) >= s.k
+            or (r.event_count == 0 and r.occupancy_time_hours == 0)
+        ]
+        response.headers[WITHHELD_HEADER] = str(len(rows) - len(kept))
+        rows = kept
+    return rows
 
 
 @router.get("/workstations/{station_id}")
-def workstation(station_id: str, conn: Conn, s: ScopeDep, _: Viewer) -> WorkstationMetrics:
-    return _station_metrics(conn, s, station_id)[0]
+def workstation(station_id: str, conn: Conn, s: ScopeDep) -> WorkstationMetrics:
+    out = _station_metrics(conn, s, station_id)[0]
+    _require_group(conn, s, station_id, out.event_count > 0 or out.occupancy_time_hours > 0)
+    return out
 
 
 @router.get("/workstations/{station_id}/cycle-time")
-def cycle_time(station_id: str, conn: Conn, s: ScopeDep, _: Viewer) -> CycleTime:
+def cycle_time(station_id: str, conn: Conn, s: ScopeDep) -> CycleTime:
     """Median and p90 seconds between consecutive product_count events (count > 0) at the station."""
-    _names(conn, "workstations", station_id)
+    _names(conn, "workstations", "station_id", station_id, s.access)
     n, median, p90 = cycle_times(
         conn, [(0, a, b) for a, b in s.counted], station_id=station_id, site_id=s.site_id, gap_s=s.gap_s
     )
+    _require_group(conn, s, station_id, n > 0)
     return CycleTime(
         station_id=station_id,
         cycles=n,
@@ -372,7 +456,7 @@ def _active(t: WorkerTotals) -> bool:
 
 
 @router.get("/factory")
-def factory(conn: Conn, s: ScopeDep, _: Viewer) -> FactoryMetrics:
+def factory(conn: Conn, s: ScopeDep) -> FactoryMetrics:
     totals = worker_totals(conn, _labelled(s), site_id=s.site_id, gap_s=s.gap_s)
     counted = [t for (label, _w), t in totals.items() if label == 0]
     active = sum(t.working_s for t in counted)
@@ -393,14 +477,21 @@ def factory(conn: Conn, s: ScopeDep, _: Viewer) -> FactoryMetrics:
         changes = {k: v for k, v in changes.items() if k not in elsewhere}
     targeted = station_oee(conn, s.planned, sorted(changes), changes, site_id=s.site_id, gap_s=s.gap_s)
     in_force = [o for o in targeted.values() if o.targeted]
+    known = (int(row[0]), int(row[1]))
+    if s.access is not None and s.access.sites is not None:
+        # Only what was seen at the token's sites counts as known.
+        people = s.access.visible(conn, "worker", {w for _label, w in totals}) or set()
+        places = s.access.visible(conn, "station", {k for _label, k in stations}) or set()
+        known = (len(people - {"unknown"}), len(places))
     breaks = sum(t.working_s + t.idle_s + t.absent_s for (label, _w), t in totals.items() if label == 1)
+    _require_group(conn, s, None, any(t.events or t.working_s or t.idle_s or t.absent_s for t in counted))
     return FactoryMetrics(
         total_productive_time_hours=_r(active / 3600),
         total_production_count=units,
         average_production_rate=_rate(units, active),
         average_utilization_percentage=_r(sum(utilizations) / len(utilizations)) if utilizations else 0.0,
-        worker_count=int(row[0]),
-        station_count=int(row[1]),
+        worker_count=known[0],
+        station_count=known[1],
         active_worker_count=sum(
             1 for (label, w), t in totals.items() if label == 0 and w != "unknown" and _active(t)
         ),
@@ -412,12 +503,13 @@ def factory(conn: Conn, s: ScopeDep, _: Viewer) -> FactoryMetrics:
 
 
 @router.get("/models")
-def models(conn: Conn, s: ScopeDep, _: Viewer) -> list[ModelBreakdown]:
+def models(conn: Conn, s: ScopeDep) -> list[ModelBreakdown]:
     """Per model_version (and shadow flag): events, units, state hours, utilization, rate, mean confidence.
 
     The ML team's before/after view of a rollout, and production vs shadow candidate.
     """
     totals = model_totals(conn, [(0, a, b) for a, b in s.counted], site_id=s.site_id, gap_s=s.gap_s)
+    _require_group(conn, s, None, bool(totals))
     return [
         ModelBreakdown(
             model_version=model,
@@ -439,13 +531,19 @@ def models(conn: Conn, s: ScopeDep, _: Viewer) -> list[ModelBreakdown]:
 def timeseries(
     conn: Conn,
     s: ScopeDep,
-    _: Viewer,
     bucket: Literal["hour", "day"] = "hour",
     by: Literal["worker", "workstation"] = "worker",
     id: Annotated[str | None, Query(max_length=64, description="One worker or station")] = None,
 ) -> Response:
     """Per bucket and worker or workstation, for charts: whole UTC hours, or days from one
-    midnight to the next in the site's time zone (23 or 25 h across a daylight-saving change)."""
+    midnight to the next in the site's time zone (23 or 25 h across a daylight-saving change).
+
+    ``by=worker`` needs the per-person right (supervisor and above; 403 otherwise)."""
+    if s.access is not None:
+        if by == "worker":
+            s.access.require_per_person()
+        if id is not None:
+            s.access.check(conn, "worker" if by == "worker" else "station", id)
     if bucket == "hour":
         buckets = bucket_windows(s.lo, s.hi, HOUR, datetime(2000, 1, 1, tzinfo=UTC))
     else:
@@ -471,6 +569,10 @@ def timeseries(
             )
     else:
         st = station_totals(conn, labelled, site_id=s.site_id, gap_s=s.gap_s, station_id=id)
+        if s.k > 1:
+            # Per bucket: a station-hour about fewer than k people is left out for this reader.
+            per_station, _ = _groups(conn, s, labelled)
+            st = {key: u for key, u in st.items() if per_station.get(key, 0) >= s.k}
         for (label, sid), u in sorted(st.items()):
             out.append(
                 {
@@ -483,4 +585,7 @@ def timeseries(
                     "event_count": u.events,
                 }
             )
-    return Response(_SERIES.dump_json(out), media_type="application/json")
+    answer = Response(_SERIES.dump_json(out), media_type="application/json")
+    if by == "worker" and s.access is not None:
+        s.access.audited(conn, answer, id)
+    return answer

@@ -14,7 +14,8 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from api.deps import Conn, Settings, Supervisor, Viewer
+from api.access import AllSites, Reader
+from api.deps import Conn, Settings, Supervisor
 from models.drift import WindowStats
 from models.quality import (
     Subject,
@@ -123,23 +124,30 @@ def _window(lo: datetime | None, hi: datetime | None, default: timedelta) -> tup
 
 
 @router.get("")
-def list_models(conn: Conn, _: Viewer) -> list[ModelOut]:
-    """Every model version seen in events: since when, on which gateways, and which run it now."""
-    return [
-        ModelOut(
-            model_version=m.model_version,
-            first_seen=m.first_seen,
-            first_received_at=m.first_received_at,
-            gateways=[GatewayOut.model_validate(g, from_attributes=True) for g in m.gateways],
+def list_models(conn: Conn, access: Reader) -> list[ModelOut]:
+    """Every model version seen in events: since when, on which gateways, and which run it now.
+
+    A site-scoped token sees the versions its sites' gateways ran, and those gateways only."""
+    out = []
+    for m in deployed_models(conn):
+        seen = [g for g in m.gateways if access.allows(g.site_id)]
+        if access.sites is not None and not seen:
+            continue
+        out.append(
+            ModelOut(
+                model_version=m.model_version,
+                first_seen=m.first_seen,
+                first_received_at=m.first_received_at,
+                gateways=[GatewayOut.model_validate(g, from_attributes=True) for g in seen],
+            )
         )
-        for m in deployed_models(conn)
-    ]
+    return out
 
 
 @router.get("/confidence")
 def confidence(
     conn: Conn,
-    _: Viewer,
+    access: Reader,
     from_: Annotated[
         UtcTime | None, Query(alias="from", description="ISO 8601; default: 7 days before 'to'")
     ] = None,
@@ -154,6 +162,9 @@ def confidence(
 ) -> list[ConfidenceOut]:
     """Confidence histogram (10 bins over [0, 1]) and quantiles per model version, station and day."""
     lo, hi = _window(from_, to, timedelta(days=7))
+    sites = access.site(site_id)
+    if station_id is not None:
+        access.check(conn, "station", station_id)
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -163,7 +174,7 @@ def confidence(
         lo,
         hi,
         timezone=timezone,
-        site_id=site_id,
+        site_id=sites,
         station_id=station_id,
         model_version=model_version,
         per_station_day=group == "station_day",
@@ -196,7 +207,7 @@ def _stats(s: WindowStats) -> StatsOut:
 def drift(
     conn: Conn,
     settings: Settings,
-    _: Viewer,
+    access: Reader,
     station_id: Annotated[str | None, Query(max_length=64)] = None,
     camera_id: Annotated[str | None, Query(max_length=64)] = None,
     site_id: Annotated[str | None, Query(max_length=64)] = None,
@@ -216,6 +227,9 @@ def drift(
     """
     if (station_id is None) == (camera_id is None):
         raise HTTPException(422, "give exactly one of station_id and camera_id")
+    site_id = access.one_site(site_id)
+    if station_id is not None:
+        access.check(conn, "station", station_id)
     schedule = schedule_from(settings)
     r_lo, r_hi = _window(recent_from, recent_to, schedule.recent)
     b_hi = baseline_to or r_lo
@@ -255,23 +269,24 @@ def drift(
     )
 
 
-def _flags_out(conn: Conn, active_only: bool) -> list[StoredFlagOut]:
+def _flags_out(conn: Conn, active_only: bool, access: Reader | None = None) -> list[StoredFlagOut]:
     return [
         StoredFlagOut.model_validate(f, from_attributes=True)
         for f in drift_flags(conn, active_only=active_only)
+        if access is None or access.allows(f.site_id)
     ]
 
 
 @router.get("/drift/flags")
 def flags(
-    conn: Conn, _: Viewer, active: Annotated[bool, Query(description="false: history too")] = True
+    conn: Conn, access: Reader, active: Annotated[bool, Query(description="false: history too")] = True
 ) -> list[StoredFlagOut]:
-    """Flags recorded by the scheduled drift check (newest first)."""
-    return _flags_out(conn, active)
+    """Flags recorded by the scheduled drift check (newest first; a site-scoped token: its sites')."""
+    return _flags_out(conn, active, access)
 
 
 @router.post("/drift/check")
-def check_now(conn: Conn, settings: Settings, _: Supervisor) -> CheckOut:
+def check_now(conn: Conn, settings: Settings, _: Supervisor, __: AllSites) -> CheckOut:
     """Run the scheduled drift check now; returns the active flags afterwards."""
     results = run_drift_check(conn, datetime.now(UTC), schedule_from(settings))
     return CheckOut(subjects=len(results), flags=_flags_out(conn, True))
@@ -281,6 +296,7 @@ def check_now(conn: Conn, settings: Settings, _: Supervisor) -> CheckOut:
 def samples(
     conn: Conn,
     _: Supervisor,
+    access: Reader,
     from_: Annotated[
         UtcTime | None, Query(alias="from", description="ISO 8601; default: 1 day before 'to'")
     ] = None,
@@ -295,7 +311,10 @@ def samples(
 ) -> Response:
     """Low-confidence and production/shadow disagreement samples for labelling, as JSONL or CSV."""
     lo, hi = _window(from_, to, timedelta(days=1))
-    events = sample_events(conn, lo, hi, site_id=site_id, station_id=station_id, camera_id=camera_id)
+    sites = access.site(site_id)
+    if station_id is not None:
+        access.check(conn, "station", station_id)
+    events = sample_events(conn, lo, hi, site_id=sites, station_id=station_id, camera_id=camera_id)
     found = select(
         events, low_confidence_below=low_confidence_below, min_overlap_s=min_overlap_s, limit=limit
     )

@@ -20,7 +20,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from api.deps import Conn, Viewer
+from api.access import AllSites
+from api.deps import Conn
 from takt.periodic import PeriodicDatabaseTask
 
 router = APIRouter(tags=["health"])
@@ -103,7 +104,8 @@ class _BackgroundTasks(Collector):
 
 
 @router.get("/metrics", include_in_schema=False)
-def prometheus_metrics(request: Request, conn: Conn, _: Viewer) -> Response:
+def prometheus_metrics(request: Request, conn: Conn, _: AllSites) -> Response:
+    """Prometheus exposition (every site's drift flags: site-scoped tokens get 403)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_ModelQuality(conn))
     registry.register(_BackgroundTasks(conn, getattr(request.app.state, "background_tasks", [])))

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from api.deps import Conn, Supervisor
+from api.metrics.engine import site_list
 from api.routers import losses as loss_routes
 from api.routers import metrics, shift_metrics
 from api.routers.metrics import ScopeDep
@@ -41,17 +42,19 @@ def shift_report(conn: Conn, s: ScopeDep, role: Supervisor) -> Response:
     Holds the target and OEE figures per station and for the site, each line's hour-by-hour board,
     the top losses and the gateways' health (supervisor or admin: gateway health is theirs).
     """
-    factory = metrics.factory(conn, s, role)
-    stations = metrics.workstations(conn, s, role)
+    factory = metrics.factory(conn, s)
+    stations = metrics.workstations(conn, s, Response())
+    # The request's site, or a site-scoped token's sites (api.access); None: every site.
+    sites = site_list(s.site_id)
     lines = conn.execute(
-        "SELECT line_id FROM lines WHERE %(s)s::text IS NULL OR site_id = %(s)s ORDER BY line_id",
-        {"s": s.site_id},
+        "SELECT line_id FROM lines WHERE %(s)s::text[] IS NULL OR site_id = ANY(%(s)s) ORDER BY line_id",
+        {"s": sites},
     ).fetchall()
     pareto = loss_routes.losses(conn, s, role)
     gateways = conn.execute(
         "SELECT gateway_id, state, last_seen, status->>'backlog' FROM gateways "
-        "WHERE %(s)s::text IS NULL OR site_id = %(s)s ORDER BY gateway_id",
-        {"s": s.site_id},
+        "WHERE %(s)s::text[] IS NULL OR site_id = ANY(%(s)s) ORDER BY gateway_id",
+        {"s": sites},
     ).fetchall()
     t = factory.targets
     figures = ("target_units", "availability_percentage", "performance_percentage", "quality_percentage")
@@ -62,7 +65,7 @@ def shift_report(conn: Conn, s: ScopeDep, role: Supervisor) -> Response:
     site_head = ["Units", "Target units", "Availability %", "Performance %", "Quality %", "OEE %"]
     parts = [
         '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Shift report</title></head><body>',
-        f"<h1>Shift report: {escape(s.site_id or 'all sites')}</h1>",
+        f"<h1>Shift report: {escape(', '.join(sites) if sites else 'all sites')}</h1>",
         f"<p>{escape(s.lo.isoformat())} to {escape(s.hi.isoformat())} ({escape(s.timezone)})</p>",
         _table("Site", site_head, [site_row]),
         _table("Stations", ["Station", *site_head], station_rows),

@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from api.access import AllSites
 from api.deps import Admin, Conn, Settings
 from api.routers.events import Message
 from takt.contract import Event
@@ -126,7 +127,7 @@ def _event(t: datetime, worker: str, station: str, kind: str, rng: random.Random
 
 
 @router.post("/seed")
-def seed(conn: Conn, settings: Settings, _: Admin) -> Message:
+def seed(conn: Conn, settings: Settings, _: Admin, __: AllSites) -> Message:
     with conn.transaction():
         for worker_id, name in WORKERS:
             conn.execute(

@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.deps import Conn, Supervisor, Viewer
+from api.metrics.engine import SiteFilter, site_matches
 from takt.contract import UtcTime
 from takt.contract.events import EntityId, Label
 from takt.store.targets import station_sites
@@ -93,12 +94,12 @@ class Line(BaseModel):
     updated_at: datetime
 
 
-def require_station(conn: psycopg.Connection[Any], station_id: str, site_id: str | None) -> None:
-    """404 for an unknown station, or one not at ``site_id`` when given."""
+def require_station(conn: psycopg.Connection[Any], station_id: str, site_id: SiteFilter) -> None:
+    """404 for an unknown station, or one not at ``site_id`` (one site, or any of a token's) when given."""
     if conn.execute("SELECT 1 FROM workstations WHERE station_id = %s", (station_id,)).fetchone() is None:
         raise HTTPException(404, f"unknown station_id {station_id!r}")
-    if site_id is not None and site_id not in station_sites(conn, station_id):
-        raise HTTPException(404, f"station {station_id!r} is not at site {site_id!r}")
+    if site_id is not None and not any(site_matches(at, site_id) for at in station_sites(conn, station_id)):
+        raise HTTPException(404, f"unknown station_id {station_id!r} at the sites asked for")
 
 
 _CHANGES = (
@@ -155,12 +156,12 @@ def get_target(
     return _targets(conn, station_id, sku, at or datetime.now(UTC))
 
 
-def _line(conn: psycopg.Connection[Any], line_id: str, site_id: str | None) -> Line:
+def _line(conn: psycopg.Connection[Any], line_id: str, site_id: SiteFilter) -> Line:
     row = conn.execute(
         "SELECT site_id, name, updated_by, updated_at FROM lines WHERE line_id = %s", (line_id,)
     ).fetchone()
-    if row is None or (site_id is not None and row[0] != site_id):
-        where = f" at site {site_id!r}" if site_id else ""
+    if row is None or not site_matches(row[0], site_id):
+        where = f" at site {site_id!r}" if isinstance(site_id, str) else ""
         raise HTTPException(404, f"unknown line_id {line_id!r}{where}")
     stations = [
         r[0]
@@ -173,7 +174,7 @@ def _line(conn: psycopg.Connection[Any], line_id: str, site_id: str | None) -> L
     )
 
 
-def get_line_row(conn: psycopg.Connection[Any], line_id: str, site_id: str | None) -> Line:
+def get_line_row(conn: psycopg.Connection[Any], line_id: str, site_id: SiteFilter) -> Line:
     return _line(conn, line_id, site_id)
 
 

@@ -39,8 +39,9 @@ def load_changes(
     return out
 
 
-def stations_elsewhere(conn: psycopg.Connection[Any], site_id: str) -> set[str]:
-    """Stations known at other sites only (lines, rolled-up days), never at ``site_id``.
+def stations_elsewhere(conn: psycopg.Connection[Any], site_id: str | frozenset[str]) -> set[str]:
+    """Stations known at other sites only (lines, rolled-up days), never at ``site_id`` (one
+    site, or any of a site-scoped token's).
 
     A station not rolled up yet has no known site and is not among them: its time at the site is
     what the site-filtered totals measure anyway.
@@ -48,7 +49,7 @@ def stations_elsewhere(conn: psycopg.Connection[Any], site_id: str) -> set[str]:
     rows = conn.execute(
         "WITH known AS (SELECT s.station_id, l.site_id FROM line_stations s JOIN lines l USING (line_id) "
         "  UNION SELECT DISTINCT station_id, site_id FROM rollup_station_day WHERE site_id <> '') "
-        "SELECT station_id FROM known GROUP BY station_id HAVING NOT bool_or(site_id = %s)",
-        (site_id,),
+        "SELECT station_id FROM known GROUP BY station_id HAVING NOT bool_or(site_id = ANY(%s::text[]))",
+        ([site_id] if isinstance(site_id, str) else sorted(site_id),),
     ).fetchall()
     return {r[0] for r in rows}

@@ -378,21 +378,23 @@ def test_token_list_and_revoke_through_the_cli(settings: ApiSettings) -> None:
     assert listed.returncode == 0
     assert secret not in listed.stdout
     lines = [line.split() for line in listed.stdout.splitlines()[1:]]
-    rows = {" ".join(line[4:]): line for line in lines}
+    # ID ROLE CREATED REVOKED SITES NAME ("*": every site)
+    rows = {" ".join(line[5:]): line for line in lines}
     assert set(rows) == {"wall screen", "shift lead"}
     assert rows["wall screen"][1] == "viewer" and rows["wall screen"][3] == "-"
+    assert rows["wall screen"][4] == "*"
     config = settings.model_copy(update={"token_cache_ttl_s": 1.0, "response_cache_ttl_s": 0})
     with serving(config) as base, httpx.Client(base_url=base, timeout=10) as c:
         viewer = {"Authorization": f"Bearer {secret}"}
-        assert c.get("/api/workers", headers=viewer).status_code == 200
+        assert c.get("/api/workstations", headers=viewer).status_code == 200
         revoked = _takt(env, "revoke", rows["wall screen"][0])
         assert revoked.returncode == 0 and "revoked" in revoked.stdout
         revoked_at = time.monotonic()
         # Refused within the stated bound (TAKT_TOKEN_CACHE_TTL_S), and for good.
-        while c.get("/api/workers", headers=viewer).status_code == 200:
+        while c.get("/api/workstations", headers=viewer).status_code == 200:
             assert time.monotonic() - revoked_at < 1.5
             time.sleep(0.05)
-        assert c.get("/api/workers", headers=viewer).status_code == 401
+        assert c.get("/api/workstations", headers=viewer).status_code == 401
     after = _takt(env, "list")
     assert "wall screen" not in after.stdout and "shift lead" in after.stdout
     everything = _takt(env, "list", "--all")

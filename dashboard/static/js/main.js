@@ -11,6 +11,7 @@ import { LiveStream } from "./live.js";
 import { AlertsPanel } from "./alerts.js";
 import { ShiftPanel } from "./shift.js";
 import { LossTagger } from "./losstag.js";
+import { applyPrivacy } from "./privacy.js";
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -78,6 +79,7 @@ class Dashboard {
     seed.hidden = this.session.role !== "admin";
     seed.addEventListener("click", () => this.seed());
     $("#role").textContent = this.session.role;
+    applyPrivacy(document, this.session);
     try {
       const stations = await api("/api/workstations");
       this.filters.setStations(stations);
@@ -127,11 +129,11 @@ class Dashboard {
     try {
       const [factory, workers, stations, now, todayFactory, atStation] = await Promise.all([
         api(`/api/metrics/factory${query(p)}`),
-        api(`/api/metrics/workers${query(p)}`),
+        this.session.per_person ? api(`/api/metrics/workers${query(p)}`) : [],
         api(`/api/metrics/workstations${query(p)}`),
         api(`/api/now${query({ site_id: p.site_id })}`),
         api(`/api/metrics/factory${query(today)}`),
-        station ? api(`/api/stations/${encodeURIComponent(station)}/workers${query({ from: p.from, to: p.to, site_id: p.site_id })}`) : null,
+        station && this.session.per_person ? api(`/api/stations/${encodeURIComponent(station)}/workers${query({ from: p.from, to: p.to, site_id: p.site_id })}`) : null,
       ]);
       this.renderCards(factory, station ? stations.find((s) => s.station_id === station) : null, now, todayFactory);
       this.workers.setKeep(atStation ? new Set(atStation) : null);
