@@ -77,18 +77,35 @@ class Ack(BaseModel):
     note: str = Field(default="", max_length=2000, description="What is being done about it.")
 
 
-def caller_site(request: Request, site_id: str | None) -> str | None:
-    """The site a read is limited to: the caller's own when its token is bound to one, else the asked one.
+def caller_sites(request: Request, site_id: str | None) -> list[str] | None:
+    """The sites a read is limited to (None: every site): the asked one, which must be among a
+    site-scoped token's (404 otherwise, as for any read: api.access), else the token's own.
 
-    Every alerts route resolves its site here, so site-scoped tokens limit them in one place.
+    Every alerts route resolves its sites here, so site-scoped tokens limit them in one place.
     """
     caller = getattr(request.state, "caller", None)
-    bound = caller.site_id if isinstance(caller, Caller) else None
-    if bound is not None:
-        if site_id is not None and site_id != bound:
-            raise HTTPException(403, f"this token is limited to site {bound!r}")
-        return str(bound)
-    return site_id
+    allowed = caller.sites if isinstance(caller, Caller) else None
+    if allowed is None:
+        return None if site_id is None else [site_id]
+    if site_id is None:
+        return sorted(allowed)
+    if site_id not in allowed:
+        raise HTTPException(404, f"unknown site {site_id!r}")
+    return [site_id]
+
+
+def caller_site(request: Request, site_id: str | None) -> str | None:
+    """One site for a route about one site (a new rule, the wallboard): the asked one, or a
+    site-scoped token's only one; 422 for a token of several sites that names none."""
+    sites = caller_sites(request, site_id)
+    if sites is None or len(sites) == 1:
+        return None if sites is None else sites[0]
+    raise HTTPException(422, "this token reads several sites: name one with site_id")
+
+
+def _visible(request: Request, site_id: str) -> bool:
+    sites = caller_sites(request, None)
+    return sites is None or site_id in sites
 
 
 def _rule_out(row: dict[str, Any], secret: str | None = None) -> RuleOut:
@@ -168,11 +185,12 @@ def create_rule(body: RuleIn, conn: Conn, settings: Settings, request: Request, 
 @router.get("/alerts/rules")
 def list_rules(conn: Conn, request: Request, _: Supervisor, site_id: str | None = None) -> list[RuleOut]:
     """The rules not deleted (their webhook secrets are never shown again)."""
-    site = caller_site(request, site_id)
+    site = caller_sites(request, site_id)
     rows = _dicts(
         conn.execute(
             f"SELECT {RULE_COLUMNS}, enabled, created_at FROM alert_rules "
-            "WHERE deleted_at IS NULL AND (%(site)s::text IS NULL OR site_id = %(site)s) ORDER BY rule_id",
+            "WHERE deleted_at IS NULL AND (%(site)s::text[] IS NULL OR site_id = ANY(%(site)s)) "
+            "ORDER BY rule_id",
             {"site": site},
         )
     )
@@ -187,7 +205,7 @@ def _one_rule(conn: psycopg.Connection[Any], request: Request, rule_id: int) -> 
             (rule_id,),
         )
     )
-    if not rows or caller_site(request, None) not in (None, rows[0]["site_id"]):
+    if not rows or not _visible(request, rows[0]["site_id"]):
         raise HTTPException(404, f"no alert rule {rule_id}")
     return rows[0]
 
@@ -227,8 +245,8 @@ def incidents(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[Incident]:
     """Incidents, newest first, with their start, acknowledgement, escalation and end."""
-    site = caller_site(request, site_id)
-    where = ["(%(site)s::text IS NULL OR i.site_id = %(site)s)"]
+    site = caller_sites(request, site_id)
+    where = ["(%(site)s::text[] IS NULL OR i.site_id = ANY(%(site)s))"]
     if status == "open":
         where.append("i.resolved_at IS NULL AND i.acknowledged_at IS NULL")
     elif status == "acknowledged":
@@ -253,7 +271,7 @@ def incidents(
 
 def _incident(conn: psycopg.Connection[Any], request: Request, incident_id: int) -> dict[str, Any]:
     rows = _dicts(conn.execute(INCIDENT_SQL + " WHERE i.incident_id = %s", (incident_id,)))
-    if not rows or caller_site(request, None) not in (None, rows[0]["site_id"]):
+    if not rows or not _visible(request, rows[0]["site_id"]):
         raise HTTPException(404, f"no incident {incident_id}")
     return rows[0]
 

@@ -9,6 +9,7 @@ import psycopg
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from api.access import Reader
 from api.csv_export import CsvRoute
 from api.deps import Conn, Supervisor, Viewer
 from api.metrics.engine import site_list, station_totals
@@ -122,8 +123,9 @@ def add_reason(body: ReasonIn, conn: Conn, role: Supervisor) -> Reason:
 
 
 @router.get("/reasons")
-def list_reasons(conn: Conn, _: Viewer, site_id: Annotated[str, Query(max_length=64)]) -> Reasons:
+def list_reasons(conn: Conn, access: Reader, site_id: Annotated[str, Query(max_length=64)]) -> Reasons:
     """A site's reasons and the threshold below which a loss needs none."""
+    access.site(site_id)  # 404 for a site outside a site-scoped token's
     return _reasons(conn, site_id)
 
 
@@ -241,8 +243,8 @@ def losses(
         "SELECT t.station_id, t.from_ts, t.to_ts, t.reason_id, r.code, r.label FROM loss_tags t "
         "JOIN loss_reasons r USING (reason_id) WHERE t.from_ts < %(hi)s AND t.to_ts > %(lo)s "
         "AND (%(ids)s::text[] IS NULL OR t.station_id = ANY(%(ids)s)) "
-        "AND (%(site)s::text IS NULL OR t.site_id = %(site)s)",
-        {"lo": s.lo, "hi": s.hi, "ids": stations, "site": s.site_id},
+        "AND (%(site)s::text[] IS NULL OR t.site_id = ANY(%(site)s))",
+        {"lo": s.lo, "hi": s.hi, "ids": stations, "site": site_list(s.site_id)},
     ).fetchall()
     windows = [(0, a, b) for a, b in s.planned]
     for i, (_st, a, b, *_rest) in enumerate(tags, start=1):

@@ -9,8 +9,9 @@ import psycopg
 from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from api.deps import Conn, Supervisor, Viewer
-from api.metrics.engine import SiteFilter, site_matches
+from api.access import Reader
+from api.deps import Conn, Supervisor
+from api.metrics.engine import SiteFilter, site_list, site_matches
 from takt.contract import UtcTime
 from takt.contract.events import EntityId, Label
 from takt.store.targets import station_sites
@@ -146,13 +147,13 @@ def put_target(station_id: IdPath, body: TargetIn, conn: Conn, role: Supervisor)
 def get_target(
     station_id: IdPath,
     conn: Conn,
-    _: Viewer,
+    access: Reader,
     site_id: SiteQuery = None,
     sku: Annotated[str | None, Query(max_length=64)] = None,
     at: Annotated[UtcTime | None, Query(description="The target in force then (default now)")] = None,
 ) -> StationTargets:
     """The station's target in force and its history (one SKU's with ``?sku=``)."""
-    require_station(conn, station_id, site_id)
+    require_station(conn, station_id, access.site(site_id))
     return _targets(conn, station_id, sku, at or datetime.now(UTC))
 
 
@@ -207,16 +208,16 @@ def put_line(line_id: IdPath, body: LineIn, conn: Conn, role: Supervisor) -> Lin
 
 
 @router.get("/lines/{line_id}")
-def get_line(line_id: IdPath, conn: Conn, _: Viewer, site_id: SiteQuery = None) -> Line:
-    return _line(conn, line_id, site_id)
+def get_line(line_id: IdPath, conn: Conn, access: Reader, site_id: SiteQuery = None) -> Line:
+    return _line(conn, line_id, access.site(site_id))
 
 
 @router.get("/lines")
 def list_lines(
-    conn: Conn, _: Viewer, site_id: Annotated[str | None, Query(max_length=64)] = None
+    conn: Conn, access: Reader, site_id: Annotated[str | None, Query(max_length=64)] = None
 ) -> list[Line]:
     ids = conn.execute(
-        "SELECT line_id FROM lines WHERE %(s)s::text IS NULL OR site_id = %(s)s ORDER BY line_id",
-        {"s": site_id},
+        "SELECT line_id FROM lines WHERE %(s)s::text[] IS NULL OR site_id = ANY(%(s)s) ORDER BY line_id",
+        {"s": site_list(access.site(site_id))},
     ).fetchall()
     return [_line(conn, r[0], None) for r in ids]

@@ -84,6 +84,32 @@ def two_sites(settings: ApiSettings) -> Iterator[tuple[TestClient, dict[str, str
                     "(now(), %s, 'station', %s, 'confidence_psi', 0.5, 0.2, now(), now(), now(), now())",
                     (site["site"], site["station"]),
                 )
+            for site, line in ((OWN, "L-A"), (OTHER, "L-B")):
+                conn.execute(
+                    "INSERT INTO lines (line_id, site_id, name, updated_by) VALUES (%s, %s, %s, 'test')",
+                    (line, site["site"], line),
+                )
+                conn.execute(
+                    "INSERT INTO line_stations (line_id, position, station_id) VALUES (%s, 0, %s)",
+                    (line, site["station"]),
+                )
+        # An alert rule with an open incident at each site: rule and incident 1 at plant-a, 2 at plant-b.
+        for n, site in enumerate((OWN, OTHER), start=1):
+            rule = {
+                "kind": "station_idle",
+                "site_id": site["site"],
+                "station_id": site["station"],
+                "minutes": 10,
+            }
+            r = c.post("/api/v1/alerts/rules", json=rule)
+            assert r.status_code == 201 and r.json()["rule_id"] == n, r.text
+        with psycopg.connect(settings.database_url, autocommit=True) as conn:
+            for n, site in enumerate((OWN, OTHER), start=1):
+                conn.execute(
+                    "INSERT INTO alert_incidents (incident_id, rule_id, site_id, subject, summary, condition_since) "
+                    "VALUES (%s, %s, %s, %s, 'idle', now())",
+                    (n, n, site["site"], site["station"]),
+                )
             tokens = {
                 "viewer-a": create_token(conn, Role.VIEWER, "v", sites=["plant-a"]),
                 "supervisor-a": create_token(conn, Role.SUPERVISOR, "s", sites=["plant-a"]),
@@ -167,6 +193,29 @@ ROUTES: dict[str, Case] = {
         own={**WINDOW, "low_confidence_below": "1"},
         foreign=({**WINDOW, "station_id": "SB1"}, {**WINDOW, **SITE_B}),
     ),
+    "/api/v1/targets/stations/{station_id}": Case(
+        own={"station_id": "SA1"}, foreign=({"station_id": "SB1"},)
+    ),
+    "/api/v1/lines": Case(foreign=(SITE_B,)),
+    "/api/v1/lines/{line_id}": Case(own={"line_id": "L-A"}, foreign=({"line_id": "L-B"},)),
+    "/api/v1/metrics/hour-by-hour": Case(
+        own={"station_id": "SA1", **WINDOW},
+        foreign=({"station_id": "SB1", **WINDOW}, {"line_id": "L-B", **WINDOW}),
+    ),
+    "/api/v1/metrics/lines/{line_id}": Case(
+        own={"line_id": "L-A", **WINDOW}, foreign=({"line_id": "L-B", **WINDOW},)
+    ),
+    "/api/v1/metrics/losses": Case(
+        own=WINDOW, foreign=({**WINDOW, **SITE_B}, {**WINDOW, "station_id": "SB1"})
+    ),
+    "/api/v1/loss-tags": Case(own=WINDOW, foreign=({**WINDOW, **SITE_B},)),
+    "/api/v1/reasons": Case(own={"site_id": "plant-a"}, foreign=(SITE_B,)),
+    "/api/v1/reports/shift": Case(own=WINDOW, foreign=({**WINDOW, **SITE_B},)),
+    "/api/v1/alerts": Case(foreign=(SITE_B,)),
+    "/api/v1/alerts/rules": Case(foreign=(SITE_B,)),
+    "/api/v1/alerts/rules/{rule_id}": Case(own={"rule_id": "1"}, foreign=({"rule_id": "2"},)),
+    "/api/v1/alerts/{incident_id}": Case(own={"incident_id": "1"}, foreign=({"incident_id": "2"},)),
+    "/api/v1/andon": Case(foreign=(SITE_B,)),
     "/api/v1/tokens": Case(all_sites=True),
     "/api/v1/privacy/audit": Case(all_sites=True),
 }
