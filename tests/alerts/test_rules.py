@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from alembic import command
 from hypothesis import given
 from hypothesis import strategies as st
 from psycopg.types.json import Jsonb
@@ -23,8 +24,9 @@ from api.alerts.rules import (
     plan,
     shift_time,
 )
+from api.security import Role, create_token
 from api.settings import SiteCalendar
-from takt.store.db import upgrade
+from takt.store.db import alembic_config, upgrade
 
 # A fixed instant: these tests never read the clock. 2026-03-10 is a Tuesday.
 AT = datetime(2026, 3, 10, 10, 0, tzinfo=UTC)
@@ -228,3 +230,19 @@ def test_deleting_a_rule_resolves_its_incidents(conn: psycopg.Connection[Any]) -
     assert _round(conn, AT)["resolved"] == 1
     events = conn.execute("SELECT event FROM alert_notifications ORDER BY 1").fetchall()
     assert [e[0] for e in events] == ["opened", "resolved"]
+
+
+def test_the_alerts_migration_goes_down_and_up_again(fresh_database: str) -> None:
+    upgrade(fresh_database)
+    with psycopg.connect(fresh_database, autocommit=True) as c:
+        create_token(c, Role.KIOSK, "screen")
+    command.downgrade(alembic_config(fresh_database), "0007_event_identity")
+    with psycopg.connect(fresh_database, autocommit=True) as c:
+        assert c.execute("SELECT to_regclass('alert_rules')").fetchone() == (None,)
+        # Kiosk tokens went with it; the role is refused again.
+        assert c.execute("SELECT count(*) FROM api_tokens WHERE role = 'kiosk'").fetchone() == (0,)
+        with pytest.raises(psycopg.errors.CheckViolation):
+            create_token(c, Role.KIOSK, "screen")
+    upgrade(fresh_database)
+    with psycopg.connect(fresh_database, autocommit=True) as c:
+        assert create_token(c, Role.KIOSK, "screen").startswith("takt_")
