@@ -42,6 +42,8 @@ def token_create(role: str, name: str | None, gateway_id: str | None, site_id: s
     A gateway token (--role gateway) is bound to one gateway and site
     (--gateway GW --site SITE, both required): it may store only events of
     that gateway, as the broker's ACL lets the gateway publish only there.
+    A kiosk token (--role kiosk) reads the andon wallboard only
+    (/dashboard/andon#token=..., docs/alerts.md).
     """
     import psycopg
 
