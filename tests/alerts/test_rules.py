@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from psycopg.types.json import Jsonb
 
-from api.alerts.evaluate import evaluate
+from api.alerts.evaluate import ALERT_LOCK, AlertEvaluator, evaluate
 from api.alerts.rules import (
     Finding,
     QuietHours,
@@ -246,3 +246,30 @@ def test_the_alerts_migration_goes_down_and_up_again(fresh_database: str) -> Non
     upgrade(fresh_database)
     with psycopg.connect(fresh_database, autocommit=True) as c:
         assert create_token(c, Role.KIOSK, "screen").startswith("takt_")
+
+
+def test_a_round_is_skipped_while_another_process_holds_the_lock(fresh_database: str) -> None:
+    upgrade(fresh_database)
+    with (
+        psycopg.connect(fresh_database, autocommit=True) as other,
+        psycopg.connect(fresh_database, autocommit=True) as mine,
+    ):
+        _rule(other, kind="gateway_offline", minutes=5)
+        other.execute(
+            "INSERT INTO gateways (gateway_id, site_id, state, last_seen) "
+            "VALUES ('gw', 'site-a', 'offline', %s)",
+            (AT - timedelta(minutes=6),),
+        )
+        evaluator = AlertEvaluator(fresh_database, 1, {}, 600, clock=lambda: AT)
+        with other.transaction():
+            row = other.execute("SELECT pg_try_advisory_xact_lock(%s)", (ALERT_LOCK,)).fetchone()
+            assert row == (True,)
+            evaluator.run_round(mine)
+            assert evaluator.skipped == 1
+            assert _open(mine) == {}
+        # The other process's round is over: this one evaluates.
+        evaluator.run_round(mine)
+        assert evaluator.skipped == 1
+        assert list(_open(mine)) == ["gw"]
+        evaluator.run_round(mine)
+        assert mine.execute("SELECT count(*) FROM alert_incidents").fetchone() == (1,)
