@@ -288,6 +288,6 @@ def acknowledge(incident_id: int, body: Ack, conn: Conn, request: Request, role:
             incident_id,
             rule.site_id,
             "acknowledged",
-            [t for t in targets(rule, "ack", escalated=False)],
+            targets(rule, "ack", escalated=False),
         )
     return Incident.model_validate(incident_json(_incident(conn, request, incident_id)))
