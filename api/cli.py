@@ -51,7 +51,8 @@ def token_create(role: str, name: str | None, gateway_id: str | None, sites: tup
 
     A viewer, supervisor or admin token given --site (once or more) reads
     only those sites: every other site's data is invisible to it and ids from
-    there answer 404 (docs/privacy.md).
+    there answer 404 (docs/privacy.md). A kiosk token (--role kiosk) reads the
+    andon wallboard only (/dashboard/andon#token=..., docs/alerts.md).
     """
     import psycopg
 

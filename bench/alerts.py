@@ -17,6 +17,12 @@ time + minutes. Measured per incident:
   ``working`` event that ended it.
 
 Also counts POSTs per incident (must be exactly one of each).
+
+Last, the cost of one evaluation round (:func:`api.alerts.evaluate.evaluate`,
+run here in a rolled-back transaction), before and after ``--history`` more
+state events spread over the past day at the same stations: a round reads the
+states in force, so it scans up to a day (plus TAKT_MAX_STATE_GAP_S) of the
+site's state events.
 """
 
 from __future__ import annotations
@@ -44,9 +50,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
+import psycopg
 from takt.devstack import PostgresServer
 from takt.devstack.system import free_port
 
+from api.alerts.evaluate import evaluate
 from takt.store.db import upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,6 +116,33 @@ def show(name: str, values: list[float]) -> None:
     )
 
 
+def add_history(dsn: str, stations: list[str], n: int) -> None:
+    """``n`` state events spread over the day before now at ``stations`` (5 s segments)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        per = max(1, n // len(stations))
+        conn.execute(
+            "INSERT INTO events (event_id, ts, worker_id, station_id, event_type, confidence, "
+            "duration_s, site_id) "
+            "SELECT gen_random_uuid(), now() - interval '1 minute' - g * (interval '1 day' / %s), "
+            "'w-' || s, s, (ARRAY['working', 'idle', 'absent'])[1 + g %% 3], 0.9, 5, %s "
+            "FROM generate_series(1, %s) AS g, unnest(%s::text[]) AS s",
+            (per, SITE, per, stations),
+        )
+        conn.execute("ANALYZE events")
+
+
+def round_cost(dsn: str, n: int = 10) -> float:
+    """Median milliseconds of one evaluation round, in a transaction rolled back each time."""
+    times = []
+    with psycopg.connect(dsn, options="-c TimeZone=UTC -c jit=off") as conn:
+        for _ in range(n):
+            started = time.perf_counter()
+            evaluate(conn, datetime.now(UTC), {}, 600)
+            times.append((time.perf_counter() - started) * 1000)
+            conn.rollback()
+    return statistics.median(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -117,6 +152,10 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=0.1, help="the rule's idle minutes (0.1 = 6 s)")
     parser.add_argument("--apis", type=int, default=2, help="API processes sharing the database")
     parser.add_argument("--spread", type=float, default=4.0, help="seconds over which idle events start")
+    parser.add_argument("--history", type=int, default=500_000, help="state events added for the round cost")
+    parser.add_argument(
+        "--history-first", action="store_true", help="add the history before measuring latency (a busy site)"
+    )
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="takt-alerts-"))
@@ -160,6 +199,8 @@ def main() -> None:
         rule = {"kind": "station_idle", "site_id": SITE, "minutes": args.minutes, "webhook_url": receiver.url}
         assert clients[0].post("/api/v1/alerts/rules", json=rule).status_code == 201
         stations = [f"st{i:02d}" for i in range(args.stations)]
+        if args.history_first:
+            add_history(dsn, stations, args.history)
         now = datetime.now(UTC)
         clients[0].post(
             "/api/v1/events/batch", json=[ev("working", s, now) for s in stations]
@@ -199,6 +240,10 @@ def main() -> None:
             for arrived, body in receiver.of("resolved")[rnd * len(stations) :]:
                 resolved_lat.append(arrived - committed[body["incident"]["subject"]])
             time.sleep(1)
+        rounds_ms = {"before": round_cost(dsn), "after": 0.0}
+        if not args.history_first:
+            add_history(dsn, stations, args.history)
+        rounds_ms["after"] = round_cost(dsn)
         per_incident = Counter((b["incident"]["id"], b["event"]) for _, b in receiver.got)
         print(
             f"{args.apis} API process(es), {args.stations} stations x {args.rounds} rounds, rule minutes "
@@ -209,6 +254,11 @@ def main() -> None:
         print(
             f"incidents {len(became_true)}; POSTs per incident and event: "
             f"{sorted(Counter(per_incident.values()).items())} (count: how many pairs)"
+        )
+        print(
+            f"evaluation round (p50 of 10): {rounds_ms['before']:.1f} ms "
+            f"{'with' if args.history_first else 'without'} the history, {rounds_ms['after']:.1f} ms with "
+            f"{args.history:,} state events over the past day"
         )
     finally:
         for p in procs:

@@ -518,7 +518,9 @@ class AlertEvaluator(PeriodicDatabaseTask):
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_change: Callable[[], None] | None = None,
     ) -> None:
-        super().__init__("alert-evaluator", database_url, interval_s)
+        # A round reads up to a day of the site's state events (the states in force): on a busy
+        # site it may take longer than interval_s; spaced out, it leaves the database to others.
+        super().__init__("alert-evaluator", database_url, interval_s, max_share=0.5)
         self._calendars = dict(calendars)
         self._max_gap_s = max_gap_s
         self._clock = clock

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import psycopg
@@ -290,10 +290,11 @@ def acknowledge(incident_id: int, body: Ack, conn: Conn, request: Request, role:
     who = caller.role.value if isinstance(caller, Caller) else Role(role).value
     with conn.transaction():
         row = conn.execute(
-            "UPDATE alert_incidents SET acknowledged_at = now(), acknowledged_by = %s, ack_note = %s "
+            # The API's clock, like the evaluator's start and end times.
+            "UPDATE alert_incidents SET acknowledged_at = %s, acknowledged_by = %s, ack_note = %s "
             "WHERE incident_id = %s AND acknowledged_at IS NULL AND resolved_at IS NULL "
             "RETURNING rule_id, site_id",
-            (who, body.note, incident_id),
+            (datetime.now(UTC), who, body.note, incident_id),
         ).fetchone()
         if row is None:
             raise HTTPException(409, f"incident {incident_id} is already acknowledged or resolved")
@@ -305,6 +306,6 @@ def acknowledge(incident_id: int, body: Ack, conn: Conn, request: Request, role:
             incident_id,
             rule.site_id,
             "acknowledged",
-            [t for t in targets(rule, "ack", escalated=False)],
+            targets(rule, "ack", escalated=False),
         )
     return Incident.model_validate(incident_json(_incident(conn, request, incident_id)))

@@ -51,6 +51,8 @@ def alert_settings(dsn: str, **overrides: Any) -> ApiSettings:
         "alert_interval_s": 0.2,
         "alert_send_interval_s": 0.1,
         "alert_retry_initial_s": 0.05,
+        # A receiver stalled past the timeout would get the POST again (at least once): long here.
+        "alert_webhook_timeout_s": 60,
         "rate_limit_per_minute": 100_000,
     }
     return ApiSettings(**{**base, **overrides})

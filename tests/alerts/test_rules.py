@@ -8,11 +8,12 @@ from typing import Any
 
 import psycopg
 import pytest
+from alembic import command
 from hypothesis import given
 from hypothesis import strategies as st
 from psycopg.types.json import Jsonb
 
-from api.alerts.evaluate import evaluate
+from api.alerts.evaluate import ALERT_LOCK, AlertEvaluator, evaluate
 from api.alerts.rules import (
     Finding,
     QuietHours,
@@ -23,8 +24,9 @@ from api.alerts.rules import (
     plan,
     shift_time,
 )
+from api.security import Role, create_token
 from api.settings import SiteCalendar
-from takt.store.db import upgrade
+from takt.store.db import alembic_config, upgrade
 
 # A fixed instant: these tests never read the clock. 2026-03-10 is a Tuesday.
 AT = datetime(2026, 3, 10, 10, 0, tzinfo=UTC)
@@ -228,3 +230,46 @@ def test_deleting_a_rule_resolves_its_incidents(conn: psycopg.Connection[Any]) -
     assert _round(conn, AT)["resolved"] == 1
     events = conn.execute("SELECT event FROM alert_notifications ORDER BY 1").fetchall()
     assert [e[0] for e in events] == ["opened", "resolved"]
+
+
+def test_the_alerts_migration_goes_down_and_up_again(fresh_database: str) -> None:
+    upgrade(fresh_database)
+    with psycopg.connect(fresh_database, autocommit=True) as c:
+        create_token(c, Role.KIOSK, "screen")
+    command.downgrade(alembic_config(fresh_database), "0007_event_identity")
+    with psycopg.connect(fresh_database, autocommit=True) as c:
+        assert c.execute("SELECT to_regclass('alert_rules')").fetchone() == (None,)
+        # Kiosk tokens went with it; the role is refused again.
+        assert c.execute("SELECT count(*) FROM api_tokens WHERE role = 'kiosk'").fetchone() == (0,)
+        with pytest.raises(psycopg.errors.CheckViolation):
+            create_token(c, Role.KIOSK, "screen")
+    upgrade(fresh_database)
+    with psycopg.connect(fresh_database, autocommit=True) as c:
+        assert create_token(c, Role.KIOSK, "screen").startswith("takt_")
+
+
+def test_a_round_is_skipped_while_another_process_holds_the_lock(fresh_database: str) -> None:
+    upgrade(fresh_database)
+    with (
+        psycopg.connect(fresh_database, autocommit=True) as other,
+        psycopg.connect(fresh_database, autocommit=True) as mine,
+    ):
+        _rule(other, kind="gateway_offline", minutes=5)
+        other.execute(
+            "INSERT INTO gateways (gateway_id, site_id, state, last_seen) "
+            "VALUES ('gw', 'site-a', 'offline', %s)",
+            (AT - timedelta(minutes=6),),
+        )
+        evaluator = AlertEvaluator(fresh_database, 1, {}, 600, clock=lambda: AT)
+        with other.transaction():
+            row = other.execute("SELECT pg_try_advisory_xact_lock(%s)", (ALERT_LOCK,)).fetchone()
+            assert row == (True,)
+            evaluator.run_round(mine)
+            assert evaluator.skipped == 1
+            assert _open(mine) == {}
+        # The other process's round is over: this one evaluates.
+        evaluator.run_round(mine)
+        assert evaluator.skipped == 1
+        assert list(_open(mine)) == ["gw"]
+        evaluator.run_round(mine)
+        assert mine.execute("SELECT count(*) FROM alert_incidents").fetchone() == (1,)

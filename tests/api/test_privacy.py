@@ -106,8 +106,8 @@ def two_sites(settings: ApiSettings) -> Iterator[tuple[TestClient, dict[str, str
         with psycopg.connect(settings.database_url, autocommit=True) as conn:
             for n, site in enumerate((OWN, OTHER), start=1):
                 conn.execute(
-                    "INSERT INTO alert_incidents (incident_id, rule_id, site_id, subject, summary, condition_since) "
-                    "VALUES (%s, %s, %s, %s, 'idle', now())",
+                    "INSERT INTO alert_incidents (incident_id, rule_id, site_id, subject, summary, "
+                    "condition_since) VALUES (%s, %s, %s, %s, 'idle', now())",
                     (n, n, site["site"], site["station"]),
                 )
             tokens = {

@@ -48,7 +48,11 @@ function card(key, label, value, kind, unit) {
 class Dashboard {
   constructor(session) {
     this.session = session;
-    this.filters = new Filters($("#filters"), session, () => { this.refreshNumbers(); this.refreshModels(); });
+    this.filters = new Filters($("#filters"), session, () => {
+      this.refreshNumbers();
+      this.refreshModels();
+      if (this.alerts) this.alerts.setSite(this.filters.params().site_id);
+    });
     this.workers = new DataTable($("#workers"), {
       columns: WORKER_COLUMNS, idKey: "worker_id", searchInput: $("#worker-search"),
       emptyText: "No worker activity in this window.", sort: { key: "utilization_percentage", dir: "descending" },
@@ -87,7 +91,7 @@ class Dashboard {
     } catch (err) { this.notice(err); }
     await Promise.all([this.refreshNumbers(), this.refreshGateways(), this.refreshModels()]);
     this.alerts = new AlertsPanel($("#alerts"), this.session);
-    this.alerts.start();
+    this.alerts.setSite(this.filters.params().site_id);
     this.live = new LiveStream("/api/live", getToken(), {
       onState: (state) => {
         const live = $("#live");
