@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/alerts.py [--stations 20] [--rounds 3] [--minutes 0.1] [--apis 2]
 
-Starts its own PostgreSQL (takt.devstack), ``--apis`` real ``takt api``
+Starts its own PostgreSQL (devstack), ``--apis`` real ``takt api``
 processes with the deployed defaults (alert rounds every TAKT_ALERT_INTERVAL_S
 = 2 s under the advisory lock, the sender every 0.5 s, the rollup refresher
 every 2 s) and a real HTTP receiver. One site-wide ``station_idle`` rule with
@@ -51,10 +51,10 @@ from typing import Any
 
 import httpx
 import psycopg
-from takt.devstack import PostgresServer
-from takt.devstack.system import free_port
 
 from api.alerts.evaluate import evaluate
+from devstack import PostgresServer
+from devstack.system import free_port
 from takt.store.db import upgrade
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -191,18 +191,20 @@ def _copy_line(event: Event) -> str:
 
 
 # Queue rollup invalidations from ``source`` (rows worker_id, station_id,
-# min_ts, max_ts): one row per worker, station and hour of min_ts (migration
-# 0008). A key-hour already queued is widened and given a new id, so a refresh
-# round that read it before (and deletes what it consumed by id) leaves it
-# queued; rows are locked in key order, so concurrent writers never deadlock
-# on them. Every writer of events or deletions queues through this.
+# min_ts, max_ts): one row per worker, station, hour of min_ts and second of
+# the writing transaction (migration 0008). A key-hour already queued in this
+# second is widened and given a new id, so a refresh round that read it before
+# (and deletes what it consumed by id) leaves it queued; rows of earlier
+# seconds are never widened, so a long round still consumes them. Rows are
+# locked in key order, so concurrent writers never deadlock on them. Every
+# writer of events or deletions queues through this.
 def invalidate_sql(source: str) -> str:
     return f"""
     INSERT INTO event_invalidations AS i (worker_id, station_id, min_ts, max_ts)
     SELECT worker_id, station_id, min(min_ts), max(max_ts) FROM {source}
     GROUP BY worker_id, station_id, date_bin('1 hour', min_ts, TIMESTAMPTZ '2000-01-01 00:00:00+00')
     ORDER BY 1, 2, 3
-    ON CONFLICT (worker_id, station_id, bucket) DO UPDATE
+    ON CONFLICT (worker_id, station_id, bucket, slot) DO UPDATE
     SET min_ts = least(i.min_ts, excluded.min_ts), max_ts = greatest(i.max_ts, excluded.max_ts),
         id = nextval(pg_get_serial_sequence('event_invalidations', 'id'))"""
 

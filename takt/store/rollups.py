@@ -558,23 +558,27 @@ def _derive_worker_range(
 ) -> tuple[_Derived, Range]:
     """Re-derive durations around [min_ts, max_ts]; returns what changed and the new rows' time range."""
     base = {"worker": worker, "station": station, "gap": gap}
+    # Shadow partitions with events within the gap before the range (a deleted shadow event leaves
+    # no row behind, but its predecessor's duration changes) or in it: a partial index of shadow
+    # events (migration 0008) keeps this from reading the worker's production events.
     partitions = conn.execute(
-        "SELECT DISTINCT shadow, CASE WHEN shadow THEN coalesce(model_version, '') ELSE '' END FROM events "
+        "SELECT DISTINCT coalesce(model_version, '') FROM events "
         "WHERE worker_id = %(worker)s AND (%(worker)s <> 'unknown' OR station_id = %(station)s) "
-        "AND ts >= %(lo)s AND ts <= %(hi)s",
+        "AND shadow AND ts >= %(lo)s AND ts <= %(hi)s",
         {**base, "lo": min_ts - timedelta(seconds=gap), "hi": max_ts},
     ).fetchall()
     # A deleted event leaves no row behind; its production predecessor still changes.
-    keys = {(False, ""), *((bool(s), str(m)) for s, m in partitions)}
+    keys = {(False, ""), *((True, str(m)) for (m,) in partitions)}
     derived = _Derived()
     for shadow, model in sorted(keys):
         params = {**base, "shadow": shadow, "model": model}
+        # Only the partition's state event before the range (whose "next" may have changed) and
+        # the events from it on can change: an earlier event's next is at or before that one.
+        # (The live tail's C is the same event, api.metrics.live._STARTS.)
         prev = conn.execute(
             f"SELECT max(ts) FROM events WHERE {_PARTITION} AND ts < %(lo)s", {**params, "lo": min_ts}
         ).fetchone()
-        lo = min_ts - timedelta(seconds=gap)
-        if prev and prev[0] is not None:
-            lo = min(lo, prev[0])
+        lo = prev[0] if prev and prev[0] is not None else min_ts
         rows = conn.execute(_DERIVE_RANGE, {**params, "lo": lo, "hi": max_ts}).fetchall()
         derived.changed += len(rows)
         derived.touched.extend((st, ts, ts + timedelta(seconds=float(eff))) for st, ts, eff in rows)

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from takt.devstack import MosquittoServer
-from takt.devstack.system import free_port
 
 from broker.acl import alerts_rules, andon_rules
 from broker.passwords import generate_password
+from devstack import MosquittoServer
+from devstack.system import free_port
 
 
 @dataclass

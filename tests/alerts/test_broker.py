@@ -10,10 +10,10 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 from click.testing import CliRunner
-from takt.devstack import MosquittoServer
 
 from broker.acl import Role, andon_rules, gateway_rules, read_acl, user_role
 from broker.cli import broker
+from devstack import MosquittoServer
 from takt.contract.topics import TopicError, alerts_topic, events_topic
 from takt.mqtt import MqttEndpoint, make_client
 from tests.alerts.conftest import AlertBroker, wait_for

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from takt.devstack.system import free_port
 
+from devstack.system import free_port
 from takt.store.db import upgrade
 from tests.alerts.conftest import WebhookReceiver, wait_for
 from tests.alerts.test_notify import IDLE_MINUTES, event

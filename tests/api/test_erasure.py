@@ -13,10 +13,10 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
-from takt.devstack.postgres import PostgresServer
 
 from api.app import create_app
 from api.settings import ApiSettings
+from devstack.postgres import PostgresServer
 from takt.cli import main
 from takt.contract import Event
 from takt.store.db import upgrade

@@ -369,7 +369,13 @@ def test_csv_cells_never_run_as_formulas() -> None:
 
 
 def test_demo_lines_have_targets_and_tagged_losses(client: TestClient, settings: ApiSettings) -> None:
-    from takt.demo import DEMO_SITE, LINE_CYCLE_S, NORMAL_CYCLE_S, register_demo_names, register_demo_targets
+    from devstack.demo import (
+        DEMO_SITE,
+        LINE_CYCLE_S,
+        NORMAL_CYCLE_S,
+        register_demo_names,
+        register_demo_targets,
+    )
 
     register_demo_names(settings.database_url)
     for _ in range(2):  # a repeat keeps what is there

@@ -41,12 +41,14 @@ def _queue(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
 def test_batches_of_one_key_hour_share_one_row_that_a_consumed_id_does_not_delete(
     conn: psycopg.Connection[Any],
 ) -> None:
-    write_events(conn, [_event(T0), _event(T0 + timedelta(seconds=5), worker="W2")])
-    (first, _, _, lo, hi), _ = _queue(conn)
-    assert (lo, hi) == (T0, T0)
-    # Later batches of the same worker-hour widen the row (both ways) and renumber it.
-    write_events(conn, [_event(T0 + timedelta(seconds=30))])
-    write_events(conn, [_event(T0 - timedelta(seconds=30)), _event(T0 + timedelta(minutes=2))])
+    # One transaction: one second (the queue's slot), as batches written close together share.
+    with conn.transaction():
+        write_events(conn, [_event(T0), _event(T0 + timedelta(seconds=5), worker="W2")])
+        (first, _, _, lo, hi), _ = _queue(conn)
+        assert (lo, hi) == (T0, T0)
+        # Later batches of the same worker-hour widen the row (both ways) and renumber it.
+        write_events(conn, [_event(T0 + timedelta(seconds=30))])
+        write_events(conn, [_event(T0 - timedelta(seconds=30)), _event(T0 + timedelta(minutes=2))])
     rows = _queue(conn)
     assert [(w, lo, hi) for _, w, _, lo, hi in rows] == [
         ("W1", T0 - timedelta(seconds=30), T0 + timedelta(minutes=2)),
@@ -62,6 +64,22 @@ def test_batches_of_one_key_hour_share_one_row_that_a_consumed_id_does_not_delet
     assert _queue(conn) == []
     row = conn.execute("SELECT sum(working_s) FROM rollup_worker_hour WHERE worker_id = 'W1'").fetchone()
     assert row is not None and row[0] > 0
+
+
+def test_a_row_of_an_earlier_second_is_not_widened(conn: psycopg.Connection[Any]) -> None:
+    """A refresh round that outlasts the batch interval still consumes what was queued before it."""
+    conn.execute(
+        "INSERT INTO event_invalidations (worker_id, station_id, min_ts, max_ts, slot) "
+        "VALUES ('W1', 'S1', %s, %s, date_trunc('second', now()) - interval '5 seconds')",
+        (T0, T0),
+    )
+    ((old, *_),) = _queue(conn)
+    write_events(conn, [_event(T0 + timedelta(seconds=9))])
+    rows = _queue(conn)
+    assert [(r[0] == old, r[3], r[4]) for r in rows] == [
+        (True, T0, T0),
+        (False, T0 + timedelta(seconds=9), T0 + timedelta(seconds=9)),
+    ]
 
 
 def test_deleting_events_through_the_queue_rebuilds_their_hours(conn: psycopg.Connection[Any]) -> None:
