@@ -81,12 +81,17 @@ def now(
 ) -> dict[str, Any]:
     """What is true right now, whatever the date filter: who is working (docs/metrics.md, "States").
 
-    Worker ids read "(hidden)" without the per-person right."""
-    working = queries.working_now(conn, max_gap_s=settings.max_state_gap_s, site_id=access.site(site_id))
+    Worker ids read "(hidden)" without the per-person right; for such readers, fewer than k
+    people working is withheld (``active_workers`` null, ``withheld`` true: docs/metrics.md)."""
+    sites = access.site(site_id)
+    working = queries.working_now(conn, max_gap_s=settings.max_state_gap_s, site_id=sites)
     access.audited(conn, response)
+    k = reader_k(settings, access.per_person, sites)
+    withheld = k > 1 and 0 < len({w for w, _s in working}) < k
     return {
-        "active_workers": len(working),
-        "working": [{"worker_id": access.worker(w), "station_id": s} for w, s in working],
+        "active_workers": None if withheld else len(working),
+        "working": [] if withheld else [{"worker_id": access.worker(w), "station_id": s} for w, s in working],
+        "withheld": withheld,
         "at": _iso(datetime.now(UTC)),
     }
 

@@ -13,6 +13,7 @@ import io
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -464,3 +465,27 @@ def test_a_read_naming_any_id_is_audited_with_that_id(settings: ApiSettings) -> 
         r = c.get("/api/events/recent", params={"worker_id": "W\u2603 1%"}, headers=_as(supervisor))
         assert r.status_code == 200 and r.json() == []
     assert [row[4] for row in _audit_rows(settings.database_url)] == ["W\u2603 1%"]
+
+
+@pytest.mark.wallclock
+def test_working_now_about_fewer_than_k_people_is_withheld(settings: ApiSettings) -> None:
+    config = settings.model_copy(update={"response_cache_ttl_s": 0})  # k = 5 everywhere
+    with TestClient(create_app(config), headers={"Authorization": "Bearer test-admin-token"}) as c:
+        started = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+        for worker, station in (("WA1", "SA1"), ("WA2", "SA2")):
+            event = {
+                **_events(OWN, 8, 1)[0],
+                "timestamp": started,
+                "worker_id": worker,
+                "station_id": station,
+            }
+            event.pop("seq"), event.pop("gateway_id"), event.pop("camera_id")
+            assert c.post("/api/v1/events", json={**event, "duration_s": 0}).status_code == 201
+        with psycopg.connect(settings.database_url, autocommit=True) as conn:
+            viewer = create_token(conn, Role.VIEWER, "v")
+            supervisor = create_token(conn, Role.SUPERVISOR, "s")
+        seen = c.get("/api/now", headers=_as(supervisor)).json()
+        hidden = c.get("/api/now", headers=_as(viewer)).json()
+    assert seen["active_workers"] == 2 and not seen["withheld"]
+    assert {w["worker_id"] for w in seen["working"]} == {"WA1", "WA2"}
+    assert hidden == {**hidden, "active_workers": None, "working": [], "withheld": True}
