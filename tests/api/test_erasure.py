@@ -225,7 +225,8 @@ def test_privacy_sheet_follows_the_configuration(settings: ApiSettings, tmp_path
     assert "Privacy level of this site: **pseudonymous**" in text
     assert "Minimum group size k = 7" in text and "Raw events: 90 days" in text
     assert "| wall | viewer | this site only | no |" in text and "b-lead" not in text
-    assert "| worker_id |" in text and "| product_count" not in text  # fields, from the contract
+    assert "| worker_id |" in text and "| rejected |" in text  # fields, from the contract
+    assert "| product_count |" not in text  # an event type, not a field
     assert pdf.read_bytes().startswith(b"%PDF")
     other = runner.invoke(main, ["privacy", "sheet", "--site", "plant-b"], env=env)
     assert "**named**" in other.output and "Raw events: kept until removed by hand" in other.output
