@@ -41,6 +41,8 @@ from api.settings import SiteCalendar
 from takt import states
 from takt.contract.topics import alerts_topic
 from takt.periodic import PeriodicDatabaseTask
+from takt.store.targets import load_changes, stations_elsewhere
+from takt.targets import target_units
 
 logger = logging.getLogger(__name__)
 
@@ -48,20 +50,19 @@ logger = logging.getLogger(__name__)
 ALERT_LOCK = 0x74616B742D616C
 
 
-class LinesUnavailableError(ValueError):
-    """Line scope needs the lines API (issue 17); until its table exists, rules are per site or station."""
+class UnknownLineError(ValueError):
+    """A rule or wallboard names a line the lines API does not know (or one without stations)."""
 
 
 def line_stations(conn: psycopg.Connection[Any], line_id: str) -> list[str]:
-    """The stations of a line: the extension point for the lines API (docs/alerts.md)."""
-    row = conn.execute("SELECT to_regclass('line_stations') IS NOT NULL").fetchone()
-    if not row or not row[0]:
-        raise LinesUnavailableError(
-            "line scope needs the lines API (line_stations table); scope the rule to a site or station"
-        )
+    """The stations of a line in line order (``PUT /api/v1/lines/{line_id}``)."""
     rows = conn.execute(
-        "SELECT station_id FROM line_stations WHERE line_id = %s ORDER BY 1", (line_id,)
+        "SELECT station_id FROM line_stations WHERE line_id = %s ORDER BY position", (line_id,)
     ).fetchall()
+    if not rows:
+        raise UnknownLineError(
+            f"unknown line_id {line_id!r} (or a line without stations): see PUT /api/v1/lines"
+        )
     return [str(r[0]) for r in rows]
 
 
@@ -177,15 +178,6 @@ def _station_idle(
     return Verdict(firing=firing, held=frozenset(held))
 
 
-def rate_threshold(rule: Rule, conn: psycopg.Connection[Any], at: datetime) -> float | None:
-    """Units per hour below which a rate rule fires.
-
-    The extension point for targets (issue 17): a "behind target by X %" rule
-    reads the scope's target rate here and returns ``target * (1 - X / 100)``.
-    """
-    return rule.threshold
-
-
 def _rate_below(
     conn: psycopg.Connection[Any], rule: Rule, at: datetime, calendar: SiteCalendar | None, max_gap_s: float
 ) -> Verdict:
@@ -195,7 +187,7 @@ def _rate_below(
     subject = rule.station_id or (f"line:{rule.line_id}" if rule.line_id else f"site:{rule.site_id}")
     if counted_seconds(calendar, lo, at) < window.total_seconds() - 1:
         return Verdict(held=frozenset({subject}))
-    threshold = rate_threshold(rule, conn, at)
+    threshold = rule.threshold
     if threshold is None:
         return Verdict(held=frozenset({subject}))
     stations = _stations(conn, rule)
@@ -217,6 +209,48 @@ def _rate_below(
                 f"{subject}: {rate:.1f} units/h over {window.total_seconds() / 60:.0f} min, "
                 f"below {threshold:g}",
                 {"units": units, "rate_per_hour": round(rate, 2), "threshold_per_hour": threshold},
+            )
+        }
+    )
+
+
+def _behind_target(
+    conn: psycopg.Connection[Any], rule: Rule, at: datetime, calendar: SiteCalendar | None, max_gap_s: float
+) -> Verdict:
+    """Units over the window below (100 - threshold) % of what the stations' targets ask for
+    (docs/metrics.md, "Targets": window seconds / ideal cycle time in force), in counted shift time."""
+    window = timedelta(minutes=rule.window_minutes or 60)
+    lo = at - window
+    subject = rule.station_id or (f"line:{rule.line_id}" if rule.line_id else f"site:{rule.site_id}")
+    if counted_seconds(calendar, lo, at) < window.total_seconds() - 1 or rule.threshold is None:
+        return Verdict(held=frozenset({subject}))
+    changes = load_changes(conn, _stations(conn, rule))
+    if rule.station_id is None and rule.line_id is None:
+        elsewhere = stations_elsewhere(conn, rule.site_id)
+        changes = {k: v for k, v in changes.items() if k not in elsewhere}
+    asked = [t for t in (target_units(c, [(lo, at)]) for c in changes.values()) if t is not None]
+    if not asked:
+        return Verdict(held=frozenset({subject}))  # no target in force: nothing to be behind
+    target = sum(asked)
+    row = conn.execute(
+        "SELECT coalesce(sum(count), 0) FROM events WHERE site_id = %(site)s AND NOT shadow "
+        "AND event_type = 'product_count' AND ts > %(lo)s AND ts <= %(at)s "
+        "AND station_id = ANY(%(stations)s)",
+        {"site": rule.site_id, "lo": lo, "at": at, "stations": sorted(changes)},
+    ).fetchone()
+    units = int(row[0]) if row else 0
+    floor = target * (1 - rule.threshold / 100)
+    if units >= floor:
+        return Verdict()
+    behind = (1 - units / target) * 100
+    return Verdict(
+        firing={
+            subject: Finding(
+                subject,
+                lo,
+                f"{subject}: {units} units in {window.total_seconds() / 60:.0f} min against a target of "
+                f"{target:.1f}, {behind:.0f} % behind",
+                {"units": units, "target_units": round(target, 2), "behind_percentage": round(behind, 1)},
             )
         }
     )
@@ -350,6 +384,7 @@ Condition = Callable[[psycopg.Connection[Any], Rule, datetime, SiteCalendar | No
 CONDITIONS: dict[RuleKind, Condition] = {
     RuleKind.STATION_IDLE: _station_idle,
     RuleKind.RATE_BELOW: _rate_below,
+    RuleKind.BEHIND_TARGET: _behind_target,
     RuleKind.GATEWAY_OFFLINE: _gateway_offline,
     RuleKind.GATEWAY_BACKLOG: _gateway_backlog,
     RuleKind.CAMERA_VIEW_WRONG: _camera_view_wrong,

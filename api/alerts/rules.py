@@ -24,6 +24,7 @@ from takt.contract.topics import TOPIC_ID_PATTERN
 class RuleKind(StrEnum):
     STATION_IDLE = "station_idle"
     RATE_BELOW = "rate_below"
+    BEHIND_TARGET = "behind_target"
     GATEWAY_OFFLINE = "gateway_offline"
     GATEWAY_BACKLOG = "gateway_backlog"
     DRIFT_FLAG = "drift_flag"
@@ -31,7 +32,7 @@ class RuleKind(StrEnum):
 
 
 # Kinds judged against the site's shifts: they fire only in shift time outside planned breaks.
-SHIFT_KINDS = frozenset({RuleKind.STATION_IDLE, RuleKind.RATE_BELOW})
+SHIFT_KINDS = frozenset({RuleKind.STATION_IDLE, RuleKind.RATE_BELOW, RuleKind.BEHIND_TARGET})
 _EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
 
 
@@ -62,7 +63,7 @@ class RuleIn(BaseModel):
         default=None, pattern=TOPIC_ID_PATTERN, description="Defaults to the deployment's TAKT_SITE_ID."
     )
     line_id: str | None = Field(
-        default=None, max_length=64, description="Scope to one line's stations (needs the lines API)."
+        default=None, max_length=64, description="Scope to one line's stations (PUT /api/v1/lines)."
     )
     station_id: str | None = Field(default=None, min_length=1, max_length=128)
     minutes: float = Field(
@@ -75,10 +76,14 @@ class RuleIn(BaseModel):
     threshold: float | None = Field(
         default=None,
         ge=0,
-        description="rate_below: units per hour; gateway_backlog: buffered events above which it counts.",
+        description="rate_below: units per hour; behind_target: percent behind the stations' targets "
+        "(10: fires below 90 % of the target units); gateway_backlog: buffered events above which it counts.",
     )
     window_minutes: float | None = Field(
-        default=None, gt=0, le=24 * 60, description="rate_below: the window the rate is measured over (60)."
+        default=None,
+        gt=0,
+        le=24 * 60,
+        description="rate_below, behind_target: the window measured (60 minutes).",
     )
     quiet_hours: list[QuietHours] = Field(default_factory=list, max_length=8)
     enabled: bool = True
@@ -111,6 +116,10 @@ class RuleIn(BaseModel):
             raise ValueError(f"a {self.kind.value} rule needs minutes > 0")
         if self.kind is RuleKind.RATE_BELOW and self.threshold is None:
             raise ValueError("a rate_below rule needs threshold (units per hour)")
+        if self.kind is RuleKind.BEHIND_TARGET and (self.threshold is None or not 0 < self.threshold < 100):
+            raise ValueError(
+                "a behind_target rule needs threshold: the percent behind target, between 0 and 100"
+            )
         if self.line_id is not None and self.station_id is not None:
             raise ValueError("scope a rule to a site, a line or a station, not both a line and a station")
         if self.escalate_minutes is not None and not (self.escalate_email or self.escalate_webhook_url):

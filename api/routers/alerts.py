@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.alerts.deliver import INCIDENT_SQL, incident_json
 from api.alerts.evaluate import (
     RULE_COLUMNS,
-    LinesUnavailableError,
+    UnknownLineError,
     line_stations,
     queue,
     rule_from_row,
@@ -146,8 +146,8 @@ def create_rule(body: RuleIn, conn: Conn, settings: Settings, request: Request, 
     if body.line_id is not None:
         try:
             line_stations(conn, body.line_id)
-        except LinesUnavailableError as exc:
-            raise HTTPException(422, str(exc)) from None
+        except UnknownLineError as exc:
+            raise HTTPException(404, str(exc)) from None
     secret = body.webhook_secret
     if secret is None and (body.webhook_url or body.escalate_webhook_url):
         secret = secrets.token_urlsafe(32)

@@ -15,10 +15,14 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from api.alerts.deliver import INCIDENT_SQL, incident_json
-from api.alerts.evaluate import LinesUnavailableError, line_stations
+from api.alerts.evaluate import UnknownLineError, line_stations
 from api.deps import Conn, Settings, Wallboard
+from api.metrics.calendar import planned
 from api.routers.alerts import Incident, caller_site
+from api.settings import SiteCalendar
 from takt import states
+from takt.store.targets import load_changes, stations_elsewhere
+from takt.targets import in_force, target_units
 
 router = APIRouter(tags=["alerts"])
 
@@ -44,15 +48,35 @@ class Andon(BaseModel):
     timezone: str
     actual: Figures
     target: Figures = Field(
-        description="From the targets of the scope once they exist (issue 17); null until then."
+        description="What the scope's targets ask for: units since midnight (planned time) and the "
+        "hourly rate now; null where no station has a target."
     )
     stations: list[StationNow]
     incidents: list[Incident]
 
 
-def targets(conn: psycopg.Connection[Any], site_id: str, line_id: str | None, at: datetime) -> Figures:
-    """The scope's target now: the extension point for the targets API (issue 17); none yet."""
-    return Figures(units_today=None, units_per_hour=None)
+def targets(
+    conn: psycopg.Connection[Any],
+    site_id: str,
+    stations: list[str] | None,
+    calendar: SiteCalendar | None,
+    midnight: datetime,
+    at: datetime,
+) -> Figures:
+    """The scope's target now (docs/metrics.md, "Targets"): the units its stations' targets ask
+    for since midnight (planned production time only), and the hourly rate in force now;
+    null where no station of the scope has a target."""
+    changes = load_changes(conn, stations)
+    if stations is None:
+        elsewhere = stations_elsewhere(conn, site_id)
+        changes = {k: v for k, v in changes.items() if k not in elsewhere}
+    spans = planned(calendar, midnight, at, None)
+    today = [t for t in (target_units(c, spans) for c in changes.values()) if t is not None]
+    rates = [3600 / ict for c in changes.values() if (ict := in_force(c, at)) is not None]
+    return Figures(
+        units_today=round(sum(today)) if today else None,
+        units_per_hour=round(sum(rates), 1) if rates else None,
+    )
 
 
 @router.get("/andon")
@@ -70,8 +94,8 @@ def andon(
     if line is not None:
         try:
             stations = line_stations(conn, line)
-        except LinesUnavailableError as exc:
-            raise HTTPException(422, str(exc)) from None
+        except UnknownLineError as exc:
+            raise HTTPException(404, str(exc)) from None
     at = datetime.now(UTC)
     calendar = settings.calendars.get(site)
     tz = calendar.timezone if calendar else "UTC"
@@ -151,7 +175,7 @@ def andon(
         at=at,
         timezone=tz,
         actual=Figures(units_today=today, units_per_hour=float(last_hour)),
-        target=targets(conn, site, line, at),
+        target=targets(conn, site, stations, calendar, midnight, at),
         stations=[
             StationNow(
                 station_id=s,

@@ -340,7 +340,6 @@ def test_rules_api_roles_and_bad_input(dsn: str, site_id: str) -> None:
             ({**rule, "kind": "nonsense"}, "kind"),
             ({"kind": "rate_below", "site_id": site_id}, "threshold"),
             ({**rule, "email": ["not-an-address"]}, "email address"),
-            ({**rule, "station_id": None, "line_id": "L1"}, "lines API"),
             ({**rule, "site_id": "no/slashes"}, "site_id"),
             ({**rule, "webhook_url": "ftp://x"}, "webhook_url"),
             ({**rule, "escalate_minutes": 5}, "escalate_email"),

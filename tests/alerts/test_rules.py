@@ -167,6 +167,33 @@ def test_rate_below(conn: psycopg.Connection[Any]) -> None:
     assert _round(conn, AT)["resolved"] == 1
 
 
+def _target(conn: psycopg.Connection[Any], station: str, cycle_s: float, since: datetime) -> None:
+    conn.execute(
+        "INSERT INTO station_targets (station_id, sku, effective_from, ideal_cycle_time_s, set_by) "
+        "VALUES (%s, '', %s, %s, 'test')",
+        (station, since, cycle_s),
+    )
+
+
+def test_behind_target_compares_units_with_what_the_targets_ask(conn: psycopg.Connection[Any]) -> None:
+    _rule(conn, kind="behind_target", station_id="S1", threshold=20, window_minutes=60)
+    # No target in force: nothing to be behind, nothing opens.
+    assert _round(conn, AT)["opened"] == 0
+    # 60 s per unit: the hour asks for 60 units; 20 % behind fires below 48.
+    _target(conn, "S1", 60.0, AT - timedelta(days=1))
+    for m in range(0, 60, 2):  # 30 units in the hour before AT
+        _event(conn, "product_count", AT - timedelta(minutes=m, seconds=30), count=1)
+    assert _round(conn, AT)["opened"] == 1
+    assert "30 units in 60 min against a target of 60.0, 50 % behind" in _open(conn)["S1"]
+    for m in range(0, 60, 3):  # 20 more: 50 of 60, within 20 %
+        _event(conn, "product_count", AT - timedelta(minutes=m, seconds=10), count=1)
+    assert _round(conn, AT)["resolved"] == 1
+    # A target changed half an hour ago (to 30 s) asks for 30 + 60 = 90 units: 50 is behind again.
+    _target(conn, "S1", 30.0, AT - timedelta(minutes=30))
+    assert _round(conn, AT)["opened"] == 1
+    assert "against a target of 90.0" in _open(conn)["S1"]
+
+
 def test_gateway_backlog_drift_and_camera_conditions(conn: psycopg.Connection[Any]) -> None:
     _rule(conn, kind="gateway_backlog", minutes=10, threshold=100)
     _rule(conn, kind="drift_flag")
@@ -208,7 +235,7 @@ def test_gateway_backlog_drift_and_camera_conditions(conn: psycopg.Connection[An
 
 
 def test_a_rule_that_fails_costs_only_its_own_round(conn: psycopg.Connection[Any]) -> None:
-    _rule(conn, kind="station_idle", minutes=5, line_id="L1")  # no lines table in this schema
+    _rule(conn, kind="station_idle", minutes=5, line_id="L1")  # no such line: this rule fails
     _rule(conn, kind="gateway_offline", minutes=5)
     conn.execute(
         "INSERT INTO gateways (gateway_id, site_id, state, last_seen) VALUES ('gw', 'site-a', 'offline', %s)",
@@ -236,13 +263,13 @@ def test_the_alerts_migration_goes_down_and_up_again(fresh_database: str) -> Non
     upgrade(fresh_database)
     with psycopg.connect(fresh_database, autocommit=True) as c:
         create_token(c, Role.KIOSK, "screen")
-    command.downgrade(alembic_config(fresh_database), "0007_event_identity")
+    command.downgrade(alembic_config(fresh_database), "0009_targets")
     with psycopg.connect(fresh_database, autocommit=True) as c:
         assert c.execute("SELECT to_regclass('alert_rules')").fetchone() == (None,)
         # Kiosk tokens went with it; the role is refused again.
         assert c.execute("SELECT count(*) FROM api_tokens WHERE role = 'kiosk'").fetchone() == (0,)
-        with pytest.raises(psycopg.errors.CheckViolation):
-            create_token(c, Role.KIOSK, "screen")
+        with pytest.raises(psycopg.errors.CheckViolation):  # (the schema below the privacy revision)
+            c.execute("INSERT INTO api_tokens (token_hash, role, name) VALUES ('h', 'kiosk', 'screen')")
     upgrade(fresh_database)
     with psycopg.connect(fresh_database, autocommit=True) as c:
         assert create_token(c, Role.KIOSK, "screen").startswith("takt_")

@@ -71,8 +71,8 @@ def test_kiosk_token_reads_the_wallboard_and_nothing_else(dash_server: Server, k
     for path in ("/api/v1/alerts", "/api/metrics/factory", "/api/session", "/api/now", "/api/gateways"):
         assert httpx.get(dash_server.url + path, headers=auth).status_code == 403, path
     bad = httpx.get(dash_server.url + "/api/v1/andon?line=L1", headers=auth)
-    assert bad.status_code == 422
-    assert "lines API" in bad.json()["error"]
+    assert bad.status_code == 404
+    assert "unknown line_id 'L1'" in bad.json()["error"]
 
 
 def test_wallboard_shows_states_with_their_time_units_and_incidents_and_updates_live(
@@ -149,6 +149,16 @@ def test_wallboard_shows_states_with_their_time_units_and_incidents_and_updates_
     post(dash_server, [ev("working", "S2", datetime.now(UTC), "W2")])
     expect(s2).to_have_attribute("data-state", "working", timeout=15_000)
     expect(s2.locator(".for")).to_have_text(re.compile(r"^for \d+ s$"))
+
+    # A target for S1 (60 s a unit since yesterday): the board shows what it asks for.
+    with psycopg.connect(dash_server.dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO station_targets (station_id, effective_from, ideal_cycle_time_s, set_by) "
+            "VALUES ('S1', %s, 60, 'test')",
+            (now - timedelta(days=1),),
+        )
+    expect(board.locator("#target-hour")).to_have_text("target 60/h", timeout=15_000)
+    expect(board.locator("#target-today")).to_have_text(re.compile(r"^target [\d,]+$"))
 
 
 def test_wallboard_without_a_token_says_what_it_needs(board: Page, dash_server: Server) -> None:

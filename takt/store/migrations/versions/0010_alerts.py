@@ -39,8 +39,8 @@ def upgrade() -> None:
             rule_id            bigserial PRIMARY KEY,
             name               text NOT NULL DEFAULT '',
             kind               text NOT NULL CHECK (kind IN (
-                                   'station_idle', 'rate_below', 'gateway_offline', 'gateway_backlog',
-                                   'drift_flag', 'camera_view_wrong')),
+                                   'station_idle', 'rate_below', 'behind_target', 'gateway_offline',
+                                   'gateway_backlog', 'drift_flag', 'camera_view_wrong')),
             site_id            text NOT NULL,
             line_id            text,
             station_id         text,
