@@ -37,6 +37,16 @@ const STATION_COLUMNS = [
   { key: "event_count", label: "Events", kind: "int" },
 ];
 
+// A figure about fewer than k people answers 403 "withheld" to readers without the
+// per-person right (docs/metrics.md, "Minimum group size"): its cards read "—" and
+// the rest of the page still shows.
+function orWithheld(request) {
+  return request.catch((err) => {
+    if (err instanceof ApiError && err.status === 403 && /withheld/.test(err.detail)) return {};
+    throw err;
+  });
+}
+
 function card(key, label, value, kind, unit) {
   return el("div", { class: "card", "data-metric": key },
     el("div", { class: "label", text: label }),
@@ -132,11 +142,11 @@ class Dashboard {
     const today = { from: day.from.toISOString(), to: day.to.toISOString(), site_id: p.site_id };
     try {
       const [factory, workers, stations, now, todayFactory, atStation] = await Promise.all([
-        api(`/api/metrics/factory${query(p)}`),
+        orWithheld(api(`/api/metrics/factory${query(p)}`)),
         this.session.per_person ? api(`/api/metrics/workers${query(p)}`) : [],
         api(`/api/metrics/workstations${query(p)}`),
         api(`/api/now${query({ site_id: p.site_id })}`),
-        api(`/api/metrics/factory${query(today)}`),
+        orWithheld(api(`/api/metrics/factory${query(today)}`)),
         station && this.session.per_person ? api(`/api/stations/${encodeURIComponent(station)}/workers${query({ from: p.from, to: p.to, site_id: p.site_id })}`) : null,
       ]);
       this.renderCards(factory, station ? stations.find((s) => s.station_id === station) : null, now, todayFactory);
