@@ -163,6 +163,8 @@ async def capture(app: ASGIApp, scope: Scope, receive: Receive) -> Captured:
 
 @dataclass(slots=True)
 class Flight:
+    # The cache generation it started in: a request after a write never joins an older one.
+    generation: int
     done: anyio.Event = field(default_factory=anyio.Event)
     result: Captured | None = None
 
@@ -293,6 +295,10 @@ class Guard:
         path: str = scope["path"]
         added: dict[str, str] = {"X-Request-ID": request_id}
         status = 0
+        # A successful write empties the shared answers (the response cache).
+        writes = (
+            scope["method"] not in ("GET", "HEAD", "OPTIONS") and needs_token(path) and self.cache.ttl_s > 0
+        )
 
         async def send_out(message: Message) -> None:
             nonlocal status
@@ -303,6 +309,10 @@ class Guard:
                 status = int(message["status"])
                 extended = _with_headers(message.get("headers", []), added, path, https)
                 message = {**message, "headers": extended}
+                if writes and 200 <= status < 400:
+                    # Before the client can read the answer and ask again: a read sent
+                    # right after a write must not meet an answer cached before it.
+                    self.cache.clear()
             await send(message)
 
         try:
@@ -328,12 +338,8 @@ class Guard:
                 response = error_response(request, 500, "internal server error")
             await response(scope, receive, send_out)
             return
-        if (
-            scope["method"] not in ("GET", "HEAD", "OPTIONS")
-            and needs_token(path)
-            and 200 <= status < 400
-            and self.cache.ttl_s > 0
-        ):
+        if writes and 200 <= status < 400:
+            # Again once the write is over: an answer computed while it ran is not kept.
             self.cache.clear()
 
     async def _handle(
@@ -422,7 +428,7 @@ class Guard:
             await self._replay(hit, scope, send)
             return
         flight = self.cache.flights.get(key)
-        if flight is not None:
+        if flight is not None and flight.generation == self.cache.generation:
             previous = self.cache.stale(key)
             if previous is not None:
                 await self._replay(previous, scope, send)
@@ -435,8 +441,8 @@ class Guard:
             async with self.gate.slot():
                 await self.app(scope, receive, send)
             return
-        flight = self.cache.flights[key] = Flight()
         generation = self.cache.generation
+        flight = self.cache.flights[key] = Flight(generation)
         try:
             async with self.gate.slot():
                 result = await capture(self.app, scope, receive)
@@ -444,7 +450,8 @@ class Guard:
                 self.cache.store(key, result)
             flight.result = result
         finally:
-            del self.cache.flights[key]
+            if self.cache.flights.get(key) is flight:  # a later flight may have taken the key
+                del self.cache.flights[key]
             flight.done.set()
         await result.replay(send)
 
