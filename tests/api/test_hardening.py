@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import json
 import os
 import select
 import socket
@@ -29,6 +30,7 @@ import psycopg
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 from api.app import create_app, server_config
 from api.settings import ApiSettings
@@ -174,6 +176,66 @@ def test_cached_answers_expire_and_writes_through_the_api_empty_the_cache(settin
         assert c.get(path, params=window).json()["worker_count"] == before  # the shared answer
         time.sleep(1.2)
         assert c.get(path, params=window).json()["worker_count"] == before + 1
+
+
+def test_a_read_sent_the_moment_a_write_answers_never_meets_an_older_cached_answer(
+    settings: ApiSettings,
+) -> None:
+    """A client may read its write's answer and ask again before the server has finished with the
+    write: the read it sends then must not be served the answer cached before the write."""
+    config = settings.model_copy(update={"response_cache_ttl_s": 60.0})
+    app = create_app(config)
+    window = b"from=2026-01-15T00:00:00Z&to=2026-01-16T00:00:00Z"
+    body = (
+        b'{"timestamp": "2026-01-15T10:15:00Z", "worker_id": "W1", "station_id": "S3", '
+        b'"event_type": "product_count", "confidence": 0.9, "count": 3}'
+    )
+
+    def scope(method: str, path: str, query: bytes, length: int = 0) -> dict[str, Any]:
+        headers = [(b"authorization", f"Bearer {ADMIN}".encode()), (b"content-type", b"application/json")]
+        headers.append((b"content-length", str(length).encode()))
+        return {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+            "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": query,
+            "root_path": "", "headers": headers, "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 80),
+        }  # fmt: skip
+
+    async def call(the_scope: dict[str, Any], data: bytes, on_start: Callable[[], Any] | None = None) -> Any:
+        chunks: list[bytes] = []
+        sent = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                await asyncio.sleep(3600)
+            sent = True
+            return {"type": "http.request", "body": data, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start" and on_start is not None:
+                await on_start()  # the client's next request, before this one has finished
+            if message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await app(the_scope, receive, send)
+        return b"".join(chunks)
+
+    async def scenario() -> tuple[Any, Any]:
+        factory = scope("GET", "/api/metrics/factory", window)
+        before = await call(factory, b"")  # cached for a minute from here
+        read: list[bytes] = []
+
+        async def read_again() -> None:
+            read.append(await call(factory, b""))
+
+        await call(scope("POST", "/api/events", b"", len(body)), body, read_again)
+        return before, read[0]
+
+    with TestClient(app, headers=AUTH) as c:
+        before, after = c.portal.call(scenario)
+    assert json.loads(before)["total_production_count"] == 0
+    assert json.loads(after)["total_production_count"] == 3
 
 
 def test_ready_answers_503_within_two_seconds_when_the_database_stops(
