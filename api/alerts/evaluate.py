@@ -540,6 +540,15 @@ def evaluate(
     return counts
 
 
+def _db_now(conn: psycopg.Connection[Any]) -> datetime:
+    """The database's clock: one clock for every API process, so the instants successive rounds
+    judge never step back when the rounds alternate between hosts whose clocks differ (an
+    incident would close on one host's round and open again on the next host's)."""
+    row = conn.execute("SELECT statement_timestamp()").fetchone()
+    assert row is not None and isinstance(row[0], datetime)
+    return row[0].astimezone(UTC)
+
+
 class AlertEvaluator(PeriodicDatabaseTask):
     """Background thread of the API: :func:`evaluate` every ``interval_s`` under the advisory lock."""
 
@@ -550,7 +559,7 @@ class AlertEvaluator(PeriodicDatabaseTask):
         calendars: Mapping[str, SiteCalendar],
         max_gap_s: float,
         *,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] | None = None,
         on_change: Callable[[], None] | None = None,
     ) -> None:
         # A round reads up to a day of the site's state events (the states in force): on a busy
@@ -569,7 +578,9 @@ class AlertEvaluator(PeriodicDatabaseTask):
             if not row or not row[0]:
                 self.skipped += 1
                 return
-            counts = evaluate(conn, self._clock(), self._calendars, self._max_gap_s)
+            counts = evaluate(
+                conn, self._clock() if self._clock else _db_now(conn), self._calendars, self._max_gap_s
+            )
         self.evaluated.set()
         if any(counts[k] for k in ("opened", "resolved", "escalated")):
             logger.info("alerts: %s", counts)
