@@ -3,11 +3,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from takt.cli import main
 from takt.contract import Event, EventType
 from tests.edge_agent.test_cli import _write
+
+
+def run_offline(config: Path, out: Path, max_frames: int = 200) -> Result:
+    """`takt edge run --offline --events-out OUT` on ``config``; asserts it exits 0."""
+    args = ["edge", "run", "--config", str(config), "--offline", "--events-out", str(out)]
+    result = CliRunner().invoke(main, [*args, "--max-frames", str(max_frames)])
+    assert result.exit_code == 0, result.output
+    return result
 
 
 def test_offline_run_writes_every_event_as_a_json_line(
@@ -16,21 +24,7 @@ def test_offline_run_writes_every_event_as_a_json_line(
     # An unreachable broker: an offline run must never need one.
     config = _write(demo_footage, tmp_path, "mqtt://unused@127.0.0.1:1")
     out = tmp_path / "events.jsonl"
-    result = CliRunner().invoke(
-        main,
-        [
-            "edge",
-            "run",
-            "--config",
-            str(config),
-            "--offline",
-            "--events-out",
-            str(out),
-            "--max-frames",
-            "200",
-        ],
-    )
-    assert result.exit_code == 0, result.output
+    result = run_offline(config, out)
     lines = out.read_text().splitlines()
     events = [Event.model_validate(json.loads(line)) for line in lines]
     assert events, "no events"

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner
 
 from edge_agent.config import ConfigError, load_config
-from takt.cli import main
 from takt.contract import Event
 from takt.privacy import PrivacyLevel, pseudonym, resolve
 from tests.edge_agent.test_cli import _write
+from tests.edge_agent.test_offline import run_offline
 
 KEY = b"0123456789abcdef-site-key"
 
@@ -28,21 +27,7 @@ def _run(
         doc["privacy"] = privacy
         config.write_text(yaml.safe_dump(doc))
     out = tmp_path / "events.jsonl"
-    result = CliRunner().invoke(
-        main,
-        [
-            "edge",
-            "run",
-            "--config",
-            str(config),
-            "--offline",
-            "--events-out",
-            str(out),
-            "--max-frames",
-            "200",
-        ],
-    )
-    assert result.exit_code == 0, result.output
+    run_offline(config, out)
     text = out.read_text()
     return [Event.model_validate(json.loads(line)) for line in text.splitlines()], text, roster
 
