@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from datetime import time
-from ipaddress import IPv4Network, IPv6Network, ip_network
+from ipaddress import IPv4Network, IPv6Network
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -13,7 +12,7 @@ from pydantic_settings import NoDecode
 from api.alerts.settings import AlertSettings
 from models.settings import DriftSettings
 from takt.privacy import SitePrivacy
-from takt.settings import register_settings
+from takt.settings import networks_text, register_settings, split_networks
 
 
 class Break(BaseModel):
@@ -124,10 +123,7 @@ class ApiSettings(DriftSettings, AlertSettings):
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _split_proxies(cls, value: object) -> object:
-        if isinstance(value, str):
-            parts = json.loads(value) if value.lstrip().startswith("[") else value.split(",")
-            return [ip_network(str(part).strip(), strict=False) for part in parts if str(part).strip()]
-        return value
+        return split_networks(value)
 
     def site_privacy(self, site_id: str) -> SitePrivacy:
         """A site's privacy configuration: its own, else the "*" entry, else the defaults."""
@@ -135,6 +131,6 @@ class ApiSettings(DriftSettings, AlertSettings):
 
     def masked(self) -> dict[str, object]:
         shown = super().masked()
-        # The form TAKT_TRUSTED_PROXIES is written in.
-        shown["trusted_proxies"] = ",".join(str(net) for net in self.trusted_proxies)
+        shown["trusted_proxies"] = networks_text(self.trusted_proxies)
+        shown["alert_webhook_allow_networks"] = networks_text(self.alert_webhook_allow_networks)
         return shown

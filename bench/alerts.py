@@ -177,6 +177,7 @@ def main() -> None:
                 "TAKT_DRIFT_CHECK_INTERVAL_S": "0",
                 "TAKT_LOG_LEVEL": "WARNING",
                 "TAKT_RATE_LIMIT_PER_MINUTE": "100000",
+                "TAKT_ALERT_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8",  # the receiver is on loopback
             }
             procs.append(
                 subprocess.Popen(

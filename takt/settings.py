@@ -8,7 +8,9 @@ test) knows every variable that exists. Edge agents read a YAML file instead
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -30,6 +32,19 @@ def mask_url(url: str) -> str:
     if parts.port:
         netloc += f":{parts.port}"
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def split_networks(value: object) -> object:
+    """``a,b`` or a JSON list of IPs/CIDRs (an env variable's forms) as networks; other values as given."""
+    if isinstance(value, str):
+        parts = json.loads(value) if value.lstrip().startswith("[") else value.split(",")
+        return [ip_network(str(part).strip(), strict=False) for part in parts if str(part).strip()]
+    return value
+
+
+def networks_text(networks: list[IPv4Network | IPv6Network]) -> str:
+    """Networks in the comma-separated form their env variable is written in."""
+    return ",".join(str(net) for net in networks)
 
 
 class CommonSettings(BaseSettings):

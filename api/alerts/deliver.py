@@ -28,6 +28,7 @@ import orjson
 import psycopg
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from api.alerts.destinations import ForbiddenDestination, pin
 from api.alerts.rules import utc
 from api.alerts.settings import AlertSettings
 from takt.mqtt import MqttEndpoint, make_client
@@ -136,7 +137,22 @@ class Sender:
         }
         if out.secret:
             headers[SIGNATURE_HEADER] = sign(out.secret, payload)
-        response = self._http.post(out.target, content=payload, headers=headers)
+        try:
+            targets = pin(out.target, self.settings.alert_webhook_allow_networks)
+        except ForbiddenDestination as exc:
+            raise PermanentError(str(exc)) from None
+        for n, target in enumerate(targets, 1):
+            try:
+                response = self._http.post(
+                    target.url,
+                    content=payload,
+                    headers={**headers, **target.headers},
+                    extensions=target.extensions,
+                )
+                break
+            except httpx.ConnectError:
+                if n == len(targets):
+                    raise
         code = response.status_code
         if 200 <= code < 300:
             return

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from ipaddress import IPv4Network, IPv6Network
+from typing import Annotated
 
-from takt.settings import CommonSettings
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
+
+from takt.settings import CommonSettings, split_networks
 
 
 class AlertSettings(CommonSettings):
@@ -23,6 +27,12 @@ class AlertSettings(CommonSettings):
         default=0.5, gt=0, description="First wait between delivery tries; doubles each try (at most 30 s)."
     )
     alert_webhook_timeout_s: float = Field(default=5.0, gt=0, description="Timeout of one webhook POST.")
+    alert_webhook_allow_networks: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated IPs/CIDRs that webhooks may reach besides public addresses (an "
+        "in-plant receiver, e.g. 10.20.0.0/16). Webhooks to loopback, private, link-local, multicast or "
+        "reserved addresses are refused otherwise, when a rule is saved and at each delivery.",
+    )
     alert_mqtt_url: str | None = Field(
         default=None,
         description="Broker user that publishes alert messages (`takt broker add-alerts`); "
@@ -35,3 +45,8 @@ class AlertSettings(CommonSettings):
     smtp_from: str = Field(default="takt@localhost", description="Sender address of alert emails.")
     smtp_starttls: bool = Field(default=False, description="Upgrade the SMTP connection with STARTTLS.")
     smtp_timeout_s: float = Field(default=10.0, gt=0, description="Timeout of one SMTP exchange.")
+
+    @field_validator("alert_webhook_allow_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        return split_networks(value)

@@ -12,6 +12,7 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.alerts.deliver import INCIDENT_SQL, incident_json
+from api.alerts.destinations import ForbiddenDestination, check_saved
 from api.alerts.evaluate import (
     RULE_COLUMNS,
     UnknownLineError,
@@ -148,6 +149,12 @@ def create_rule(body: RuleIn, conn: Conn, settings: Settings, request: Request, 
             line_stations(conn, body.line_id)
         except UnknownLineError as exc:
             raise HTTPException(404, str(exc)) from None
+    for url in (body.webhook_url, body.escalate_webhook_url):
+        if url is not None:
+            try:
+                check_saved(str(url), settings.alert_webhook_allow_networks)
+            except ForbiddenDestination as exc:
+                raise HTTPException(422, str(exc)) from None
     secret = body.webhook_secret
     if secret is None and (body.webhook_url or body.escalate_webhook_url):
         secret = secrets.token_urlsafe(32)

@@ -54,6 +54,8 @@ def alert_settings(dsn: str, **overrides: Any) -> ApiSettings:
         # A receiver stalled past the timeout would get the POST again (at least once): long here.
         "alert_webhook_timeout_s": 60,
         "rate_limit_per_minute": 100_000,
+        # The receivers below listen on loopback, which webhooks may not reach by default.
+        "alert_webhook_allow_networks": "127.0.0.0/8",
     }
     return ApiSettings(**{**base, **overrides})
 

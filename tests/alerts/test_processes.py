@@ -40,6 +40,7 @@ class Api:
             # A receiver stalled past the timeout gets the POST again (at least once, docs/alerts.md);
             # these tests are about firing once, so a loaded test machine gets a long timeout.
             "TAKT_ALERT_WEBHOOK_TIMEOUT_S": "60",
+            "TAKT_ALERT_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8",
             "TAKT_LOG_LEVEL": "INFO",
         }
         self.proc = subprocess.Popen(
