@@ -11,7 +11,6 @@ from pydantic_settings import NoDecode
 
 from api.alerts.settings import AlertSettings
 from models.settings import DriftSettings
-from takt.privacy import SitePrivacy
 from takt.settings import networks_text, register_settings, split_networks
 
 
@@ -103,12 +102,6 @@ class ApiSettings(DriftSettings, AlertSettings):
         description='JSON: {"site-1": {"timezone": "Europe/Berlin", "shifts": [{"name": "day", '
         '"start": "08:00", "end": "17:00", "breaks": [{"start": "12:00", "end": "12:30"}]}]}}',
     )
-    privacy: dict[str, SitePrivacy] = Field(
-        default_factory=dict,
-        description='JSON, per site (docs/privacy.md): {"plant-a": {"level": "pseudonymous", "min_group": 5, '
-        '"retention_days": 90, "dead_letter_retention_days": 30}, "*": {"min_group": 3}}; "*" applies to '
-        'sites not named; without it a site is "named", k = 5, kept for good.',
-    )
     compress_after_days: float | None = Field(
         default=14.0,
         description="TimescaleDB: compress event and rollup chunks older than this (>= 7, the replay limit).",
@@ -124,10 +117,6 @@ class ApiSettings(DriftSettings, AlertSettings):
     @classmethod
     def _split_proxies(cls, value: object) -> object:
         return split_networks(value)
-
-    def site_privacy(self, site_id: str) -> SitePrivacy:
-        """A site's privacy configuration: its own, else the "*" entry, else the defaults."""
-        return self.privacy.get(site_id) or self.privacy.get("*") or SitePrivacy()
 
     def masked(self) -> dict[str, object]:
         shown = super().masked()

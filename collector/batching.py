@@ -20,7 +20,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import UTC, datetime
 
 from collector.metrics import CollectorMetrics
-from collector.pipeline import Message, Plan, plan_batch, plan_for_copy, prepare_copy
+from collector.pipeline import Limits, Message, Plan, plan_batch, plan_for_copy, prepare_copy
 from collector.settings import CollectorSettings
 from takt.store.events import SeenSeqs, WriteMethod
 
@@ -45,7 +45,7 @@ class Planner:
         self._inbox = inbox
         self._stop = stop
         self._on_fatal = on_fatal
-        self._limits = settings.plausibility
+        self._limits = Limits(settings.plausibility, settings.privacy_levels())
         # Batches being planned or planned, in arrival order; small, to keep the unacked window short.
         self.plans: queue.Queue[PendingPlan] = queue.Queue(maxsize=2 + settings.collector_decode_processes)
         # Decoding is most of the CPU and holds the GIL; in processes of its

@@ -16,13 +16,12 @@ import psycopg
 
 from collector.database import PlanWriter
 from collector.intake import Committed
-from collector.pipeline import Message, Plan, dead_letter_plan, plan_batch
-from takt.contract.events import PlausibilityWindow
+from collector.pipeline import Limits, Message, Plan, dead_letter_plan, plan_batch
 
 logger = logging.getLogger(__name__)
 
 
-def commit(writer: PlanWriter, plan: Plan, limits: PlausibilityWindow) -> Committed | None:
+def commit(writer: PlanWriter, plan: Plan, limits: Limits) -> Committed | None:
     """Write the plan (isolating bad messages); ``None`` when stopped before it could be written."""
     try:
         return [(plan, writer.write(plan))]
@@ -35,9 +34,7 @@ def commit(writer: PlanWriter, plan: Plan, limits: PlausibilityWindow) -> Commit
     return commit_one_by_one(writer, plan.messages, limits)
 
 
-def commit_one_by_one(
-    writer: PlanWriter, messages: Sequence[Message], limits: PlausibilityWindow
-) -> Committed | None:
+def commit_one_by_one(writer: PlanWriter, messages: Sequence[Message], limits: Limits) -> Committed | None:
     committed: Committed = []
     for message in messages:
         plan = plan_batch([message], datetime.now(UTC), limits)

@@ -35,13 +35,21 @@ from takt.contract import (
 )
 from takt.contract.codec import raw_json
 from takt.contract.events import MAX_SEQ, RejectedItem
+from takt.privacy import SiteLevels
 from takt.store.events import Conflict, CopyBatch, DeadLetter, SeenSeqs, batch_conflict, copy_batch
 
 logger = logging.getLogger(__name__)
 
 SOURCE = "mqtt"
+
+
 # The plausibility window of event times, shared with HTTP ingestion.
-Limits = PlausibilityWindow
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What every event is checked against besides the contract: the plausibility window, privacy levels."""
+
+    window: PlausibilityWindow
+    levels: SiteLevels = field(default_factory=SiteLevels)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +212,12 @@ def _plan_events(
     plan.seen[gateway_id] = site_id
     try:
         decoded = decode_event_batch(
-            message.payload, site_id=site_id, gateway_id=gateway_id, now=now, window=limits
+            message.payload,
+            site_id=site_id,
+            gateway_id=gateway_id,
+            now=now,
+            window=limits.window,
+            levels=limits.levels,
         )
     except EnvelopeError as exc:
         _reject_payload(plan, message, site_id, gateway_id, f"envelope: {exc}")

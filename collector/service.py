@@ -41,6 +41,7 @@ from collector.database import PlanWriter
 from collector.intake import MqttIntake
 from collector.isolation import commit
 from collector.metrics import CollectorMetrics, serve
+from collector.pipeline import Limits
 from collector.settings import CollectorSettings
 from takt.store.rollups import RollupRefresher
 
@@ -57,7 +58,7 @@ class Collector:
         self.metrics = metrics or CollectorMetrics()
         self._stop = threading.Event()
         self._fatal: str | None = None
-        self._limits = settings.plausibility
+        self._limits = Limits(settings.plausibility, settings.privacy_levels())
         self._intake = MqttIntake(settings, self.metrics, self._stop, self._fail)
         self._planner = Planner(settings, self.metrics, self._intake.queue, self._stop, self._fail)
         self._db = PlanWriter(settings, self.metrics, self._stop)

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,6 +28,8 @@ UNKNOWN_WORKER = "unknown"
 PSEUDONYM_PREFIX = "p-"
 PSEUDONYM_HEX = 20
 MIN_KEY_BYTES = 16
+WITHHELD = "(withheld: against the site's privacy level)"
+_PSEUDONYM = re.compile(rf"{PSEUDONYM_PREFIX}[0-9a-f]{{{PSEUDONYM_HEX}}}")
 
 
 class PrivacyLevel(StrEnum):
@@ -52,6 +56,17 @@ class SitePrivacy(BaseModel):
     dead_letter_retention_days: float | None = Field(
         default=None, gt=0, description="Dead letters older than this are removed; unset keeps them"
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SiteLevels:
+    """Each site's level (picklable: the collector's decoding processes get it)."""
+
+    levels: Mapping[str, PrivacyLevel] = field(default_factory=dict)
+    default: PrivacyLevel = PrivacyLevel.NAMED
+
+    def __call__(self, site_id: str) -> PrivacyLevel:
+        return self.levels.get(site_id, self.default)
 
 
 def pseudonym(key: bytes, site_id: str, worker_id: str) -> str:
@@ -81,3 +96,25 @@ def resolve(key: bytes, site_id: str, pseudonym_id: str, candidates: Iterable[st
         if hmac.compare_digest(pseudonym(key, site_id, candidate), pseudonym_id):
             return candidate
     return None
+
+
+def worker_problem(level: PrivacyLevel, worker_id: str) -> str | None:
+    """Why an event naming ``worker_id`` may not be stored for a site at ``level``, or None.
+
+    The cloud's check that the gateways apply the level it is configured with:
+    at ``pseudonymous`` only pseudonyms (and ``unknown``) are accepted, at
+    ``stations-only`` only ``unknown``. The reason never repeats the id.
+    """
+    if worker_id == UNKNOWN_WORKER or level is PrivacyLevel.NAMED:
+        return None
+    if level is PrivacyLevel.PSEUDONYMOUS:
+        if _PSEUDONYM.fullmatch(worker_id):
+            return None
+        return (
+            "the site is pseudonymous, but the worker id is not a pseudonym "
+            f"({PSEUDONYM_PREFIX} and {PSEUDONYM_HEX} hex digits): set privacy.level on the gateway"
+        )
+    return (
+        f"the site is stations-only, so events must name worker {UNKNOWN_WORKER!r}: "
+        "set privacy.level on the gateway"
+    )

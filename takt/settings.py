@@ -19,6 +19,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from takt.contract.events import PlausibilityWindow
+from takt.privacy import SiteLevels, SitePrivacy
 
 ENV_PREFIX = "TAKT_"
 
@@ -53,6 +54,13 @@ class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     site_id: str = Field(default="site-1", description="Default site for this deployment.")
+    privacy: dict[str, SitePrivacy] = Field(
+        default_factory=dict,
+        description='JSON, per site (docs/privacy.md): {"plant-a": {"level": "pseudonymous", "min_group": 5, '
+        '"retention_days": 90, "dead_letter_retention_days": 30}, "*": {"min_group": 3}}; "*" applies to '
+        'sites not named; without it a site is "named", k = 5, kept for good. The collector and the '
+        "API refuse events whose worker ids break the site's level.",
+    )
     mqtt_url: str = Field(
         default="mqtt://127.0.0.1:18830",
         description="mqtt://user:pass@host:port, or mqtts:// for TLS.",
@@ -100,6 +108,15 @@ class CommonSettings(BaseSettings):
     @property
     def plausibility(self) -> PlausibilityWindow:
         return PlausibilityWindow(self.max_future, self.max_age)
+
+    def site_privacy(self, site_id: str) -> SitePrivacy:
+        """A site's privacy configuration: its own, else the "*" entry, else the defaults."""
+        return self.privacy.get(site_id) or self.privacy.get("*") or SitePrivacy()
+
+    def privacy_levels(self) -> SiteLevels:
+        """Each configured site's level, and the level of the others."""
+        named = {site: p.level for site, p in self.privacy.items() if site != "*"}
+        return SiteLevels(named, self.site_privacy("*").level)
 
     @field_validator("mqtt_url")
     @classmethod

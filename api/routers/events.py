@@ -157,11 +157,15 @@ def ingest_batch(
     each item's outcome: ``accepted`` (index and event id) or ``errors`` (index,
     reason, and the item's event_id/seq when readable). An item that is not an
     object (``42``, ``null``), fails the contract, lies outside the
-    plausibility window, names another gateway or site than a gateway token's,
-    or reuses a stored event_id with other content (a conflict) is rejected on
-    its own.
+    plausibility window, names a worker against its site's privacy level
+    (``TAKT_PRIVACY``: not a pseudonym at a pseudonymous site, not ``unknown``
+    at a stations-only one; the id is withheld from the dead letter), names
+    another gateway or site than a gateway token's, or reuses a stored
+    event_id with other content (a conflict) is rejected on its own.
     """
-    checked, rejected = validate_events(items, now=datetime.now(UTC), window=settings.plausibility)
+    checked, rejected = validate_events(
+        items, now=datetime.now(UTC), window=settings.plausibility, levels=settings.privacy_levels()
+    )
     errors = [_item_error(r.index, r.raw, r.reason) for r in rejected]
     letters = [
         DeadLetter(source="http", reason=r.reason, payload=raw_json(r.raw), event_index=r.index, seq=e.seq)

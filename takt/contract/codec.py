@@ -12,7 +12,7 @@ event alone with the reason.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -29,6 +29,7 @@ from takt.contract.events import (
     GatewayStatus,
     PlausibilityWindow,
 )
+from takt.privacy import WITHHELD, PrivacyLevel, worker_problem
 
 _EVENT_LIST = TypeAdapter(list[Event])
 
@@ -87,11 +88,15 @@ def validate_events(
     *,
     now: datetime | None = None,
     window: PlausibilityWindow | None = None,
+    levels: Callable[[str], PrivacyLevel] | None = None,
 ) -> tuple[list[tuple[int, Event]], list[RejectedEvent]]:
     """Validate each item on its own: (index, event) of the good ones, and the rejected ones with reasons.
 
     With ``now`` and ``window``, events outside the plausibility window are
-    rejected too. ``RejectedEvent.raw`` is the item as given.
+    rejected too; with ``levels`` (site id -> privacy level), events whose
+    worker id breaks their site's level (:func:`takt.privacy.worker_problem`),
+    with that id withheld from ``raw``. ``RejectedEvent.raw`` is otherwise the
+    item as given.
     """
     rejected: list[RejectedEvent] = []
     try:
@@ -104,6 +109,8 @@ def validate_events(
                 events.append((index, validate_event(raw)))
             except Exception as exc:
                 rejected.append(RejectedEvent(index, raw, describe_error(exc)))
+    if levels is not None:
+        events = _keep_private(events, raws, levels, rejected)
     if now is None or window is None:
         return events, rejected
     kept: list[tuple[int, Event]] = []
@@ -114,6 +121,30 @@ def validate_events(
         else:
             rejected.append(RejectedEvent(index, raws[index], problem))
     return kept, rejected
+
+
+def _keep_private(
+    events: list[tuple[int, Event]],
+    raws: Sequence[Any],
+    levels: Callable[[str], PrivacyLevel],
+    rejected: list[RejectedEvent],
+) -> list[tuple[int, Event]]:
+    """The events whose worker id agrees with their site's level; the others join ``rejected``."""
+    site_levels: dict[str, PrivacyLevel] = {}
+    kept: list[tuple[int, Event]] = []
+    for index, event in events:
+        site = event.site_id or ""  # an event without a site: the level of the sites not named
+        level = site_levels.get(site)
+        if level is None:
+            level = site_levels[site] = levels(site)
+        problem = worker_problem(level, event.worker_id)
+        if problem is None:
+            kept.append((index, event))
+        else:
+            raw = raws[index]
+            withheld = {**raw, "worker_id": WITHHELD} if isinstance(raw, dict) else WITHHELD
+            rejected.append(RejectedEvent(index, withheld, problem))
+    return kept
 
 
 def raw_json(value: Any) -> bytes:
@@ -152,12 +183,14 @@ def decode_event_batch(
     max_events: int = MAX_EVENTS_PER_BATCH,
     now: datetime | None = None,
     window: PlausibilityWindow | None = None,
+    levels: Callable[[str], PrivacyLevel] | None = None,
 ) -> DecodedBatch:
     """Decode an envelope; ``site_id``/``gateway_id`` are the topic's, when known.
 
     Events that omit ``site_id``/``gateway_id`` inherit the topic's; events that
     name another gateway or site than the topic are rejected, and so are events
-    outside the plausibility ``window`` around ``now`` when both are given.
+    outside the plausibility ``window`` around ``now`` when both are given, and
+    events against their site's privacy level when ``levels`` is given.
     Raises only :class:`EnvelopeError`.
     """
     if len(payload) > max_bytes:
@@ -190,9 +223,12 @@ def decode_event_batch(
     if site_id is not None:
         inherited["site_id"] = site_id
     prepared: list[Any] = [{**inherited, **raw} if isinstance(raw, dict) else raw for raw in raw_events]
-    events, invalid = validate_events(prepared, now=now, window=window)
-    # As received, without the inherited ids.
-    rejected = [RejectedEvent(r.index, raw_events[r.index], r.reason) for r in invalid]
+    events, invalid = validate_events(prepared, now=now, window=window, levels=levels)
+    # As received, without the inherited ids (and without a withheld worker id).
+    rejected = [
+        RejectedEvent(r.index, r.raw if r.raw is not prepared[r.index] else raw_events[r.index], r.reason)
+        for r in invalid
+    ]
 
     kept: list[Event] = []
     for index, event in events:

@@ -11,9 +11,10 @@ import pytest
 
 from collector.pipeline import Limits, Message, dead_letter_plan, plan_batch
 from takt.contract import Event, EventType, encode_event, encode_events_envelope, events_topic, status_topic
+from takt.contract.events import PlausibilityWindow
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
-LIMITS = Limits(max_future=timedelta(minutes=5), max_age=timedelta(days=30))
+LIMITS = Limits(PlausibilityWindow(max_future=timedelta(minutes=5), max_age=timedelta(days=30)))
 TOPIC = events_topic("plant", "gw1")
 
 
