@@ -126,6 +126,7 @@ class DetectionScheduler:
         self.frames_gated = 0  # frames no region moved on: last detections reused
         self.frames_deferred = 0  # frames that wanted the detector, overloaded: last detections reused
         self.by_reason: dict[str, int] = {FIRST: 0, MOTION: 0, RECHECK: 0}
+        self.frames_moving = 0  # frames on which some region had moved (detected or not)
         self._recent: deque[float] = deque()  # frame times of detections within window_s
         self._ages: deque[tuple[float, float]] = deque()  # (frame time, detection age) within window_s
         self.last_frame_s: float | None = None
@@ -135,6 +136,7 @@ class DetectionScheduler:
         if self.last_detect_s is None or t < self.last_detect_s:
             return FIRST
         if moving:
+            self.frames_moving += 1
             return MOTION
         if t - self.last_detect_s >= self.settings.recheck_s:
             return RECHECK
