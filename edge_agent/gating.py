@@ -67,6 +67,7 @@ class ZoneMotion:
             if mask.any():  # a region outside the frame cannot change
                 self._masks[name] = mask.astype(bool)
         self._reference: Image | None = None
+        self._current: Image | None = None
         self.last: dict[str, float] = {}
 
     def _small(self, image: Image) -> Image:
@@ -88,7 +89,8 @@ class ZoneMotion:
 
     def seen(self) -> None:
         """The detector saw the frame last measured: it is the reference from now on."""
-        self._reference = self._current
+        if self._current is not None:
+            self._reference = self._current
 
     def moving(self, shares: dict[str, float] | None = None) -> list[str]:
         shares = self.last if shares is None else shares

@@ -112,6 +112,19 @@ def test_a_person_standing_still_keeps_his_state_while_the_detector_skips_frames
     assert status.gated and status.frames_gated == frames - seen and status.frames_deferred == 0
 
 
+def test_people_working_in_place_stay_working_while_the_detector_skips_frames(
+    registry: Path, shared_footage: Path, tmp_path: Path
+) -> None:
+    """The standing group gestures and turns: mostly working (by motion energy, measured on every
+    frame, detected or not), and so it stays with gating."""
+    off, _, _ = _run(registry, shared_footage, tmp_path, False, ["group"])
+    on, _, on_agent = _run(registry, shared_footage, tmp_path, True, ["group"])
+    assert _shares(on) == _shares(off)
+    assert on.stations["group"].predicted_share()["working"] >= 0.75
+    assert on.stations["group"].predicted_share()["absent"] == 0.0
+    assert on_agent.pipeline.scheduler.frames_gated > 0
+
+
 def test_a_person_leaving_a_zone_turns_it_absent_as_without_gating(
     registry: Path, shared_footage: Path, tmp_path: Path
 ) -> None:
