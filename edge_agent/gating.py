@@ -130,6 +130,7 @@ class DetectionScheduler:
         self.by_reason: dict[str, int] = {FIRST: 0, MOTION: 0, RECHECK: 0}
         self.frames_moving = 0  # frames on which some region had moved (detected or not)
         self._recent: deque[float] = deque()  # frame times of detections within window_s
+        self._deferred: deque[float] = deque()  # frame times of deferred frames within window_s
         self._ages: deque[tuple[float, float]] = deque()  # (frame time, detection age) within window_s
         self.last_frame_s: float | None = None
 
@@ -163,6 +164,7 @@ class DetectionScheduler:
     def skipped(self, t: float, wanted: bool) -> None:
         if wanted:
             self.frames_deferred += 1
+            self._deferred.append(t)
         else:
             self.frames_gated += 1
         self._frame(t)
@@ -175,6 +177,8 @@ class DetectionScheduler:
             self._ages.popleft()
         while self._recent and self._recent[0] < t - self.window_s:
             self._recent.popleft()
+        while self._deferred and self._deferred[0] < t - self.window_s:
+            self._deferred.popleft()
 
     @property
     def detection_age_s(self) -> float:
@@ -185,6 +189,12 @@ class DetectionScheduler:
     def detection_age_max_s(self) -> float:
         """The oldest detections any frame of the last ``window_s`` relied on."""
         return max((a for _, a in self._ages), default=0.0)
+
+    @property
+    def overloaded(self) -> bool:
+        """Frames waited for the detector in the last ``window_s`` and some relied on detections
+        older than ``recheck_s``: the gateway serves more motion than its detector keeps up with."""
+        return bool(self._deferred) and self.detection_age_max_s > self.settings.recheck_s
 
     @property
     def detect_fps(self) -> float:

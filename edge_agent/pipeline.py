@@ -490,8 +490,8 @@ class CameraPipeline:
 
     def detection_status(self) -> dict[str, Any]:
         """How often the detector sees this camera, and how old the detections it relies on are:
-        an installer's sign of an overloaded gateway (``frames_deferred`` growing, ages past
-        ``gating.recheck_s``)."""
+        an installer's sign of an overloaded gateway (``detector_overloaded``: frames deferred in
+        the last 10 s and detections older than ``gating.recheck_s``)."""
         s = self.scheduler
         return {
             "gated": self.gated,
@@ -501,6 +501,7 @@ class CameraPipeline:
             "frames_deferred": s.frames_deferred,
             "detection_age_s": round(s.detection_age_s, 2),
             "detection_age_max_s": round(s.detection_age_max_s, 2),
+            "detector_overloaded": s.overloaded,
         }
 
     def status_fields(self) -> dict[str, Any]:

@@ -431,6 +431,11 @@ class CameraStatus(BaseModel):
     detection_age_max_s: float | None = Field(
         default=None, ge=0, description="Oldest detections any frame of the last 10 s relied on."
     )
+    detector_overloaded: bool | None = Field(
+        default=None,
+        description="In the last 10 s frames waited for the detector and relied on detections older "
+        "than the re-check interval: the gateway serves more than its detector keeps up with.",
+    )
 
 
 class GatewayStatus(BaseModel):

@@ -89,9 +89,13 @@ def test_status_figures_tell_an_overloaded_camera() -> None:
     assert scheduler.detection_age_s == pytest.approx(5.0)
     assert scheduler.detection_age_max_s == pytest.approx(5.0)
     assert scheduler.detect_fps == pytest.approx(1 / 5.0)
+    assert scheduler.overloaded  # waited, and on detections older than recheck_s
     scheduler.detected(5.2, MOTION)
     assert scheduler.detection_age_s == 0.0
     assert scheduler.detection_age_max_s == pytest.approx(5.0)  # the lag stays visible for a while
+    for k in range(1, 60):  # served again: after a window without waiting, not overloaded
+        scheduler.detected(5.2 + k * 0.2, MOTION)
+    assert not scheduler.overloaded and scheduler.detection_age_max_s == 0.0
 
 
 def test_ration_serves_the_oldest_detections_first() -> None:
@@ -181,6 +185,7 @@ def test_an_overloaded_detector_serves_live_cameras_in_turn(tmp_path: Path) -> N
         assert p.frames == 13
         assert p.scheduler.frames_deferred == 9 and p.scheduler.frames_gated == 0
         assert p.scheduler.detection_age_max_s <= 0.8 + 1e-9  # four cameras, one a round
+        assert not p.scheduler.overloaded  # deferred, but never past recheck_s
     status = CameraStatus.model_validate(agent.status_fields()["cameras"][0])
     assert status.frames_deferred == 9 and status.detection_age_max_s is not None
     agent.buffer.close()
