@@ -5,7 +5,8 @@ Usage (from the repository root, inside .venv):
     python bench/edge.py motion
     python bench/edge.py yolo --onnx yolo11n-640.onnx --imgsz 640 [--pt yolo11n.pt]
     python bench/edge.py drain --events 1000000
-    python bench/edge.py cameras --counts 1,2,4,8 --seconds 40   # YOLOX-Nano, many cameras, 5 fps
+    python bench/edge.py cameras --counts 1,2,4,8 --seconds 40   # YOLOX-Nano, many cameras, 5 fps,
+                                                                 # motion gating off and on side by side
 Prints one line per figure; docs/benchmarks.md records them.
 """
 
@@ -170,9 +171,11 @@ def _five_fps_clip(out: Path) -> Path:
     return out
 
 
-def bench_cameras(counts: list[int], seconds: float) -> None:
-    """Cameras per gateway at 5 fps with YOLOX-Nano (ONNX Runtime, CPU), frame->event latency per count,
-    and the bare ONNX Runtime time of the same model beside the agent's detector path."""
+def bench_cameras(counts: list[int], seconds: float, zone_sets: list[str]) -> None:
+    """Cameras per gateway at 5 fps with YOLOX-Nano (ONNX Runtime, CPU): per zone set and camera
+    count, motion gating off then on, one right after the other (frames/s, frame->event latency,
+    change->detected latency, detector calls/s, CPU); before that the bare ONNX Runtime time of the
+    same model beside the agent's detector path."""
     import os
 
     import cv2
@@ -282,31 +285,81 @@ def bench_cameras(counts: list[int], seconds: float) -> None:
             f"p50 {statistics.median(checks):.1f} ms, max {max(checks):.1f} ms"
         )
 
-        print("cameras  fps/camera  frames  dropped  frame->done p50/p95 ms  event frames  p50/p95 ms  load")
-        for n in counts:
-            config = parse_config(_cameras_config(tmp, clip, n))
-            agent = Agent(config)
-            stop = threading.Event()
-            runner = threading.Thread(target=agent.run, args=(stop,), kwargs={"publish": False})
-            start = time.monotonic()
-            runner.start()
-            time.sleep(seconds)
-            stop.set()
-            runner.join(30)
-            elapsed = time.monotonic() - start
-            lat = [v for p in agent.pipelines for v in list(p.frame_latency_ms)[10:]]
-            ev = [v for p in agent.pipelines for v in list(p.event_latency_ms)[2:]]
-            frames_n = sum(p.frames for p in agent.pipelines)
-            dropped = sum(p.dropped_frames for p in agent.pipelines)
-            print(
-                f"{n:7d}  {frames_n / n / elapsed:10.2f}  {frames_n:6d}  {dropped:7d}  "
-                f"{_pct(lat, 0.5):10.0f} / {_pct(lat, 0.95):5.0f}  {len(ev):12d}  "
-                f"{_pct(ev, 0.5):4.0f} / {_pct(ev, 0.95):4.0f}  {os.getloadavg()[0]:.2f}"
-            )
-            agent.buffer.close()
+        print(
+            "footage: the concourse clip at 5 fps, looped, in real time; zone sets: busy = group + "
+            "walkway (people move in them in every frame), quiet = lone + empty (a man standing "
+            "still, brushed by walkers; empty floor)"
+        )
+        print(
+            "zones  cameras  gating  fps/camera  dropped  frame->done p50/p95 ms  change->detected "
+            "p50/p95 ms  det age max s  detector calls/s  motion share  deferred  CPU cores  load"
+        )
+        for zones in zone_sets:
+            for n in counts:
+                for gating in (False, True):  # side by side, the same minute of load
+                    _cameras_run(tmp, clip, n, zones, gating, seconds)
 
 
-def _cameras_config(tmp: Path, clip: Path, n: int) -> dict[str, object]:
+def _cameras_run(tmp: Path, clip: Path, n: int, zones: str, gating: bool, seconds: float) -> None:
+    import os
+
+    from edge_agent.agent import Agent
+    from edge_agent.config import parse_config
+
+    config = parse_config(_cameras_config(tmp, clip, n, zones, gating))
+    agent = Agent(config)
+    stop = threading.Event()
+    runner = threading.Thread(target=agent.run, args=(stop,), kwargs={"publish": False})
+    cpu0, start = os.times(), time.monotonic()
+    runner.start()
+    time.sleep(seconds)
+    stop.set()
+    runner.join(30)
+    cpu1, elapsed = os.times(), time.monotonic() - start
+    cores = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / elapsed
+    pipelines = agent.pipelines
+    lat = [v for p in pipelines for v in list(p.frame_latency_ms)[10:]]
+    reacted = [v for p in pipelines for v in list(p.detect_latency_ms)[2:]]
+    frames_n = sum(p.frames for p in pipelines)
+    dropped = sum(p.dropped_frames for p in pipelines)
+    calls = sum(p.scheduler.detections for p in pipelines)
+    moving = sum(p.scheduler.frames_moving for p in pipelines)
+    deferred = sum(p.scheduler.frames_deferred for p in pipelines)
+    age = max(p.scheduler.detection_age_max_s for p in pipelines)
+    print(
+        f"{zones:5s}  {n:7d}  {'on' if gating else 'off':6s}  {frames_n / n / elapsed:10.2f}  {dropped:7d}  "
+        f"{_pct(lat, 0.5):10.0f} / {_pct(lat, 0.95):5.0f}  {_pct(reacted, 0.5):14.0f} / "
+        f"{_pct(reacted, 0.95):5.0f}  {age:13.1f}  {calls / elapsed:16.2f}  "
+        f"{(moving / frames_n if gating and frames_n else float('nan')):12.2f}  {deferred:8d}  "
+        f"{cores:9.2f}  {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
+    agent.buffer.close()
+
+
+# Zones on the 1280x720 concourse (normalised): "busy" where people move in every frame (the
+# standing group gestures, the walkway always has walkers), "quiet" where they seldom do.
+BENCH_ZONES: dict[str, list[tuple[str, list[list[float]]]]] = {
+    "busy": [
+        ("group", [[0.12, 0.4], [0.3, 0.4], [0.3, 0.65], [0.12, 0.65]]),
+        ("walk", [[0.45, 0.3], [0.7, 0.3], [0.7, 0.9], [0.45, 0.9]]),
+    ],
+    # The concourse test's zones (edge_agent.concourse.ZONES, pixels of the 1280x720 frame).
+    "quiet": [("lone", []), ("empty", [])],
+}  # fmt: skip
+
+
+def _bench_station(station_id: str, name: str, zone: list[list[float]]) -> dict[str, object]:
+    from edge_agent.concourse import ZONES
+
+    if zone:
+        return {"id": station_id, "zone": zone, "normalized": True, "anchor": "bottom"}
+    return {"id": station_id, "zone": [list(p) for p in ZONES[name]]}
+
+
+def _cameras_config(
+    tmp: Path, clip: Path, n: int, zones: str = "busy", gating: bool = True
+) -> dict[str, object]:
     """``n`` cameras on the 5 fps clip, looped in real time like live cameras (dropping frames
     when the detector falls behind), two stations each on the concourse floor."""
     cameras = []
@@ -319,14 +372,9 @@ def _cameras_config(tmp: Path, clip: Path, n: int) -> dict[str, object]:
                 "loop": True,
                 "realtime": True,
                 "process_width": 640,
-                "stations": [
-                    {"id": f"c{i}-group", "zone": [[0.12, 0.4], [0.3, 0.4], [0.3, 0.65], [0.12, 0.65]],
-                     "normalized": True, "anchor": "bottom"},
-                    {"id": f"c{i}-walk", "zone": [[0.45, 0.3], [0.7, 0.3], [0.7, 0.9], [0.45, 0.9]],
-                     "normalized": True, "anchor": "bottom"},
-                ],
+                "stations": [_bench_station(f"c{i}-{name}", name, zone) for name, zone in BENCH_ZONES[zones]],
             }
-        )  # fmt: skip
+        )
     return {
         "site_id": "bench",
         "gateway_id": f"gw-{n}",
@@ -336,9 +384,10 @@ def _cameras_config(tmp: Path, clip: Path, n: int) -> dict[str, object]:
             "model": "yolox-nano@bench",
             "models_dir": str(tmp / "models"),
             "product_labels": [],
+            "gating": {"enabled": gating},
         },
         "mqtt": {"url": "mqtt://x@h"},
-        "buffer": {"path": str(tmp / f"buffer-{n}.sqlite"), "synchronous": "NORMAL"},
+        "buffer": {"path": str(tmp / f"buffer-{n}-{zones}-{gating}.sqlite"), "synchronous": "NORMAL"},
         "health": {"enabled": True, "check_every_s": 10},
     }
 
@@ -452,7 +501,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("what", choices=["all", "motion", "latency", "yolo", "drain", "cameras"])
     parser.add_argument("--counts", default="1,2,4,8", help="cameras: camera counts to run")
-    parser.add_argument("--seconds", type=float, default=40.0, help="cameras: seconds per count")
+    parser.add_argument("--seconds", type=float, default=40.0, help="cameras: seconds per run")
+    parser.add_argument(
+        "--zones", default="busy,quiet", help="cameras: zone sets to run (busy, quiet; see BENCH_ZONES)"
+    )
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--onnx")
     parser.add_argument("--pt")
@@ -465,7 +517,8 @@ def main() -> None:
     if args.what == "yolo":
         bench_yolo(args.onnx, args.pt, args.imgsz)
     if args.what == "cameras":
-        bench_cameras([int(c) for c in args.counts.split(",") if c], args.seconds)
+        zone_sets = [z for z in args.zones.split(",") if z]
+        bench_cameras([int(c) for c in args.counts.split(",") if c], args.seconds, zone_sets)
     if args.what in ("all", "drain"):
         bench_drain(args.events)
 

@@ -155,8 +155,10 @@ def eval_(
     Runs the config's camera source (a file, once, as fast as it decodes) through the whole
     agent offline, as `run --offline` does, and compares its states and counts with the
     truth: the share of scored time in each state on both sides, the share in agreement,
-    and count accuracy. A shadow candidate in the config is scored beside production. The
-    thresholds apply to the production model; exit 1 below them, 2 on bad input.
+    and count accuracy. A shadow candidate in the config is scored beside production. Motion
+    gating (detector.gating) runs as configured, decided on frame time as live: run the same
+    config with `gating: {enabled: false}` to see what it changes. The thresholds apply to the
+    production model; exit 1 below them, 2 on bad input.
     """
     import json
 

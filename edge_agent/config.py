@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable
 from datetime import time
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -32,6 +32,9 @@ from takt.privacy import MIN_KEY_BYTES, PrivacyLevel, outgoing_worker
 TopicId = Annotated[str, Field(pattern=TOPIC_ID_PATTERN)]
 EntityId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]*$")]
 PointList = Annotated[list[tuple[float, float]], Field(min_length=2)]
+if TYPE_CHECKING:
+    from edge_agent.gating import GateSettings
+
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -90,6 +93,46 @@ class TilingConfig(_Model):
     full_frame: bool = True
 
 
+class GatingConfig(_Model):
+    """Motion-gated detection (edge_agent/gating.py; docs/edge-agent.md, "Motion-gated detection").
+
+    Every frame is decoded and gets a cheap motion measure inside the camera's station zones (and
+    a band around each count line); the detector runs on a frame when a zone changed since the
+    frame it last saw, when its last detection is ``recheck_s`` old, or on the first frame. Other
+    frames reuse the last detections. Under overload the detector takes at most
+    ``max_detector_share`` of each frame interval (live cameras), cameras with the oldest
+    detections first. Applies to detectors that keep no state between frames (ONNX models);
+    motion (MOG2), replay and ultralytics (tracker) backends always see every frame. Defaults
+    measured on the concourse clip (docs/benchmarks.md, "Motion-gated detection").
+    """
+
+    enabled: bool = True
+    # Width of the grey copy the motion is measured on (320: a 1280 px view's 65 px zone is 16 px).
+    motion_width: int = Field(default=320, ge=32)
+    # Grey-level change (0-255, after a 3x3 blur) that counts a pixel as changed.
+    pixel_threshold: int = Field(default=25, ge=1, le=255)
+    # A zone with at least this share of its pixels changed has motion (0.01: a hand, not noise).
+    min_changed_share: float = Field(default=0.01, gt=0, le=1)
+    # The detector sees every camera at least this often (frame time), motion or not.
+    recheck_s: float = Field(default=2.0, gt=0)
+    # Half-width of the band around a count line that is watched for motion, processed-frame pixels.
+    line_band_px: float = Field(default=24.0, gt=0)
+    # Share of the frame interval (1 / the fastest camera's sample_fps) the detector thread may
+    # spend per round on live cameras; beyond it the cameras with the oldest detections go first.
+    max_detector_share: float = Field(default=0.8, gt=0, le=1)
+
+    def settings(self) -> GateSettings:
+        from edge_agent.gating import GateSettings  # OpenCV comes with it: only where frames are
+
+        return GateSettings(
+            motion_width=self.motion_width,
+            pixel_threshold=self.pixel_threshold,
+            min_changed_share=self.min_changed_share,
+            recheck_s=self.recheck_s,
+            line_band_px=self.line_band_px,
+        )
+
+
 class DetectorConfig(_Model):
     backend: Literal["motion", "yolo", "replay"] = "motion"
     model: str | None = Field(
@@ -104,6 +147,7 @@ class DetectorConfig(_Model):
     product_labels: list[str] = Field(default_factory=lambda: ["product"])
     confidence: float | None = Field(default=None, ge=0, le=1)
     tiling: TilingConfig = TilingConfig()
+    gating: GatingConfig = GatingConfig()
     motion: MotionConfig = MotionConfig()
     # A candidate model run on the same frames; its events are tagged shadow and
     # kept out of production metrics until it is promoted.

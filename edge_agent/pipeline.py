@@ -29,6 +29,7 @@ from edge_agent.counting import Crossing, LineCounter
 from edge_agent.detect.base import Box, Detection, Detector, Image
 from edge_agent.detect.tracker import CentroidTracker
 from edge_agent.energy import Keypoints, MotionEnergy, keypoint_activity
+from edge_agent.gating import DetectionScheduler, ZoneMotion, line_band
 from edge_agent.health import HealthChange, ReferenceStore, ViewMonitor
 from edge_agent.identity import IdentityResolver
 from edge_agent.privacy import blur_regions, scaled
@@ -95,6 +96,11 @@ class CameraPipeline:
         self.detector = detector
         self.model_version = detector.model_version
         self.tracker = None if detector.tracks else CentroidTracker()
+        gating = view.detector.gating
+        # Gated only where skipping frames loses nothing: a detector with no state between frames.
+        self.gated = gating.enabled and bool(getattr(detector, "shareable", False))
+        self.scheduler = DetectionScheduler(gating.settings())
+        self.zone_motion: ZoneMotion | None = None
         self.energy = MotionEnergy()
         self.identity = identity
         self.buffer = buffer
@@ -119,8 +125,13 @@ class CameraPipeline:
         self.last_detections: list[Detection] = []
         # Frame-to-event latency (decode to committed) of recent frames that made events.
         self.event_latency_ms: deque[float] = deque(maxlen=10_000)
-        # ... and of every frame (decode to station logic done): what bounds the above.
+        # ... and of every frame (capture to station logic done): what bounds the above.
         self.frame_latency_ms: deque[float] = deque(maxlen=10_000)
+        # Change to detection: from the capture of the first frame that wanted the detector
+        # (motion, re-check) to the detector's results for this camera committed. Under overload
+        # a wanting frame waits its turn: this is the latency a gated camera really has.
+        self.detect_latency_ms: deque[float] = deque(maxlen=10_000)
+        self._wanted_since: float | None = None
         self._last_s: float | None = None
         self._poses: dict[int, Keypoints] = {}
         self._latency_ms = 0.0
@@ -158,6 +169,12 @@ class CameraPipeline:
             )
         if self.geometry is None or self.geometry.size != (image.shape[1], image.shape[0]):
             self.geometry = build_geometry(self.config, (w, h), (image.shape[1], image.shape[0]))
+            gating = self.config.detector.gating
+            regions = {f"zone:{k}": list(z.points) for k, z in self.geometry.zones.items()}
+            for k, line in self.geometry.lines.items():
+                regions[f"line:{k}"] = line_band(line.a, line.b, gating.line_band_px)
+            self.zone_motion = ZoneMotion(regions, self.geometry.size, gating.settings())
+            self.scheduler.reset()
             self.counters = [
                 LineCounter(
                     c.id,
@@ -175,10 +192,27 @@ class CameraPipeline:
         image, events = self.before_detect(frame)
         if image is None:
             return events
+        reason = self.detection_reason(frame, image)
+        if reason is None:
+            return events + self.after_detect(frame, image, None)
         started = time.perf_counter()
         detections = self.detector.detect(image, frame.timestamp_s)
         self.record_detector_ms((time.perf_counter() - started) * 1000)
-        return events + self.after_detect(frame, image, detections)
+        return events + self.after_detect(frame, image, detections, reason)
+
+    def detection_reason(self, frame: Frame, image: Image) -> str | None:
+        """Why the detector must see this frame (edge_agent.gating); None: the last detections hold.
+
+        Ungated pipelines answer ``every_frame``. Call once per frame, after :meth:`before_detect`."""
+        if not self.gated:
+            return "every_frame"
+        assert self.zone_motion is not None
+        self.zone_motion.measure(image)
+        return self.scheduler.reason(frame.timestamp_s, self.zone_motion.moving())
+
+    def detection_age(self, frame: Frame) -> float | None:
+        """Seconds of frame time since the detector last saw this camera (None: never)."""
+        return self.scheduler.age_at(frame.timestamp_s)
 
     def before_detect(self, frame: Frame) -> tuple[Image | None, list[Event]]:
         """Gaps and camera health, then the image to detect on; None while the view is wrong."""
@@ -187,22 +221,38 @@ class CameraPipeline:
         if self._last_s is not None and t - self._last_s > self.camera.max_gap_s:
             # Frames stopped for a while: that time is unobserved, not absence.
             out.extend(self._close_all(self._last_s))
+            self.scheduler.reset()
         self._count_frame(t)
         events: list[Event] = []
         if self.monitor is not None and self.monitor.due(t):
             events += self._check_view(frame)
         if not self.view_ok:
             # An outage, not absence: no states until the view is right again.
+            self.scheduler.reset()
             return None, events + self.commit(out)
         return self.prepare(frame.image), events + self.commit(out)
 
-    def after_detect(self, frame: Frame, image: Image, detections: list[Detection]) -> list[Event]:
+    def after_detect(
+        self, frame: Frame, image: Image, detections: list[Detection] | None, reason: str | None = None
+    ) -> list[Event]:
+        """Station logic for the frame. ``detections`` None: the detector did not see it (no motion,
+        or deferred under overload when ``reason`` is set); the last detections are reused."""
         t = frame.timestamp_s
         assert self.geometry is not None
         out: list[StationEvent | Crossing] = []
-        if self.tracker is not None:
-            detections = self.tracker.update(detections)
-        self.last_detections = detections
+        seen = detections is not None
+        if detections is None:
+            detections = self.last_detections
+            self.scheduler.skipped(t, wanted=reason is not None)
+            if reason is not None and self._wanted_since is None:
+                self._wanted_since = frame.captured_mono
+        else:
+            if self.tracker is not None:
+                detections = self.tracker.update(detections)
+            self.last_detections = detections
+            self.scheduler.detected(t, reason)
+            if self.gated and self.zone_motion is not None:
+                self.zone_motion.seen()
         self.energy.update(image)
         if self._aruco is not None and (self.frames - 1) % self.config.badges.every_n_frames == 0:
             self._read_badges(image, t)
@@ -232,11 +282,16 @@ class CameraPipeline:
             out.extend(counter.update(detections, t))
         self._poses = {d.track_id: d.keypoints for d in detections if d.keypoints and d.track_id is not None}
         events = self.commit(out)
-        if frame.decoded_mono:
-            age_ms = (time.monotonic() - frame.decoded_mono) * 1000
+        if frame.captured_mono:
+            now = time.monotonic()
+            age_ms = (now - frame.captured_mono) * 1000
             self.frame_latency_ms.append(age_ms)
             if events:
                 self.event_latency_ms.append(age_ms)
+            if seen:
+                since = self._wanted_since if self._wanted_since is not None else frame.captured_mono
+                self.detect_latency_ms.append((now - since) * 1000)
+                self._wanted_since = None
         return events + self._in_shadow(lambda a: a.process_frame(frame))
 
     def _count_frame(self, t: float) -> None:
@@ -420,6 +475,7 @@ class CameraPipeline:
             "dropped_frames": self.dropped_frames,
             "config_version": self.config_version,
             "stations": sorted(self.stations),
+            **self.detection_status(),
         }
         if self.monitor is not None:
             report = self.monitor.report()
@@ -431,6 +487,22 @@ class CameraPipeline:
                 "measures": report.get("measures"),
             }
         return out
+
+    def detection_status(self) -> dict[str, Any]:
+        """How often the detector sees this camera, and how old the detections it relies on are:
+        an installer's sign of an overloaded gateway (``detector_overloaded``: frames deferred in
+        the last 10 s and detections older than ``gating.recheck_s``)."""
+        s = self.scheduler
+        return {
+            "gated": self.gated,
+            "detect_fps": round(s.detect_fps, 2),
+            "detections": s.detections,
+            "frames_gated": s.frames_gated,
+            "frames_deferred": s.frames_deferred,
+            "detection_age_s": round(s.detection_age_s, 2),
+            "detection_age_max_s": round(s.detection_age_max_s, 2),
+            "detector_overloaded": s.overloaded,
+        }
 
     def status_fields(self) -> dict[str, Any]:
         """The gateway-level fields a one-camera gateway has always reported."""

@@ -6,7 +6,11 @@ one, runs them through the pipelines' pre-detection step, the detector (one batc
 the backend offers ``detect_batch``, else one call per frame) and the station logic, in order per
 camera. Files wait for the detector (every frame is used); live streams (and files paced in
 real time) drop their oldest frame instead, so a slow detector means a lower frame rate, not
-stale frames. One buffer and one MQTT connection serve all cameras.
+stale frames. With motion gating (edge_agent.gating, on by default for ONNX models) the detector
+sees only the frames whose zones changed or whose camera is due a re-check, and under overload
+it takes a bounded share of each frame interval, the cameras with the oldest detections first:
+every frame is still used, at the price of older detections. One buffer and one MQTT
+connection serve all cameras.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from edge_agent.detect.base import Detection, Detector, Image
+from edge_agent.gating import ration
 from edge_agent.health import HealthChange
 from edge_agent.pipeline import CameraPipeline
 from edge_agent.publisher import Publisher
@@ -76,6 +82,17 @@ class FrameSlots:
             return batch
 
 
+@dataclass(slots=True)
+class _Todo:
+    """A frame of one camera in the detector thread's round, and why it needs the detector."""
+
+    index: int
+    pipeline: CameraPipeline
+    frame: Frame
+    image: Image
+    reason: str | None
+
+
 def detect_batch(
     detector: Detector, images: Sequence[Image], times: Sequence[float]
 ) -> list[list[Detection]]:
@@ -95,11 +112,13 @@ class GatewayRunner:
         self.publisher: Publisher | None = None
         self.slots = FrameSlots(len(self.pipelines))
         self.sources = [VideoSource(p.camera) for p in self.pipelines]
+        # A file paced in real time stands in for a live camera: it drops frames like one.
+        self.live = [s.config.realtime or not is_file_source(s.config.source) for s in self.sources]
+        self._detector_ms: dict[int, float] = {}  # recent detector time per frame, per detector
 
     def _camera_thread(self, index: int, stop: threading.Event, max_frames: int | None) -> None:
         source = self.sources[index]
-        # A file paced in real time stands in for a live camera: it drops frames like one.
-        live = source.config.realtime or not is_file_source(source.config.source)
+        live = self.live[index]
         frames = 0
         end = _End()
         try:
@@ -118,8 +137,12 @@ class GatewayRunner:
             self.publisher.status_now()
 
     def step(self, batch: list[tuple[int, Item]], ended: set[int]) -> None:
-        """One batch through the pipelines: pre-detection, the detector(s), station logic."""
-        todo: list[tuple[CameraPipeline, Frame, Image]] = []
+        """One batch through the pipelines: pre-detection, the detector(s), station logic.
+
+        Gated cameras (edge_agent.gating) give the detector only the frames that need it; of
+        those from live cameras, the detector takes what fits in its share of the frame interval,
+        the cameras with the oldest detections first, and the rest reuse their last detections."""
+        todo: list[_Todo] = []
         for index, item in batch:
             pipeline = self.pipelines[index]
             pipeline.dropped_frames = self.slots.dropped[index]
@@ -132,18 +155,44 @@ class GatewayRunner:
             else:
                 image, _ = pipeline.before_detect(item)
                 if image is not None:
-                    todo.append((pipeline, item, image))
-        groups: dict[int, list[tuple[CameraPipeline, Frame, Image]]] = {}
+                    todo.append(_Todo(index, pipeline, item, image, pipeline.detection_reason(item, image)))
+        groups: dict[int, list[_Todo]] = {}
         for entry in todo:
-            groups.setdefault(id(entry[0].detector), []).append(entry)
-        for entries in groups.values():
-            detector = entries[0][0].detector
+            if entry.reason is None:
+                entry.pipeline.after_detect(entry.frame, entry.image, None)
+            else:
+                groups.setdefault(id(entry.pipeline.detector), []).append(entry)
+        for key, entries in groups.items():
+            chosen = self._ration(key, entries)
+            detector = chosen[0].pipeline.detector
             started = time.perf_counter()
-            found = detect_batch(detector, [e[2] for e in entries], [e[1].timestamp_s for e in entries])
-            per_frame_ms = (time.perf_counter() - started) * 1000 / len(entries)
-            for (pipeline, frame, image), detections in zip(entries, found, strict=True):
-                pipeline.record_detector_ms(per_frame_ms)
-                pipeline.after_detect(frame, image, detections)
+            found = detect_batch(detector, [e.image for e in chosen], [e.frame.timestamp_s for e in chosen])
+            per_frame_ms = (time.perf_counter() - started) * 1000 / len(chosen)
+            previous = self._detector_ms.get(key)
+            self._detector_ms[key] = per_frame_ms if previous is None else 0.8 * previous + 0.2 * per_frame_ms
+            results = {id(e): d for e, d in zip(chosen, found, strict=True)}
+            for entry in entries:
+                detections = results.get(id(entry))
+                if detections is not None:
+                    entry.pipeline.record_detector_ms(per_frame_ms)
+                entry.pipeline.after_detect(entry.frame, entry.image, detections, entry.reason)
+
+    def _ration(self, key: int, entries: list[_Todo]) -> list[_Todo]:
+        """The frames the detector sees this round: every frame of files read as fast as they
+        decode (they wait for it) and of ungated cameras; of gated live cameras as many as fit in
+        ``max_detector_share`` of the frame interval at the detector's recent cost per frame."""
+        rationed = [e for e in entries if e.pipeline.gated and self.live[e.index]]
+        estimate = self._detector_ms.get(key)
+        if not rationed or estimate is None:
+            return entries
+        fixed = [e for e in entries if not (e.pipeline.gated and self.live[e.index])]
+        fps = max(e.pipeline.camera.sample_fps for e in rationed)
+        share = rationed[0].pipeline.config.detector.gating.max_detector_share
+        budget_ms = share * 1000.0 / fps - estimate * len(fixed)
+        capacity = max(1, int(budget_ms // max(estimate, 1e-3)))
+        picked = ration([e.pipeline.detection_age(e.frame) for e in rationed], capacity)
+        keep = {id(rationed[i]) for i in picked} | {id(e) for e in fixed}
+        return [e for e in entries if id(e) in keep]
 
     def _check_publisher(self) -> None:
         if self.publisher is not None and self.publisher.fatal is not None:

@@ -35,8 +35,10 @@ class Frame:
     image: Image
     timestamp_s: float
     index: int
-    # time.monotonic() when the frame was decoded: frame-to-event latency starts here.
-    decoded_mono: float = 0.0
+    # time.monotonic() when the frame was captured: frame-to-event latency starts here. Streams:
+    # when it was grabbed, before decoding; files paced in real time: when it was due (a late
+    # decoder counts against the latency); files read as fast as possible: when it was decoded.
+    captured_mono: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,12 +113,14 @@ class VideoSource:
                         break
                     video_s = offset_s + position / native
                     position += 1
+                    captured = time.monotonic()
                     if self.config.realtime:
-                        ahead = video_s - (time.monotonic() - wall_start)
-                        if ahead > 0 and stop.wait(ahead):
+                        due = wall_start + video_s
+                        if due > captured and stop.wait(due - captured):
                             return
+                        captured = due
                     self.frames_read += 1
-                    yield Frame(image, start + video_s, index, time.monotonic())
+                    yield Frame(image, start + video_s, index, captured)
                     index += 1
             finally:
                 capture.release()
@@ -152,13 +156,14 @@ class VideoSource:
                     now = time.time()
                     if now < next_emit:
                         continue
+                    grabbed = time.monotonic()
                     ok, image = capture.retrieve()
                     if not ok or image is None:
                         break
                     next_emit = now + interval
                     last_good = now
                     self.frames_read += 1
-                    yield Frame(image, now, index, time.monotonic())
+                    yield Frame(image, now, index, grabbed)
                     index += 1
             finally:
                 capture.release()

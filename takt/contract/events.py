@@ -409,6 +409,33 @@ class CameraStatus(BaseModel):
     config_version: Label | None = None
     stations: list[EntityId] | None = None
     health: CameraHealth | None = Field(default=None, description="Absent where health checks are off.")
+    gated: bool | None = Field(
+        default=None, description="Motion-gated detection on: the detector sees only frames that need it."
+    )
+    detect_fps: float | None = Field(
+        default=None, ge=0, description="Detector runs per second on this camera (last 10 s of frames)."
+    )
+    detections: int | None = Field(default=None, ge=0, description="Frames the detector saw since the start.")
+    frames_gated: int | None = Field(
+        default=None, ge=0, description="Frames with no motion in any zone: the last detections were reused."
+    )
+    frames_deferred: int | None = Field(
+        default=None,
+        ge=0,
+        description="Frames that needed the detector but waited their turn (gateway overloaded); "
+        "the last detections were reused.",
+    )
+    detection_age_s: float | None = Field(
+        default=None, ge=0, description="Age of the detections behind the latest frame (detector lag)."
+    )
+    detection_age_max_s: float | None = Field(
+        default=None, ge=0, description="Oldest detections any frame of the last 10 s relied on."
+    )
+    detector_overloaded: bool | None = Field(
+        default=None,
+        description="In the last 10 s frames waited for the detector and relied on detections older "
+        "than the re-check interval: the gateway serves more than its detector keeps up with.",
+    )
 
 
 class GatewayStatus(BaseModel):

@@ -321,10 +321,19 @@ def test_an_event_stored_during_the_test_appears_without_reload(page: Page, dash
                         "replaying": True,
                         "camera_state": "ok",
                         "cameras": [
-                            {"camera_id": "cam-a", "fps": 5.0, "health": {"state": "ok"}},
+                            {
+                                "camera_id": "cam-a",
+                                "fps": 5.0,
+                                "health": {"state": "ok"},
+                                "detect_fps": 1.8,
+                                "detector_overloaded": False,
+                            },
                             {
                                 "camera_id": "cam-b",
                                 "fps": 4.9,
+                                "detect_fps": 0.6,
+                                "detector_overloaded": True,
+                                "detection_age_max_s": 7.4,
                                 "health": {
                                     "state": "covered",
                                     "since": (datetime.now(UTC) - timedelta(minutes=5)).isoformat(),
@@ -347,8 +356,14 @@ def test_an_event_stored_during_the_test_appears_without_reload(page: Page, dash
     # Each camera's view health, as a supervisor reads it: a covered camera stands out.
     cameras = page.get_by_role("list", name="Cameras of gw-line1").get_by_role("listitem")
     expect(cameras).to_have_count(2)
-    expect(cameras.nth(0)).to_have_text(re.compile(r"cam-a\s*5(\.0)? fps\s*view ok"))
-    expect(cameras.nth(1)).to_have_text(re.compile(r"cam-b\s*4\.9 fps\s*view covered for 5 min"))
+    # ... and how often the detector sees it: an overloaded gateway stands out the same way.
+    expect(cameras.nth(0)).to_have_text(re.compile(r"cam-a\s*5(\.0)? fps\s*view ok\s*detector 1\.8/s"))
+    expect(cameras.nth(1)).to_have_text(
+        re.compile(
+            r"cam-b\s*4\.9 fps\s*view covered for 5 min\s*"
+            r"detector 0\.6/s: overloaded, detections up to 7 s old"
+        )
+    )
     page.locator('[data-gateway="gw-line1"]').screenshot(path=str(SCREENSHOTS / "gateway-cameras.png"))
     marker = page.evaluate("() => { window.__notReloaded = true; return true; }")
     assert marker

@@ -32,6 +32,19 @@ def test_the_commented_tiling_example_is_valid_once_uncommented() -> None:
     assert (config.detector.tiling.grid, config.detector.tiling.overlap) == (2, 0.2)
 
 
+def test_the_commented_gating_example_is_valid_once_uncommented_and_states_the_defaults() -> None:
+    lines = (DEPLOY / "edge.example.yaml").read_text().splitlines()
+    start = lines.index("  # gating:")
+    end = start + 1
+    while lines[end].startswith("  #   "):
+        end += 1
+    lines[start:end] = [line.replace("# ", "", 1) for line in lines[start:end]]
+    doc = yaml.safe_load("\n".join(lines))
+    config = parse_config(doc, "edge.example.yaml")
+    defaults = type(config.detector.gating)().model_dump()
+    assert doc["detector"]["gating"] == defaults  # every field, each at its default
+
+
 def test_unit_runs_the_agent_with_secrets_from_the_env_file() -> None:
     unit = (DEPLOY / "takt-edge.service").read_text()
     assert "ExecStart=/opt/takt/.venv/bin/takt edge run --config /etc/takt/edge.yaml" in unit

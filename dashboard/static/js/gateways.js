@@ -10,8 +10,18 @@ const VIEW_TEXT = {
   frozen: "picture frozen",
 };
 
-// One line per camera of the status message: its id, fps and view health. A view
-// that is not ok means its stations report nothing (an outage, not absence).
+// How often the detector sees the camera (motion-gated detection): its runs per second and,
+// when the agent reports its detector overloaded, how old the detections it relies on got.
+function detectorSpan(c) {
+  if (typeof c.detect_fps !== "number") return null;
+  const text = `detector ${fmt.rate(c.detect_fps)}/s`;
+  if (!c.detector_overloaded) return el("span", { class: "detector", text });
+  const lag = typeof c.detection_age_max_s === "number" ? `, detections up to ${duration(c.detection_age_max_s)} old` : "";
+  return el("span", { class: "detector overloaded", text: `${text}: overloaded${lag}` });
+}
+
+// One line per camera of the status message: its id, fps, detector rate and view health. A
+// view that is not ok means its stations report nothing (an outage, not absence).
 function cameraRows(cameras, now) {
   return cameras.map((c) => {
     const view = c.health ? c.health.state : null;
@@ -23,7 +33,8 @@ function cameraRows(cameras, now) {
       el("span", {
         class: `badge ${bad ? "view-wrong" : view === "ok" ? "online" : "unknown"}`,
         text: view === null ? "view not checked" : `${VIEW_TEXT[view] ?? view}${since}`,
-      }));
+      }),
+      detectorSpan(c));
   });
 }
 
