@@ -26,7 +26,7 @@ pytestmark = pytest.mark.wallclock
 
 
 class Api:
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, extra_env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = {
@@ -41,6 +41,7 @@ class Api:
             # these tests are about firing once, so a loaded test machine gets a long timeout.
             "TAKT_ALERT_WEBHOOK_TIMEOUT_S": "60",
             "TAKT_LOG_LEVEL": "INFO",
+            **(extra_env or {}),
         }
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "takt.cli", "api", "--host", "127.0.0.1", "--port", str(self.port)],
