@@ -8,7 +8,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from api.access import Reader
 from api.deps import Conn, Settings, Supervisor
@@ -19,14 +19,20 @@ from api.shift_report import content
 router = APIRouter(tags=["reports"])
 
 SitePath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+_EMAIL = re.compile(r"^[^@\s<>,;\"()\[\]]+@[^@\s<>,;\"()\[\]]+$")
+
+
+def _email(value: str) -> str:
+    value = value.strip().lower()
+    if not _EMAIL.match(value):
+        raise ValueError(f"not an email address (user@domain): {value!r}")
+    return value
+
+
 Email = Annotated[
     str,
-    Field(
-        min_length=3,
-        max_length=254,
-        pattern=r"^[^@\s<>,;\"()\[\]]+@[^@\s<>,;\"()\[\]]+$",
-        description="An email address (user@domain).",
-    ),
+    Field(min_length=3, max_length=254, description="An email address (user@domain)."),
+    AfterValidator(_email),
 ]
 PDF = "application/pdf"
 
@@ -132,7 +138,7 @@ def set_recipients(
 ) -> SiteRecipients:
     """Replace the site's recipients (supervisor or admin). Reports already made keep their own."""
     access.site(site_id)
-    emails = sorted({e.strip().lower() for e in body.emails})
+    emails = sorted(set(body.emails))
     with conn.transaction():
         conn.execute(
             "DELETE FROM report_recipients WHERE site_id = %s AND NOT (email = ANY(%s))", (site_id, emails)
