@@ -110,7 +110,8 @@ def test_shift_report_box_lists_recipients_and_downloads_the_pdf(page: Page, das
     page.get_by_label("Recipients (comma-separated)").fill("not-an-address")
     page.get_by_role("button", name="Save recipients").click()
     expect(page.locator("#report-status")).to_contain_text(
-        "Recipients not saved: 422: invalid request (emails.0: Value error, not an email address (user@domain): 'not-an-address')"
+        "Recipients not saved: 422: invalid request "
+        "(emails.0: Value error, not an email address (user@domain): 'not-an-address')"
     )
     [same] = api_get(dash_server, "/api/v1/reports/recipients?site_id=site-1")
     assert same["recipients"] == site["recipients"]
