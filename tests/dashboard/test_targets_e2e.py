@@ -61,7 +61,9 @@ def test_cards_and_workstation_table_show_target_vs_actual(page: Page, dash_serv
     assert stations["st-a"]["target_units"] is not None and stations["st-b"]["target_units"] is None
     for sid, s in stations.items():
         row = page.locator(f'#stations tbody tr[data-id="{sid}"]')
-        expect(row.locator('[data-col="total_units_produced"]')).to_have_text(f"{s['total_units_produced']:,}")
+        expect(row.locator('[data-col="total_units_produced"]')).to_have_text(
+            f"{s['total_units_produced']:,}"
+        )
         for key in FIGURES:
             cell = row.locator(f'[data-col="{key}"]')
             expect(cell).to_have_text(_text(s[key]))
