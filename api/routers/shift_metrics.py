@@ -87,7 +87,8 @@ def hour_by_hour(
     rows: list[HourRow] = []
     cum_target: float | None = None
     cum_actual = 0
-    for (label, lo, hi), planned in zip(buckets, slices(s.planned, hours), strict=True):
+    # Every hour's target from the plan, the hours still to come included (the board's plan).
+    for (label, lo, hi), planned in zip(buckets, slices(s.plan, hours), strict=True):
         target = target_units(changes, planned)
         t = totals.get((label, station))
         actual = t.units if t else 0

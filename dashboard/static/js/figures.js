@@ -9,7 +9,7 @@ export function whyMissing(key, row) {
     case "target_units":
       return "no target set";
     case "availability_percentage":
-      return "no planned production time in this window (outside the shifts)";
+      return "no planned production time in this window so far (outside the shifts, or still to come)";
     case "performance_percentage":
       return targeted ? "no working time while a target was in force" : "no target set";
     default:

@@ -10,6 +10,6 @@ test("a missing target figure says why", () => {
   const idle = { target_units: 12.5, availability_percentage: 0, performance_percentage: null };
   assert.equal(whyMissing("performance_percentage", idle), "no working time while a target was in force");
   const offShift = { target_units: null, availability_percentage: null, performance_percentage: null };
-  assert.equal(whyMissing("availability_percentage", offShift), "no planned production time in this window (outside the shifts)");
+  assert.equal(whyMissing("availability_percentage", offShift), "no planned production time in this window so far (outside the shifts, or still to come)");
   assert.equal(whyMissing("target_units", null), "no target set for any station in this window");
 });
