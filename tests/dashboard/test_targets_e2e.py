@@ -54,6 +54,8 @@ def test_cards_and_workstation_table_show_target_vs_actual(page: Page, dash_serv
     for key in FIGURES:
         value = page.locator(f'[data-metric="{key}"] .value')
         expect(value).to_have_text(_text(t[key], percent=key != "target_units"))
+    note = page.locator('[data-metric="target_units"] .note')
+    expect(note).to_have_text(f"{t['units_in_planned_time']:,} made against it")
     units = page.locator('[data-metric="total_production_count"] .value')
     expect(units).to_have_text(f"{factory['total_production_count']:,}")
 

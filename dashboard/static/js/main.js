@@ -52,19 +52,23 @@ function orWithheld(request) {
 }
 
 // A card; a missing value reads "—" with `why` as its tooltip.
-function card(key, label, value, kind, unit, why) {
+function card(key, label, value, kind, unit, why, note) {
   const missing = value === null || value === undefined;
   return el("div", { class: "card", "data-metric": key },
     el("div", { class: "label", text: label }),
     el("div", { class: "value", "data-value": value ?? "", title: missing ? why : null },
       missing ? "—" : kind === "util" ? utilBar(value) : fmt[kind](value),
-      unit && !missing ? el("span", { class: "unit", text: unit }) : null));
+      unit && !missing ? el("span", { class: "unit", text: unit }) : null),
+    note ? el("div", { class: "note", text: note }) : null);
 }
 
 // Target units, availability and performance of a station (or the factory's `targets`).
+// The factory's target units say how many units were made against them: those of the
+// stations with a target, in the planned production time (`units_in_planned_time`).
 function targetCards(prefix, row, withheld) {
   return TARGET_FIGURES.map((f) => card(f.key, prefix ? `${prefix}${f.label.toLowerCase()}` : f.label, row ? row[f.key] : null, f.kind, f.unit ? ` ${f.unit}` : null,
-    withheld ? WITHHELD : whyMissing(f.key, row)));
+    withheld ? WITHHELD : whyMissing(f.key, row),
+    f.key === "target_units" && row && row.units_in_planned_time !== undefined ? `${fmt.int(row.units_in_planned_time)} made against it` : null));
 }
 
 class Dashboard {
