@@ -6,7 +6,7 @@ The emails go out through the alerts' SMTP settings (``TAKT_SMTP_*``) with their
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from takt.settings import CommonSettings
 
@@ -34,3 +34,12 @@ class ReportSettings(CommonSettings):
     report_send_interval_s: float = Field(
         default=2.0, gt=0, description="How often the API process looks for shift report emails to send."
     )
+
+    @model_validator(mode="after")
+    def _catchup_covers_the_delay(self) -> ReportSettings:
+        if self.report_catchup_hours * 3600 <= self.report_delay_s:
+            raise ValueError(
+                "TAKT_REPORT_CATCHUP_HOURS must reach further back than TAKT_REPORT_DELAY_S, "
+                "or no shift report is ever due"
+            )
+        return self

@@ -290,3 +290,8 @@ def test_unreachable_smtp_server_dead_letters_with_the_reason(settings: ApiSetti
         ).fetchone() or (None, None, None)
     assert (status, attempts, sender.dead) == ("dead", 2, 1)
     assert reason is not None and reason.startswith("after 2 tries:") and "refused" in reason.lower()
+
+
+def test_a_delay_beyond_the_catch_up_is_refused_at_start(settings: ApiSettings) -> None:
+    with pytest.raises(ValueError, match="TAKT_REPORT_CATCHUP_HOURS must reach further back"):
+        ApiSettings(database_url=settings.database_url, report_delay_s=7200, report_catchup_hours=1)
