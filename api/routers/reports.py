@@ -213,7 +213,7 @@ def scheduled(
     responses={200: {"content": {"text/html": {}, PDF: {}}, "description": "The stored report."}},
 )
 def scheduled_report(
-    report_id: int,
+    report_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
     conn: Conn,
     access: Reader,
     _: Supervisor,
