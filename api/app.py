@@ -37,6 +37,7 @@ from api.routers import (
 )
 from api.security import Role
 from api.settings import ApiSettings
+from api.shift_report.schedule import ReportScheduler, ReportSender
 from dashboard import DashboardDeps, mount_dashboard
 from models.quality import DriftChecker, schedule_from
 from takt.store.db import require_current_schema, require_metric_settings
@@ -97,9 +98,19 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             evaluator.start()
             sender.start()
         app.state.alert_evaluator = evaluator
+        reporter = report_sender = None
+        if settings.report_interval_s > 0:
+            # docs/metrics.md, "Shift report": made once per shift end across API processes.
+            reporter = ReportScheduler(settings)
+            report_sender = ReportSender(settings)
+            reporter.start()
+            report_sender.start()
+        app.state.report_scheduler = reporter
         # Their failure counts are exported by GET /metrics (api.routers.prometheus).
         app.state.background_tasks = [
-            task for task in (refresher, checker, evaluator, sender) if task is not None
+            task
+            for task in (refresher, checker, evaluator, sender, reporter, report_sender)
+            if task is not None
         ]
         # Everything built so far (routes, schemas, pool, settings) lives as long
         # as the process: move it out of the cyclic collector's reach, so a
@@ -113,7 +124,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         finally:
             # Let what the app held become collectable again (tests start many apps).
             gc.unfreeze()
-            for task in (sender, evaluator):
+            for task in (report_sender, reporter, sender, evaluator):
                 if task is not None:
                     task.stop()
             if checker is not None:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
 from api.alerts.settings import AlertSettings
+from api.shift_report.settings import ReportSettings
 from models.settings import DriftSettings
 from takt.settings import networks_text, register_settings, split_networks
 
@@ -40,7 +41,7 @@ class SiteCalendar(BaseModel):
 
 
 @register_settings
-class ApiSettings(DriftSettings, AlertSettings):
+class ApiSettings(DriftSettings, AlertSettings, ReportSettings):
     """The metrics and ingestion API."""
 
     host: str = Field(default="127.0.0.1", description="Address `takt api` listens on.")

@@ -191,12 +191,41 @@ DEMO_REASONS = (
 )
 
 
+# The demo site's calendar: one shift from the moment the demo starts, with a planned break,
+# so planned production time (and every target on the wallboard, the cards and the
+# hour-by-hour board) runs from the demo's start, not from the site's midnight.
+DEMO_SHIFT = timedelta(hours=8)
+DEMO_BREAK = (timedelta(minutes=45), timedelta(minutes=15))  # after the start, how long
+
+
+def demo_calendar(start: datetime) -> dict[str, Any]:
+    """``TAKT_CALENDARS`` for the demo: shift "demo" from ``start`` (to the minute, UTC) for
+    :data:`DEMO_SHIFT`, its planned break :data:`DEMO_BREAK` in. Across midnight the shift
+    ends the next day (end <= start)."""
+    begin = start.astimezone(UTC).replace(second=0, microsecond=0)
+    after, length = DEMO_BREAK
+
+    def hhmm(at: datetime) -> str:
+        return at.strftime("%H:%M")
+
+    shift = {
+        "name": "demo",
+        "start": hhmm(begin),
+        "end": hhmm(begin + DEMO_SHIFT),
+        "breaks": [{"start": hhmm(begin + after), "end": hhmm(begin + after + length)}],
+    }
+    return {DEMO_SITE: {"timezone": "UTC", "shifts": [shift]}}
+
+
 def register_demo_targets(database_url: str, now: datetime) -> None:
     """Lines, targets, loss reasons and tagged losses for the live lines (docs/metrics.md, "Targets").
 
     Each line's stations get the fast end of their cycle range as the ideal cycle time, in force
-    from a week ago; the first quarter hour of each line from ``now`` is tagged "startup" (the
-    loss while the edge agents come up). Repeats keep what is there.
+    from ``now`` (the demo's start): the demo's own earlier target rows go, so no target asks
+    for units from before this run (with :func:`demo_calendar`, every target on the wallboard,
+    the cards and the hour-by-hour board counts this run's planned time only). The first
+    quarter hour of each line from ``now`` is tagged "startup" (the loss while the edge agents
+    come up). Repeats with the same ``now`` keep what is there.
     """
     with psycopg.connect(database_url) as conn:
         for line in range(1, DEMO_GATEWAYS + 1):
@@ -213,10 +242,15 @@ def register_demo_targets(database_url: str, now: datetime) -> None:
                     (f"line-{line}", position, station),
                 )
                 conn.execute(
+                    "DELETE FROM station_targets WHERE station_id = %s AND set_by = 'demo' "
+                    "AND effective_from <> %s",
+                    (station, now),
+                )
+                conn.execute(
                     "INSERT INTO station_targets (station_id, effective_from, ideal_cycle_time_s, set_by) "
-                    "SELECT %s, %s, %s, 'demo' WHERE NOT EXISTS "
-                    "(SELECT 1 FROM station_targets WHERE station_id = %s)",
-                    (station, now - timedelta(days=7), LINE_CYCLE_S.get(line, NORMAL_CYCLE_S)[0], station),
+                    "SELECT %(st)s, %(at)s, %(ict)s, 'demo' WHERE NOT EXISTS "
+                    "(SELECT 1 FROM station_targets WHERE station_id = %(st)s AND set_by = 'demo')",
+                    {"st": station, "at": now, "ict": LINE_CYCLE_S.get(line, NORMAL_CYCLE_S)[0]},
                 )
         for code, label in DEMO_REASONS:
             conn.execute(
@@ -319,15 +353,17 @@ def demo(
         stack.up(detach=False)
         upgrade(stack.database_url)
         admin_token = stack.secret("api:admin")
+        started = datetime.now(UTC)
         cloud_env = {
             "TAKT_MQTT_URL": stack.collector_mqtt_url,
             "TAKT_DATABASE_URL": stack.database_url,
             "TAKT_SITE_ID": DEMO_SITE,
             "TAKT_ADMIN_TOKEN": admin_token,
+            "TAKT_CALENDARS": json.dumps(demo_calendar(started)),
         }
         real = real_weights.is_file() and real_footage.is_file()
         register_demo_names(stack.database_url, real=real)
-        register_demo_targets(stack.database_url, datetime.now(UTC))
+        register_demo_targets(stack.database_url, started)
         group.start("collector", _takt("collector"), cloud_env)
         group.start("api", _takt("api", "--host", "127.0.0.1", "--port", str(port)), cloud_env)
         demo_dir = stack.state_dir / "demo"

@@ -17,7 +17,7 @@ import hmac
 import logging
 import smtplib
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -163,8 +163,6 @@ class Sender:
 
     def email(self, out: Outgoing) -> None:
         s = self.settings
-        if not s.smtp_host:
-            raise PermanentError("TAKT_SMTP_HOST is not set")
         inc = out.incident
         msg = EmailMessage()
         msg["From"] = s.smtp_from
@@ -186,13 +184,7 @@ class Sender:
         if inc["resolved_at"]:
             lines.append(f"Resolved: {inc['resolved_at']}")
         msg.set_content("\n".join(lines) + "\n")
-        with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_s) as smtp:
-            if s.smtp_starttls:
-                smtp.starttls()
-            if s.smtp_username:
-                password = s.smtp_password.get_secret_value() if s.smtp_password else ""
-                smtp.login(s.smtp_username, password)
-            smtp.send_message(msg)
+        send_email(s, msg)
 
     def mqtt(self, out: Outgoing) -> None:
         """The incident's retained message while it is open; on resolve, the notice and then an
@@ -221,6 +213,41 @@ class Sender:
 
 def _transient(error: BaseException) -> bool:
     return not isinstance(error, PermanentError)
+
+
+def send_email(s: AlertSettings, msg: EmailMessage) -> None:
+    """One message over SMTP (``TAKT_SMTP_*``); raises on failure, :class:`PermanentError` without a host."""
+    if not s.smtp_host:
+        raise PermanentError("TAKT_SMTP_HOST is not set")
+    with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_s) as smtp:
+        if s.smtp_starttls:
+            smtp.starttls()
+        if s.smtp_username:
+            password = s.smtp_password.get_secret_value() if s.smtp_password else ""
+            smtp.login(s.smtp_username, password)
+        smtp.send_message(msg)
+
+
+def deliver(send: Callable[[], None], s: AlertSettings) -> tuple[int, str | None]:
+    """Call ``send`` with retries and exponential backoff: (tries made, None when it succeeded, else the
+    dead letter's reason). A :class:`PermanentError` stops at once; other errors retry up to
+    ``TAKT_ALERT_TRIES`` times."""
+    tries = 0
+    try:
+        for attempt in Retrying(
+            stop=stop_after_attempt(s.alert_tries),
+            wait=wait_exponential(multiplier=s.alert_retry_initial_s, max=30),
+            retry=retry_if_exception(_transient),
+            reraise=False,
+        ):
+            with attempt:
+                tries += 1
+                send()
+    except RetryError as exc:
+        return tries, f"after {tries} tries: {exc.last_attempt.exception()}"
+    except PermanentError as exc:
+        return tries, str(exc)
+    return tries, None
 
 
 class NotificationSender(PeriodicDatabaseTask):
@@ -260,23 +287,9 @@ class NotificationSender(PeriodicDatabaseTask):
             names = [d.name for d in inc_cur.description or []]
             incident = incident_json(dict(zip(names, inc_cur.fetchone() or (), strict=True)))
             out = Outgoing(nid, event, channel, target, incident, secret, attempts)
-            tries = 0
-            s = self.settings
-            try:
-                for attempt in Retrying(
-                    stop=stop_after_attempt(s.alert_tries),
-                    wait=wait_exponential(multiplier=s.alert_retry_initial_s, max=30),
-                    retry=retry_if_exception(_transient),
-                    reraise=False,
-                ):
-                    with attempt:
-                        tries += 1
-                        self.sender.send(out)
-            except RetryError as exc:
-                error = exc.last_attempt.exception()
-                self._dead(conn, nid, attempts + tries, f"after {tries} tries: {error}")
-            except PermanentError as exc:
-                self._dead(conn, nid, attempts + tries, str(exc))
+            tries, failure = deliver(lambda: self.sender.send(out), self.settings)
+            if failure is not None:
+                self._dead(conn, nid, attempts + tries, failure)
             else:
                 conn.execute(
                     "UPDATE alert_notifications SET status = 'sent', attempts = %s, sent_at = now() "

@@ -21,7 +21,10 @@ class AlertSettings(CommonSettings):
         default=0.5, gt=0, description="How often the API process looks for notifications to send."
     )
     alert_tries: int = Field(
-        default=5, ge=1, le=20, description="Delivery tries per notification before it is dead-lettered."
+        default=5,
+        ge=1,
+        le=20,
+        description="Delivery tries per notification (and shift report email) before it is dead-lettered.",
     )
     alert_retry_initial_s: float = Field(
         default=0.5, gt=0, description="First wait between delivery tries; doubles each try (at most 30 s)."

@@ -88,3 +88,21 @@ def planned(calendar: SiteCalendar | None, lo: datetime, hi: datetime, shift: st
     for s in calendar.shifts:
         spans += _shift_spans(s, lo, hi, tz)[0]
     return intersect(counted, spans)
+
+
+def occurrences(calendar: SiteCalendar, lo: datetime, hi: datetime) -> list[tuple[str, datetime, datetime]]:
+    """(shift name, start, end) of each occurrence of the calendar's shifts ending in (lo, hi], by end.
+
+    The shift reports' schedule (api/shift_report/schedule.py): a shift is due once its end has passed.
+    """
+    tz = ZoneInfo(calendar.timezone)
+    out: list[tuple[str, datetime, datetime]] = []
+    for s in calendar.shifts:
+        # Occurrences start at most a day before they end: look from a day before lo.
+        spans, _breaks = _shift_spans(s, lo - timedelta(days=1), hi, tz)
+        out += [(s.name, a, b) for a, b in spans if lo < b <= hi]
+    return sorted(out, key=lambda x: (x[2], x[0]))
+
+
+def local_day(calendar: SiteCalendar, at: datetime) -> date:
+    return at.astimezone(ZoneInfo(calendar.timezone)).date()

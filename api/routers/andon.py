@@ -22,7 +22,7 @@ from api.routers.alerts import Incident, caller_site
 from api.settings import SiteCalendar
 from takt import states
 from takt.store.targets import load_changes, stations_elsewhere
-from takt.targets import in_force, target_units
+from takt.targets import target_units
 
 router = APIRouter(tags=["alerts"])
 
@@ -48,8 +48,9 @@ class Andon(BaseModel):
     timezone: str
     actual: Figures
     target: Figures = Field(
-        description="What the scope's targets ask for: units since midnight (planned time) and the "
-        "hourly rate now; null where no station has a target."
+        description="What the scope's targets ask for: units since midnight and units in the last hour "
+        "(``units_per_hour``), each counting planned production time only (so not before the shift, "
+        "nor in a planned break); null where no station has a target in force then."
     )
     stations: list[StationNow]
     incidents: list[Incident]
@@ -64,18 +65,20 @@ def targets(
     at: datetime,
 ) -> Figures:
     """The scope's target now (docs/metrics.md, "Targets"): the units its stations' targets ask
-    for since midnight (planned production time only), and the hourly rate in force now;
-    null where no station of the scope has a target."""
+    for since midnight and in the last hour, planned production time only (the counterparts of
+    the actual units today and in the last hour); null where no station of the scope has a
+    target in force in that time."""
     changes = load_changes(conn, stations)
     if stations is None:
         elsewhere = stations_elsewhere(conn, site_id)
         changes = {k: v for k, v in changes.items() if k not in elsewhere}
     spans = planned(calendar, midnight, at, None)
     today = [t for t in (target_units(c, spans) for c in changes.values()) if t is not None]
-    rates = [3600 / ict for c in changes.values() if (ict := in_force(c, at)) is not None]
+    hour = planned(calendar, at - timedelta(hours=1), at, None)
+    last_hour = [t for t in (target_units(c, hour) for c in changes.values()) if t is not None]
     return Figures(
         units_today=round(sum(today)) if today else None,
-        units_per_hour=round(sum(rates), 1) if rates else None,
+        units_per_hour=round(sum(last_hour), 1) if last_hour else None,
     )
 
 

@@ -50,11 +50,15 @@ class Scope:
     timezone: str
     # TAKT_MAX_STATE_GAP_S: the engine derives the pending tail's durations with it.
     gap_s: float = 600.0
-    # Planned production time: the window within the site's shifts, minus planned breaks.
+    # Planned production time: the window within the site's shifts, minus planned breaks, up to
+    # now (time still to come is not planned time yet: a target asks for what has elapsed).
     planned: list[tuple[datetime, datetime]] = field(default_factory=list)
     access: Access | None = None
     # The minimum group size for this reader (0: none; it has the per-person right).
     k: int = 0
+    # The plan: planned production time over the whole window, the future included (the
+    # hour-by-hour board's targets for the hours to come).
+    plan: list[tuple[datetime, datetime]] = field(default_factory=list)
 
 
 MAX_WINDOW = timedelta(days=3660)
@@ -102,6 +106,8 @@ def scope(
     except UnknownShiftError as exc:
         raise HTTPException(404, str(exc)) from exc
     k = reader_k(settings, access.per_person, sites)
+    plan = planned(calendar, lo, hi, shift)
+    now = datetime.now(UTC)
     return Scope(
         lo,
         hi,
@@ -110,9 +116,10 @@ def scope(
         sites,
         calendar.timezone if calendar else "UTC",
         settings.max_state_gap_s,
-        planned(calendar, lo, hi, shift),
+        intersect(plan, [(lo, now)]) if lo < now else [],
         access,
         k,
+        plan,
     )
 
 
@@ -164,10 +171,11 @@ class WorkstationMetrics(BaseModel):
     throughput_rate: float
     event_count: int
     target_units: float | None = Field(
-        default=None, description="Units the targets in force ask for in the planned production time."
+        default=None,
+        description="Units the targets in force ask for in the planned production time (up to now).",
     )
     availability_percentage: float | None = Field(
-        default=None, description="Working time / planned production time × 100."
+        default=None, description="Working time / planned production time (up to now) × 100."
     )
     performance_percentage: float | None = Field(
         default=None, description="Ideal cycle time × units / working time × 100; null without a target."

@@ -31,7 +31,10 @@ class HourRow(BaseModel):
     actual_units: int
     cumulative_target: float | None
     cumulative_actual: int
-    cumulative_gap: float | None = Field(description="cumulative_actual - cumulative_target.")
+    cumulative_gap: float | None = Field(
+        description="cumulative_actual - cumulative_target; null before a target is in force and for "
+        "hours still to come (their target is the plan)."
+    )
 
 
 class HourByHour(BaseModel):
@@ -85,9 +88,11 @@ def hour_by_hour(
     totals = station_totals(conn, labelled, site_id=s.site_id, station_id=station, gap_s=s.gap_s)
     changes = load_changes(conn, [station]).get(station, [])
     rows: list[HourRow] = []
+    now = datetime.now(UTC)
     cum_target: float | None = None
     cum_actual = 0
-    for (label, lo, hi), planned in zip(buckets, slices(s.planned, hours), strict=True):
+    # Every hour's target from the plan, the hours still to come included (the board's plan).
+    for (label, lo, hi), planned in zip(buckets, slices(s.plan, hours), strict=True):
         target = target_units(changes, planned)
         t = totals.get((label, station))
         actual = t.units if t else 0
@@ -103,7 +108,7 @@ def hour_by_hour(
                 actual_units=actual,
                 cumulative_target=_r(cum_target),
                 cumulative_actual=cum_actual,
-                cumulative_gap=None if cum_target is None else _r(cum_actual - cum_target),
+                cumulative_gap=None if cum_target is None or lo > now else _r(cum_actual - cum_target),
             )
         )
     return HourByHour(station_id=station, line_id=line_id, timezone=s.timezone, hours=rows)

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.wallclock
 
 
 class Api:
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, extra_env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = {
@@ -42,6 +42,7 @@ class Api:
             "TAKT_ALERT_WEBHOOK_TIMEOUT_S": "60",
             "TAKT_ALERT_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8",
             "TAKT_LOG_LEVEL": "INFO",
+            **(extra_env or {}),
         }
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "takt.cli", "api", "--host", "127.0.0.1", "--port", str(self.port)],

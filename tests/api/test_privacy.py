@@ -111,6 +111,18 @@ def two_sites(settings: ApiSettings) -> Iterator[tuple[TestClient, dict[str, str
                     "condition_since) VALUES (%s, %s, %s, %s, 'idle', now())",
                     (n, n, site["site"], site["station"]),
                 )
+                # A shift report made at each site (api/shift_report/schedule.py), one recipient each.
+                conn.execute(
+                    "INSERT INTO shift_reports (report_id, site_id, shift, shift_start, shift_end, "
+                    "local_day, "
+                    "subject, html, pdf) VALUES (%s, %s, 'day', now() - interval '9 hours', "
+                    "now() - interval '1 hour', current_date, %s, %s, '%%PDF')",
+                    (n, site["site"], f"report {site['site']}", f"<p>{site['station']}</p>"),
+                )
+                conn.execute(
+                    "INSERT INTO report_recipients (site_id, email, added_by) VALUES (%s, %s, 'test')",
+                    (site["site"], f"lead@{site['site']}.example"),
+                )
             tokens = {
                 "viewer-a": create_token(conn, Role.VIEWER, "v", sites=["plant-a"]),
                 "supervisor-a": create_token(conn, Role.SUPERVISOR, "s", sites=["plant-a"]),
@@ -212,6 +224,9 @@ ROUTES: dict[str, Case] = {
     "/api/v1/loss-tags": Case(own=WINDOW, foreign=({**WINDOW, **SITE_B},)),
     "/api/v1/reasons": Case(own={"site_id": "plant-a"}, foreign=(SITE_B,)),
     "/api/v1/reports/shift": Case(own=WINDOW, foreign=({**WINDOW, **SITE_B},)),
+    "/api/v1/reports/recipients": Case(foreign=(SITE_B,)),
+    "/api/v1/reports/scheduled": Case(foreign=(SITE_B,)),
+    "/api/v1/reports/scheduled/{report_id}": Case(own={"report_id": "1"}, foreign=({"report_id": "2"},)),
     "/api/v1/alerts": Case(foreign=(SITE_B,)),
     "/api/v1/alerts/rules": Case(foreign=(SITE_B,)),
     "/api/v1/alerts/rules/{rule_id}": Case(own={"rule_id": "1"}, foreign=({"rule_id": "2"},)),

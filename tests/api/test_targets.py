@@ -453,3 +453,53 @@ def test_shift_report_page(cal_client: TestClient, settings: ApiSettings) -> Non
         ).status_code
         == 401
     )
+
+
+@pytest.mark.wallclock
+@pytest.mark.parametrize("start_hour", [9.5, 20.5])  # the demo's shift inside the day, and across midnight
+def test_demo_targets_count_the_demos_planned_time_only(settings: ApiSettings, start_hour: float) -> None:
+    """The wallboard's target (units since the site's midnight) counts planned time from the demo's
+    start, less its planned break: never the hours before it (issue 17, "target 2,516" vs 2 units)."""
+    from api.metrics.calendar import planned
+    from api.routers.andon import targets
+    from devstack.demo import DEMO_SITE, LINE_CYCLE_S, NORMAL_CYCLE_S, demo_calendar, register_demo_names
+
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = today + timedelta(hours=start_hour, seconds=17)
+    register_demo_names(settings.database_url)
+    # An earlier run's targets, a week ago: this run replaces the demo's own rows.
+    register_demo_targets_at(settings.database_url, start - timedelta(days=7))
+    register_demo_targets_at(settings.database_url, start)
+    calendar = SiteCalendar.model_validate(demo_calendar(start)[DEMO_SITE])
+    rate = sum(3600 / LINE_CYCLE_S.get(n, NORMAL_CYCLE_S)[0] for n in (1, 2, 3)) * 2  # units/h, 6 stations
+    with psycopg.connect(settings.database_url) as conn:
+        for minutes, planned_min in ((0, 0), (30, 30), (50, 45), (75, 60), (8 * 60 + 30, 8 * 60 - 15)):
+            at = start + timedelta(minutes=minutes)
+            midnight = at.replace(hour=0, minute=0, second=0, microsecond=0)
+            figures = targets(conn, DEMO_SITE, None, calendar, midnight, at)
+            # Planned time: the shift from its start (to the minute) less the break (and, for a
+            # demo started in the evening, the calendar's shift of the day before, after midnight).
+            spans = planned(calendar, midnight, at, None)
+            begin = start.replace(second=0)
+            in_shift = sum(max(0.0, (min(b, at) - max(a, begin)).total_seconds()) for a, b in spans)
+            # Since midnight after it: the shift's rest (the break was before).
+            rest = round((begin + timedelta(hours=8) - midnight).total_seconds() / 60)
+            assert round(in_shift / 60) == (planned_min if at.date() == start.date() else rest), spans
+            # Targets ask from the demo's start on (17 s after the shift's minute); after midnight,
+            # for the rest of the demo's shift.
+            asked_s = sum(max(0.0, (min(b, at) - max(a, start)).total_seconds()) for a, b in spans)
+            assert figures.units_today == (round(rate * asked_s / 3600) if asked_s else None), minutes
+        # Before the demo: nothing asked for, though the calendar's shift of the day before may
+        # reach into today (a demo started in the evening).
+        assert targets(conn, DEMO_SITE, None, calendar, today, start).units_today is None
+
+
+def register_demo_targets_at(dsn: str, at: datetime) -> None:
+    from devstack.demo import register_demo_targets
+
+    register_demo_targets(dsn, at)
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT DISTINCT effective_from FROM station_targets WHERE set_by = 'demo'"
+        ).fetchall()
+    assert rows == [(at,)]

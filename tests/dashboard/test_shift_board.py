@@ -127,7 +127,7 @@ def test_a_supervisor_sets_a_target_and_the_board_follows(page: Page, dash_serve
     _assert_board(page, dash_server, q, "station_id=st-a")
     page.get_by_label("Ideal cycle time (s per unit)").fill("120")
     page.get_by_role("button", name="Save target").click()
-    expect(page.locator("#shift-panel [role=status]")).to_have_text("Target for st-a: 120 s per unit.")
+    expect(page.locator("#shift-panel > [role=status]")).to_have_text("Target for st-a: 120 s per unit.")
     target = api_get(dash_server, "/api/v1/targets/stations/st-a")
     assert target["current"]["ideal_cycle_time_s"] == 120 and len(target["history"]) == 2
     _assert_board(page, dash_server, q, "station_id=st-a")

@@ -42,7 +42,8 @@ function render(board) {
   $("#units-hour").textContent = fmt.int(board.actual.units_per_hour);
   for (const [id, actual, target, unit] of [
     ["#target-today", board.actual.units_today, board.target.units_today, ""],
-    ["#target-hour", board.actual.units_per_hour, board.target.units_per_hour, "/h"],
+    // What the targets ask for in the last hour's planned time, beside the units made in it.
+    ["#target-hour", board.actual.units_per_hour, board.target.units_per_hour, ""],
   ]) {
     const t = targetText(actual, target, unit);
     $(id).textContent = t.text;

@@ -12,6 +12,7 @@ import { AlertsPanel } from "./alerts.js";
 import { ShiftPanel } from "./shift.js";
 import { LossTagger } from "./losstag.js";
 import { applyPrivacy } from "./privacy.js";
+import { TARGET_FIGURES, whyMissing } from "./figures.js";
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -33,9 +34,12 @@ const STATION_COLUMNS = [
   { key: "utilization_percentage", label: "Utilization", kind: "util" },
   { key: "occupancy_time_hours", label: "Occupied", kind: "hours" },
   { key: "total_units_produced", label: "Units", kind: "int" },
+  // Target vs actual: what the targets in force ask for in the planned production time.
+  ...TARGET_FIGURES.map((f) => ({ ...f, label: f.unit ? `${f.label} ${f.unit}` : f.label, why: (row) => whyMissing(f.key, row) })),
   { key: "throughput_rate", label: "Units / h", kind: "rate" },
   { key: "event_count", label: "Events", kind: "int" },
 ];
+const WITHHELD = "withheld: about fewer people than the minimum group size";
 
 // A figure about fewer than k people answers 403 "withheld" to readers without the
 // per-person right (docs/metrics.md, "Minimum group size"): its cards read "—" and
@@ -47,12 +51,24 @@ function orWithheld(request) {
   });
 }
 
-function card(key, label, value, kind, unit) {
+// A card; a missing value reads "—" with `why` as its tooltip.
+function card(key, label, value, kind, unit, why, note) {
+  const missing = value === null || value === undefined;
   return el("div", { class: "card", "data-metric": key },
     el("div", { class: "label", text: label }),
-    el("div", { class: "value", "data-value": value ?? "" },
-      value === null || value === undefined ? "—" : kind === "util" ? utilBar(value) : fmt[kind](value),
-      unit ? el("span", { class: "unit", text: unit }) : null));
+    el("div", { class: "value", "data-value": value ?? "", title: missing ? why : null },
+      missing ? "—" : kind === "util" ? utilBar(value) : fmt[kind](value),
+      unit && !missing ? el("span", { class: "unit", text: unit }) : null),
+    note ? el("div", { class: "note", text: note }) : null);
+}
+
+// Target units, availability and performance of a station (or the factory's `targets`).
+// The factory's target units say how many units were made against them: those of the
+// stations with a target, in the planned production time (`units_in_planned_time`).
+function targetCards(prefix, row, withheld) {
+  return TARGET_FIGURES.map((f) => card(f.key, prefix ? `${prefix}${f.label.toLowerCase()}` : f.label, row ? row[f.key] : null, f.kind, f.unit ? ` ${f.unit}` : null,
+    withheld ? WITHHELD : whyMissing(f.key, row),
+    f.key === "target_units" && row && row.units_in_planned_time !== undefined ? `${fmt.int(row.units_in_planned_time)} made against it` : null));
 }
 
 class Dashboard {
@@ -168,13 +184,17 @@ class Dashboard {
     const cards = station ? [
       card("occupancy_time_hours", `${station.name}: occupied`, station.occupancy_time_hours, "hours"),
       card("total_units_produced", `${station.name}: units`, station.total_units_produced, "int"),
+      ...targetCards(`${station.name}: `, station, false).slice(0, 1),
       card("throughput_rate", `${station.name}: units / hour`, station.throughput_rate, "rate"),
       card("utilization_percentage", `${station.name}: utilization`, station.utilization_percentage, "util"),
+      ...targetCards(`${station.name}: `, station, false).slice(1),
     ] : [
       card("total_productive_time_hours", "Productive time", f.total_productive_time_hours, "hours"),
       card("total_production_count", "Units produced", f.total_production_count, "int"),
+      ...targetCards("", f.targets ?? null, f.total_production_count === undefined).slice(0, 1),
       card("average_production_rate", "Units / hour", f.average_production_rate, "rate"),
       card("average_utilization_percentage", "Average utilization", f.average_utilization_percentage, "util"),
+      ...targetCards("", f.targets ?? null, f.total_production_count === undefined).slice(1),
     ];
     cards.push(card("active_workers", "Working now", now.active_workers, "int"));
     cards.push(card("events_today", "Events today", today.total_events, "int"));

@@ -1,6 +1,7 @@
 // The shift panel: hour-by-hour board (target vs actual), line view with the bottleneck,
-// the loss Pareto, and target editing for supervisors. Raw API values sit in data-value.
-import { ApiError, getToken, query } from "./api.js";
+// the loss Pareto, and for supervisors target editing, the shift report (download, and who
+// gets it by email at each shift end). Raw API values sit in data-value.
+import { ApiError, errorText, getToken, query } from "./api.js";
 import { el, fmt, hours } from "./format.js";
 
 const opt = (v, kind) => (v === null || v === undefined ? "—" : fmt[kind](v));
@@ -23,7 +24,7 @@ async function send(path, method, body) {
     body: JSON.stringify(body),
   });
   const data = await response.json().catch(() => ({}));
-  if (!response.ok) throw new ApiError(response.status, data.error || response.statusText);
+  if (!response.ok) throw new ApiError(response.status, errorText(data, response.statusText));
   return data;
 }
 
@@ -42,9 +43,10 @@ export class ShiftPanel {
     this.choice = el("select", { id: "shift-target", "aria-label": "Line or station", onchange: () => this.refresh() });
     this.body = el("div", { class: "shift-body" });
     this.status = el("p", { class: "notice-inline", role: "status" });
+    this.report = this.canEdit ? new ReportBox(filters) : null;
     root.replaceChildren(
       el("div", { class: "panel-head" }, el("h2", { id: "shift-title", text: "Shift board" }), this.choice),
-      this.body, this.status);
+      this.body, this.status, this.report ? this.report.root : null);
   }
 
   async setChoices(stations) {
@@ -81,6 +83,7 @@ export class ShiftPanel {
         parts.push(this.form);
       }
       this.body.replaceChildren(...parts);
+      if (this.report) await this.report.refresh();
       this.root.dataset.loaded = String(Date.now());
     } catch (err) {
       this.body.replaceChildren(el("p", { class: "empty", text: `Shift board unavailable (${err.message}).` }));
@@ -132,5 +135,94 @@ export class ShiftPanel {
       }
     });
     return form;
+  }
+}
+
+function scheduleText(s) {
+  if (s.scheduled) return `at the end of ${s.shifts.map((x) => `shift ${x}`).join(", ")}`;
+  if (s.shifts.length) return "not scheduled: scheduled reports are off in this API (TAKT_REPORT_INTERVAL_S is 0)";
+  return "not scheduled: the site has no shift calendar";
+}
+
+// The shift report: this window's report to download (HTML or PDF), and per site the
+// recipients it is emailed to at each shift end (GET/PUT /api/v1/reports/recipients).
+class ReportBox {
+  constructor(filters) {
+    this.filters = filters;
+    this.list = el("ul", { id: "report-recipients", class: "recipients" });
+    this.site = el("select", { id: "report-site", "aria-label": "Site of the recipients" });
+    this.emails = el("input", { id: "report-emails", type: "text", size: 40, placeholder: "lead@plant.example, …" });
+    this.status = el("p", { class: "notice-inline", role: "status", id: "report-status" });
+    const form = el("form", { class: "recipients-form", "aria-label": "Report recipients" },
+      el("label", { for: "report-site", text: "Site" }), this.site,
+      el("label", { for: "report-emails", text: "Recipients (comma-separated)" }), this.emails,
+      el("button", { type: "submit", text: "Save recipients" }));
+    form.addEventListener("submit", (e) => { e.preventDefault(); this.save(); });
+    this.site.addEventListener("change", () => this.fillEmails());
+    this.root = el("div", { id: "shift-report", class: "shift-report" },
+      el("h3", { class: "subhead", text: "Shift report" }),
+      el("p", {}, "This window's report: ",
+        el("button", { type: "button", class: "secondary", text: "Download HTML", onclick: () => this.download("html") }), " ",
+        el("button", { type: "button", class: "secondary", text: "Download PDF", onclick: () => this.download("pdf") })),
+      el("p", { text: "Emailed at each shift end to:" }), this.list, form, this.status);
+    this.form = form;
+    this.sites = [];
+  }
+
+  async refresh() {
+    try {
+      this.sites = await get("/api/v1/reports/recipients");
+    } catch (err) {
+      this.list.replaceChildren(el("li", { text: `Recipients unavailable (${err.message}).` }));
+      return;
+    }
+    const chosen = this.filters.params().site_id;
+    if (chosen && !this.sites.some((s) => s.site_id === chosen)) {
+      this.sites.push({ site_id: chosen, scheduled: false, shifts: [], recipients: [] });
+    }
+    this.list.replaceChildren(...(this.sites.length ? this.sites.map((s) => el("li", { "data-site": s.site_id },
+      el("strong", { text: s.site_id }), ": ",
+      s.recipients.length ? s.recipients.map((r) => r.email).join(", ") : "nobody yet",
+      el("span", { class: "muted", text: ` (${scheduleText(s)})` })))
+      : [el("li", { text: "No site has a shift calendar (TAKT_CALENDARS): no reports are scheduled." })]));
+    this.form.hidden = this.sites.length === 0;
+    const previous = this.site.value || chosen;
+    this.site.replaceChildren(...this.sites.map((s) => el("option", { value: s.site_id, text: s.site_id })));
+    if (previous && this.sites.some((s) => s.site_id === previous)) this.site.value = previous;
+    if (document.activeElement !== this.emails) this.fillEmails();
+  }
+
+  fillEmails() {
+    const s = this.sites.find((x) => x.site_id === this.site.value);
+    this.emails.value = s ? s.recipients.map((r) => r.email).join(", ") : "";
+  }
+
+  async save() {
+    const site = this.site.value;
+    const emails = this.emails.value.split(/[\s,;]+/).filter(Boolean);
+    try {
+      const saved = await send(`/api/v1/reports/recipients/${encodeURIComponent(site)}`, "PUT", { emails });
+      this.status.textContent = `Recipients of ${site}: ${saved.recipients.map((r) => r.email).join(", ") || "nobody"}.`;
+      await this.refresh();
+    } catch (err) {
+      this.status.textContent = `Recipients not saved: ${err.message}`;
+    }
+  }
+
+  async download(format) {
+    const p = this.filters.params();
+    try {
+      const response = await fetch(`/api/v1/reports/shift${query({ ...p, format })}`, { headers: { Authorization: `Bearer ${getToken()}` } });
+      if (!response.ok) throw new ApiError(response.status, response.statusText);
+      const url = URL.createObjectURL(await response.blob());
+      const a = el("a", { href: url, download: `shift-report.${format}` });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+      this.status.textContent = `Report downloaded (${format.toUpperCase()}).`;
+    } catch (err) {
+      this.status.textContent = `Report not downloaded: ${err.message}`;
+    }
   }
 }

@@ -1,4 +1,5 @@
-// A sortable, searchable table. Columns: {key, label, kind: text|hours|pct|int|rate, render?}.
+// A sortable, searchable table. Columns: {key, label, kind: text|hours|pct|int|rate|util, why?(row)}:
+// `why` gives the tooltip of a missing value.
 import { el, fmt, utilBar } from "./format.js";
 
 export class DataTable {
@@ -59,7 +60,11 @@ export class DataTable {
     }
     if (c.kind === "util") return el("td", attrs, utilBar(value));
     const f = fmt[c.kind] || fmt.text;
-    return el("td", attrs, value === null || value === undefined ? "—" : f(value));
+    if (value === null || value === undefined) {
+      // A column may say why a value is missing (e.g. "no target set"): the cell's tooltip.
+      return el("td", { ...attrs, title: c.why ? c.why(row) : null, class: c.why ? "missing" : null }, "—");
+    }
+    return el("td", attrs, f(value));
   }
 
   render() {
