@@ -771,6 +771,20 @@ def rebuild(
     return timings
 
 
+def rebuild_units(conn: psycopg.Connection[Any]) -> None:
+    """Rebuild ``rollup_units_hour`` alone from events (after a bulk edit of units' SKUs or rejects,
+    which changes no duration and no other rollup)."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,))
+        _tune(conn)
+        conn.execute(f"TRUNCATE {UNITS_TABLE}")
+        row = conn.execute(
+            "SELECT min(ts), max(ts) FROM events WHERE event_type = 'product_count'"
+        ).fetchone()
+        if row and row[0] is not None:
+            conn.execute(_units_hours(None), _range_params([(floor_hour(row[0]), floor_hour(row[1]) + HOUR)]))
+
+
 def apply_timescale_policies(
     conn: psycopg.Connection[Any], *, compress_after: timedelta | None, retention: timedelta | None
 ) -> bool:
