@@ -85,7 +85,13 @@ def hour_by_hour(
     totals = station_totals(conn, labelled, site_id=s.site_id, station_id=station, gap_s=s.gap_s)
     planned_hours = slices(s.planned, hours)
     per_hour = group_oee(
-        conn, planned_hours, [station], load_targets(conn, [station]), site_id=s.site_id, gap_s=s.gap_s
+        conn,
+        planned_hours,
+        [station],
+        load_targets(conn, [station]),
+        site_id=s.site_id,
+        station_id=station,
+        gap_s=s.gap_s,
     )
     rows: list[HourRow] = []
     cum_target: float | None = None
