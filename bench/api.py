@@ -64,7 +64,7 @@ from takt.contract import Event
 from takt.settings import CommonSettings
 from takt.store import db
 from takt.store.events import INVALIDATE, write_events
-from takt.store.rollups import RollupRefresher, rebuild, refresh, refresh_all
+from takt.store.rollups import RollupRefresher, rebuild, rebuild_units, refresh, refresh_all
 from tests import oracle
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -97,7 +97,8 @@ DAY_SHIFT = {"name": "day", "start": "06:00", "end": "22:00", "breaks": [{"start
 
 
 def prepare_targets(dsn: str, stations: int, lo: datetime, hi: datetime, *, none: bool = False) -> None:
-    """Targets (two changes each, one inside the window), line L1, reasons and tags at S7: replaced.
+    """Targets (station-wide and two SKUs, changes inside the window), line L1, reasons and tags at S7:
+    replaced.
 
     ``none``: the line only, no targets, reasons or tags (the same requests without the new work).
     """
@@ -108,11 +109,15 @@ def prepare_targets(dsn: str, stations: int, lo: datetime, hi: datetime, *, none
         )
         conn.execute("DELETE FROM station_targets")
         for i in range(0 if none else stations):
-            for at, ict in ((START, 60.0 + i), (mid, 45.0 + i)):
+            # Station-wide and per SKU (K0, K1; K2 units take the station's), each changing inside the window.
+            for sku, at, ict in (
+                ("", START, 60.0 + i), ("", mid, 45.0 + i), ("K0", START, 40.0 + i), ("K1", START, 70.0 + i),
+                ("K1", mid + timedelta(hours=5), 55.0 + i),
+            ):  # fmt: skip
                 conn.execute(
-                    "INSERT INTO station_targets (station_id, effective_from, ideal_cycle_time_s, set_by) "
-                    "VALUES (%s, %s, %s, 'bench')",
-                    (f"S{i}", at, ict),
+                    "INSERT INTO station_targets (station_id, sku, effective_from, ideal_cycle_time_s, "
+                    "set_by) VALUES (%s, %s, %s, %s, 'bench')",
+                    (f"S{i}", sku, at, ict),
                 )
         conn.execute(
             "INSERT INTO lines (line_id, site_id, name, updated_by) VALUES ('L1', 'site-1', 'L1', 'bench')"
@@ -136,17 +141,34 @@ def prepare_targets(dsn: str, stations: int, lo: datetime, hi: datetime, *, none
             )
 
 
-GENERATE = """
+# Units: one of three SKUs (K2 has no target of its own: the station's applies), and at the
+# stations with an even number a reject count (1 in 50 rejected); the others report none.
+_SKU = "'K' || (abs(hashint4({i} + 7)) %% 3)"
+_REJECTED = "CASE WHEN ({station}) %% 2 = 0 THEN (abs(hashint4({i} + 11)) %% 50 = 0)::int END"
+
+GENERATE = f"""
 INSERT INTO events (event_id, ts, worker_id, station_id, event_type, confidence, count,
-                    model_version, site_id)
+                    model_version, site_id, sku, rejected)
 SELECT md5(i::text)::uuid,
        %(start)s + ((i / %(workers)s) * %(step)s + (hashint4(i) %% 20)) * interval '1 second',
        'W' || (i %% %(workers)s),
        'S' || ((i %% %(workers)s) %% %(stations)s),
        CASE WHEN abs(hashint4(i)) %% 100 < 50 THEN 'working' WHEN abs(hashint4(i)) %% 100 < 65 THEN 'idle'
             WHEN abs(hashint4(i)) %% 100 < 75 THEN 'absent' ELSE 'product_count' END,
-       0.9, CASE WHEN abs(hashint4(i)) %% 100 >= 75 THEN 1 ELSE 0 END, 'bench@1', 'site-1'
+       0.9, CASE WHEN abs(hashint4(i)) %% 100 >= 75 THEN 1 ELSE 0 END, 'bench@1', 'site-1',
+       CASE WHEN abs(hashint4(i)) %% 100 >= 75 THEN {_SKU.format(i="i")} END,
+       CASE WHEN abs(hashint4(i)) %% 100 >= 75
+            THEN {_REJECTED.format(i="i", station="(i %% %(workers)s) %% %(stations)s")} END
 FROM generate_series(%(lo)s::int, %(hi)s::int) AS i
+"""
+
+# A data set generated before units carried SKUs and rejects gets them (the same rule, keyed by
+# the event's hash instead of its number), then its units rollup rebuilt: nothing else changes.
+_KEY = "hashtext(event_id::text)"
+ADD_SKUS = f"""
+UPDATE events SET sku = {_SKU.format(i=_KEY)},
+                  rejected = {_REJECTED.format(i=_KEY, station="substr(station_id, 2)::int")}
+WHERE event_type = 'product_count' AND sku IS NULL
 """
 
 # What the kept database holds: the data set's parameters and the schema head
@@ -234,6 +256,14 @@ def prepare(dsn: str, args: argparse.Namespace) -> None:
             )
         else:
             print("reusing the data set and rollups in the data directory", flush=True)
+        if conn.execute("SELECT 1 FROM events WHERE sku IS NOT NULL LIMIT 1").fetchone() is None:
+            print("adding SKUs and rejects to the units, rebuilding rollup_units_hour ...", flush=True)
+            t0 = time.perf_counter()
+            conn.execute(ADD_SKUS)
+            rebuild_units(conn)
+            conn.execute("VACUUM ANALYZE events")
+            conn.execute("VACUUM ANALYZE rollup_units_hour")
+            print(f"  in {time.perf_counter() - t0:.0f} s", flush=True)
 
 
 def report_sizes(dsn: str) -> None:
@@ -562,7 +592,7 @@ def run(dsn: str, args: argparse.Namespace, lo: datetime | None = None, hi: date
     if args.any_schema:
         import api.app
 
-        api.app.require_current_schema = lambda url: None  # type: ignore[assignment]
+        api.app.require_current_schema = lambda url: None  # type: ignore[assignment,attr-defined]
     berlin = settings.model_copy(
         update={
             "site_id": "site-1",

@@ -188,3 +188,24 @@ def cycle_times(
     if not row or not row[0]:
         return 0, None, None
     return int(row[0]), float(row[1]), float(row[2])
+
+
+def unit_totals(
+    conn: psycopg.Connection[Any],
+    windows: Sequence[Labelled],
+    *,
+    site_id: str | None = None,
+    station_id: str | None = None,
+) -> dict[tuple[int, str, str], tuple[int, int, int, int]]:
+    """Per (label, station, SKU): (units, rejected, reported, events), as
+    :func:`api.metrics.units.unit_totals`, straight from the production product_count events."""
+    params = _arrays(windows)
+    where = _filters(params, "e", site_id=site_id, station_id=station_id)
+    rows = conn.execute(
+        f"SELECT w.label, e.station_id, coalesce(e.sku, ''), sum(e.count), sum(coalesce(e.rejected, 0)), "
+        f"coalesce(sum(e.count) FILTER (WHERE e.rejected IS NOT NULL), 0), count(*) "
+        f"FROM {_W} JOIN events e ON e.ts >= w.a AND e.ts < w.b "
+        f"WHERE e.event_type = 'product_count' AND NOT e.shadow {where} GROUP BY 1, 2, 3",
+        params,
+    ).fetchall()
+    return {(label, st, sku): (int(u), int(r), int(rep), int(n)) for label, st, sku, u, r, rep, n in rows}

@@ -1,34 +1,45 @@
-"""Availability, performance, target units (and OEE) per station from the rollups (docs/metrics.md).
+"""Availability, performance, quality, target units and OEE per station from the rollups (docs/metrics.md).
 
-The planned production time is cut where any station's target changes, and
-each piece is labelled with the number of changes before it, so one
-:func:`api.metrics.engine.station_totals` call gives every station's working
-time and units per target period: exact, from rollups, like every figure.
+Each planned production time ("group": a window, or one hour of a board) is
+cut where any station's target (station-wide or SKU) changes, and each piece
+is labelled, so one :func:`api.metrics.engine.station_totals` call (working
+time) and one :func:`api.metrics.units.unit_totals` call (units, rejects per
+SKU) give every station's sums per piece: exact, from rollups, like every
+figure. A station's pieces are then summed per target period (its own
+changes only) and :func:`takt.targets.period_target` gives each period's
+ideal time and target units.
 """
 
 from __future__ import annotations
 
+import bisect
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import psycopg
 
-from api.metrics.engine import DEFAULT_GAP_S, SiteFilter, StationTotals, station_totals
-from takt.targets import Change, Span, boundaries, cut, in_force, target_units
+from api.metrics.engine import DEFAULT_GAP_S, Labelled, SiteFilter, snapshot, station_totals
+from api.metrics.units import UnitTotals, unit_totals
+from takt import targets as math
+from takt.targets import Span, StationTargets, cut
 
 
 @dataclass(slots=True)
 class Oee:
-    """Sums behind one station's (or a line's, the factory's) figures; see :meth:`figures`."""
+    """Sums behind one station's (or a line's, the factory's) figures."""
 
     planned_s: float = 0.0
     working_s: float = 0.0
-    # Working seconds in the parts with a target, and Σ ideal cycle time × units made there.
+    # Working seconds in the targeted periods, and their ideal time (Σ ideal cycle time × units).
     targeted_working_s: float = 0.0
     ideal_s: float = 0.0
+    # Units made in the planned production time, of them rejected, and of them with a reported reject count.
     units: int = 0
+    rejected: int = 0
+    reported: int = 0
     target_units: float | None = None
     targeted: bool = False
 
@@ -38,6 +49,8 @@ class Oee:
         self.targeted_working_s += other.targeted_working_s
         self.ideal_s += other.ideal_s
         self.units += other.units
+        self.rejected += other.rejected
+        self.reported += other.reported
         if other.target_units is not None:
             self.target_units = (self.target_units or 0.0) + other.target_units
         self.targeted = self.targeted or other.targeted
@@ -54,74 +67,137 @@ class Oee:
 
     @property
     def quality(self) -> float | None:
-        # Reject counts are not rolled up yet (docs/metrics.md, "Quality").
-        return None
+        return math.quality(self.units, self.rejected)
+
+    @property
+    def quality_reported(self) -> float | None:
+        """The share of units whose event reported a reject count (docs/metrics.md, "Units, rejects")."""
+        return self.reported / self.units * 100 if self.units > 0 else None
 
     @property
     def oee(self) -> float | None:
-        a, p, q = self.availability, self.performance, self.quality
-        return None if a is None or p is None or q is None else a * p * q / 10_000
+        return math.oee(self.availability, self.performance, self.quality)
+
+
+@dataclass(slots=True)
+class _Period:
+    planned_s: float = 0.0
+    working_s: float = 0.0
+    units: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    at: datetime | None = None
 
 
 def labelled_pieces(
-    planned: Sequence[Span], changes: Mapping[str, Sequence[Change]]
-) -> list[tuple[int, datetime, datetime]]:
-    """The planned spans cut at every target change, labelled by how many changes precede them."""
-    if not planned:
-        return []
-    lo, hi = planned[0][0], planned[-1][1]
-    at = sorted({t for cs in changes.values() for t in boundaries(cs, lo, hi)})
-    out = []
-    for a, b in cut(planned, at):
-        label = sum(1 for t in at if t <= a)
-        out.append((label, a, b))
-    return out
+    groups: Sequence[Sequence[Span]], instants: Sequence[datetime]
+) -> tuple[list[Labelled], dict[int, int]]:
+    """Each group's spans cut at ``instants`` (sorted); a label per group and number of instants
+    before the piece, and the group of each label."""
+    pieces: list[Labelled] = []
+    group_of: dict[int, int] = {}
+    base = 0
+    for g, planned in enumerate(groups):
+        if not planned:
+            continue
+        lo, hi = planned[0][0], planned[-1][1]
+        at = [t for t in instants if lo < t < hi]
+        for a, b in cut(planned, at):
+            label = base + bisect.bisect_right(at, a)
+            group_of[label] = g
+            pieces.append((label, a, b))
+        base += len(at) + 1
+    return pieces, group_of
 
 
-def from_totals(
+def from_pieces(
     station: str,
-    planned: Sequence[Span],
-    pieces: Iterable[tuple[int, datetime, datetime]],
-    totals: Mapping[tuple[int, str], StationTotals],
-    changes: Sequence[Change],
+    pieces: Iterable[Labelled],
+    working: Mapping[int, float],
+    units: Mapping[int, Mapping[str, UnitTotals]],
+    targets: StationTargets,
 ) -> Oee:
-    """One station's sums from its per-piece totals."""
-    o = Oee(planned_s=sum((b - a).total_seconds() for a, b in planned))
-    o.target_units = target_units(changes, planned)
-    o.targeted = o.target_units is not None
+    """One station's sums over one group's pieces (per label: its working seconds and unit totals)."""
+    o = Oee()
+    own = targets.instants()
+    periods: dict[int, _Period] = defaultdict(_Period)
     seen: set[int] = set()
-    for label, a, _b in pieces:
+    for label, a, b in pieces:
+        p = periods[bisect.bisect_right(own, a)]
+        p.planned_s += (b - a).total_seconds()
+        p.at = a if p.at is None else min(p.at, a)
         if label in seen:
             continue
         seen.add(label)
-        t = totals.get((label, station))
+        p.working_s += working.get(label, 0.0)
+        for sku, u in units.get(label, {}).items():
+            p.units[sku] += u.units
+            o.units += u.units
+            o.rejected += u.rejected
+            o.reported += u.reported
+    for p in periods.values():
+        o.planned_s += p.planned_s
+        o.working_s += p.working_s
+        assert p.at is not None
+        station_ict, sku_icts = targets.at(p.at)
+        t = math.period_target(station_ict, sku_icts, p.units, p.planned_s)
         if t is None:
             continue
-        o.working_s += t.working_s
-        o.units += t.units
-        ict = in_force(changes, a)
-        if ict is not None:
-            o.targeted_working_s += t.working_s
-            o.ideal_s += ict * t.units
+        o.targeted = True
+        o.targeted_working_s += p.working_s
+        o.ideal_s += t.ideal_s
+        o.target_units = (o.target_units or 0.0) + t.target_units
     return o
+
+
+def group_oee(
+    conn: psycopg.Connection[Any],
+    groups: Sequence[Sequence[Span]],
+    stations: Sequence[str],
+    targets: Mapping[str, StationTargets],
+    *,
+    site_id: SiteFilter = None,
+    station_id: str | None = None,
+    gap_s: float = DEFAULT_GAP_S,
+) -> list[dict[str, Oee]]:
+    """Per group of planned spans (e.g. the hours of a board), per station of ``stations``: its sums."""
+    instants = sorted({t for st in stations for t in targets.get(st, StationTargets()).instants()})
+    pieces, group_of = labelled_pieces(groups, instants)
+    working: dict[str, dict[int, float]] = defaultdict(dict)
+    units: dict[str, dict[int, dict[str, UnitTotals]]] = defaultdict(lambda: defaultdict(dict))
+    if pieces:
+        with snapshot(conn):
+            totals = station_totals(conn, pieces, site_id=site_id, station_id=station_id, gap_s=gap_s)
+            made = unit_totals(conn, pieces, site_id=site_id, station_id=station_id)
+        for (label, st), t in totals.items():
+            working[st][label] = t.working_s
+        for (label, st, sku), u in made.items():
+            units[st][label][sku] = u
+    by_group: dict[int, list[Labelled]] = defaultdict(list)
+    for piece in pieces:
+        by_group[group_of[piece[0]]].append(piece)
+    none = StationTargets()
+    return [
+        {
+            st: from_pieces(st, by_group.get(g, []), working[st], units[st], targets.get(st, none))
+            for st in stations
+        }
+        for g in range(len(groups))
+    ]
 
 
 def station_oee(
     conn: psycopg.Connection[Any],
     planned: Sequence[Span],
     stations: Sequence[str],
-    changes: Mapping[str, Sequence[Change]],
+    targets: Mapping[str, StationTargets],
     *,
     site_id: SiteFilter = None,
     station_id: str | None = None,
     gap_s: float = DEFAULT_GAP_S,
 ) -> dict[str, Oee]:
     """Per station of ``stations``: its sums over the planned production time ``planned``."""
-    pieces = labelled_pieces(planned, changes)
-    totals = (
-        station_totals(conn, pieces, site_id=site_id, station_id=station_id, gap_s=gap_s) if pieces else {}
-    )
-    return {s: from_totals(s, planned, pieces, totals, changes.get(s, ())) for s in stations}
+    return group_oee(conn, [planned], stations, targets, site_id=site_id, station_id=station_id, gap_s=gap_s)[
+        0
+    ]
 
 
 def aggregate(parts: Iterable[Oee]) -> Oee:

@@ -31,7 +31,7 @@ from api.metrics.intervals import intersect
 from api.metrics.oee import Oee, aggregate, station_oee
 from takt.contract import MAX_TIME, MIN_TIME, UtcTime
 from takt.store.rollups import HOUR, ceil_hour, floor_hour
-from takt.store.targets import load_changes, stations_elsewhere
+from takt.store.targets import load_targets, stations_elsewhere
 
 router = APIRouter(prefix="/metrics", tags=["metrics"], route_class=CsvRoute)
 DIGITS = 4
@@ -181,10 +181,22 @@ class WorkstationMetrics(BaseModel):
         default=None, description="Ideal cycle time × units / working time × 100; null without a target."
     )
     quality_percentage: float | None = Field(
-        default=None, description="Good / all units × 100; null until reject counts are rolled up."
+        default=None,
+        description=(
+            "Good / all units made in the planned production time × 100 (good = count − rejected; "
+            "units whose event reports no `rejected` count as good); null without units."
+        ),
+    )
+    rejected_units: int = Field(default=0, description="Rejected units in the planned production time.")
+    quality_reported_percentage: float | None = Field(
+        default=None,
+        description="Share of those units whose event reported `rejected` × 100; null without units.",
     )
     oee_percentage: float | None = Field(
-        default=None, description="Availability × performance × quality; null where one is missing."
+        default=None,
+        description=(
+            "Availability × performance × quality; 0 when performance is 0, else null where one is missing."
+        ),
     )
 
 
@@ -197,6 +209,8 @@ class OeeFigures(BaseModel):
     availability_percentage: float | None
     performance_percentage: float | None
     quality_percentage: float | None
+    rejected_units: int
+    quality_reported_percentage: float | None
     oee_percentage: float | None
 
 
@@ -212,6 +226,8 @@ def oee_figures(o: Oee, planned_s: float) -> OeeFigures:
         availability_percentage=_opt(o.availability),
         performance_percentage=_opt(o.performance),
         quality_percentage=_opt(o.quality),
+        rejected_units=o.rejected,
+        quality_reported_percentage=_opt(o.quality_reported),
         oee_percentage=_opt(o.oee),
     )
 
@@ -388,7 +404,7 @@ def _station_metrics(conn: Conn, s: Scope, station_id: str | None) -> list[Works
         conn,
         s.planned,
         ids,
-        load_changes(conn, None if station_id is None else ids),
+        load_targets(conn, None if station_id is None else ids),
         site_id=s.site_id,
         station_id=station_id,
         gap_s=s.gap_s,
@@ -412,6 +428,8 @@ def _station_metrics(conn: Conn, s: Scope, station_id: str | None) -> list[Works
                 availability_percentage=_opt(oee[sid].availability),
                 performance_percentage=_opt(oee[sid].performance),
                 quality_percentage=_opt(oee[sid].quality),
+                rejected_units=oee[sid].rejected,
+                quality_reported_percentage=_opt(oee[sid].quality_reported),
                 oee_percentage=_opt(oee[sid].oee),
             )
         )
@@ -478,7 +496,7 @@ def factory(conn: Conn, s: ScopeDep) -> FactoryMetrics:
     ).fetchone()
     stations = station_totals(conn, [(0, a, b) for a, b in s.counted], site_id=s.site_id)
     assert row is not None
-    changes = load_changes(conn)
+    changes = load_targets(conn)
     if s.site_id is not None:
         # A site's figures count its own stations' targets only.
         elsewhere = stations_elsewhere(conn, s.site_id)

@@ -2,7 +2,9 @@
 
 Realistic rates: 30-120 s per unit (one slow station), idle pauses, short
 absences and planned breaks, so per-worker figures land at tens of units per
-active hour and 60-90 % utilization.
+active hour and 60-90 % utilization. The assembly lines make two SKUs (each
+with its own target), and the stations that can see rejects report them, so
+the dashboard shows quality and OEE (docs/metrics.md, "Units, rejects").
 """
 
 from __future__ import annotations
@@ -50,6 +52,14 @@ SHIFT = timedelta(hours=8)
 PAUSES = ((timedelta(hours=2), timedelta(minutes=10)), (timedelta(hours=4), timedelta(minutes=30)),
           (timedelta(hours=6), timedelta(minutes=10)))  # fmt: skip
 HISTORY_DAYS = 2
+# Products and rejects: the assembly lines alternate two SKUs every two hours; stations that report
+# a reject count (share of units rejected), the others report none (their units count as good).
+SKU_STATIONS = ("S1", "S2")
+REJECT_RATE = {"S1": 0.03, "S2": 0.04, "S3": 0.06, "S5": 0.08}
+# Targets, in force from the start of the history: a little faster than each station's mean
+# cycle, and per SKU at the assembly lines.
+TARGET_SHARE = 0.9
+SKU_TARGETS = {"A": 40.0, "B": 52.0}
 
 
 def seed_events(now: datetime, days: int = HISTORY_DAYS) -> list[Event]:
@@ -83,6 +93,8 @@ def _shift(worker: str, station: str, start: datetime, until: datetime, rng: ran
     pauses = [(start + at, start + at + length) for at, length in PAUSES]
     t = start
     end = start + SHIFT
+    # Products and rejects from their own stream, so the states and units above stay as they were.
+    quality = random.Random(f"quality:{worker}@{start.isoformat()}")  # noqa: S311 - demo data
 
     def state(at: datetime, kind: str) -> None:
         out.append(_event(at, worker, station, kind, rng))
@@ -99,7 +111,9 @@ def _shift(worker: str, station: str, start: datetime, until: datetime, rng: ran
             t += timedelta(seconds=cycle)
             if t >= end or any(a <= t < b for a, b in pauses):
                 break
-            out.append(_event(t, worker, station, "product_count", rng, count=1))
+            out.append(
+                _event(t, worker, station, "product_count", rng, count=1, **_product(station, t, quality))
+            )
         if t >= end or any(a <= t < b for a, b in pauses):
             continue
         if rng.random() < 0.06:  # a short absence: fetching material, a word with the supervisor
@@ -113,8 +127,22 @@ def _shift(worker: str, station: str, start: datetime, until: datetime, rng: ran
     return [*kept, _event(min(end, until), worker, station, "absent", rng)]
 
 
-def _event(t: datetime, worker: str, station: str, kind: str, rng: random.Random, count: int = 0) -> Event:
+def _product(station: str, t: datetime, rng: random.Random) -> dict[str, Any]:
+    """A unit's SKU (assembly lines) and reject count (stations that report one)."""
+    extra: dict[str, Any] = {}
+    if station in SKU_STATIONS:
+        extra["sku"] = "A" if t.hour // 2 % 2 == 0 else "B"
+    rate = REJECT_RATE.get(station)
+    if rate is not None:
+        extra["rejected"] = int(rng.random() < rate)
+    return extra
+
+
+def _event(
+    t: datetime, worker: str, station: str, kind: str, rng: random.Random, count: int = 0, **extra: Any
+) -> Event:
     data: dict[str, Any] = {
+        **extra,
         "timestamp": t,
         "worker_id": worker,
         "station_id": station,
@@ -142,6 +170,18 @@ def seed(conn: Conn, settings: Settings, _: Admin, __: AllSites) -> Message:
                 "registered = true",
                 (station_id, name, kind),
             )
-    write_events(conn, seed_events(datetime.now(UTC)))
+        now = datetime.now(UTC)
+        since = now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=HISTORY_DAYS)
+        targets = [(st, "", round(cycle * TARGET_SHARE, 1)) for st, cycle in CYCLE_S.items()]
+        targets += [(st, sku, ict) for st in SKU_STATIONS for sku, ict in SKU_TARGETS.items()]
+        for station_id, sku, ict in targets:
+            # Repeats keep what is there (a supervisor may have changed them since).
+            conn.execute(
+                "INSERT INTO station_targets (station_id, sku, effective_from, ideal_cycle_time_s, set_by) "
+                "SELECT %(st)s, %(sku)s, %(at)s, %(ict)s, 'seed' WHERE NOT EXISTS "
+                "(SELECT 1 FROM station_targets WHERE station_id = %(st)s AND sku = %(sku)s)",
+                {"st": station_id, "sku": sku, "at": since, "ict": ict},
+            )
+    write_events(conn, seed_events(now))
     refresh_all(conn, max_gap_s=settings.max_state_gap_s)
     return Message(message="Database seeded successfully")

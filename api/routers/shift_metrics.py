@@ -13,11 +13,10 @@ from api.csv_export import CsvRoute
 from api.deps import Conn, Viewer
 from api.metrics.engine import bucket_windows, cycle_times, station_totals
 from api.metrics.intervals import slices
-from api.metrics.oee import aggregate, station_oee
+from api.metrics.oee import aggregate, group_oee, station_oee
 from api.routers.metrics import DIGITS, OeeFigures, ScopeDep, oee_figures
 from api.routers.targets import get_line_row, require_station
-from takt.store.targets import load_changes
-from takt.targets import target_units
+from takt.store.targets import load_targets
 
 router = APIRouter(prefix="/metrics", tags=["metrics"], route_class=CsvRoute)
 MAX_HOURS = 24 * 31
@@ -63,7 +62,8 @@ def hour_by_hour(
     """Each hour (in the site's time zone) of the window: target vs actual units, cumulative gap.
 
     The target moves with time: it counts the planned production time of each hour (planned
-    breaks excluded) at the ideal cycle time in force. Actual units are those made in the hour
+    breaks excluded) at the ideal cycle time in force (with SKU targets: the mean of the mix made
+    in the hour's planned time; docs/metrics.md). Actual units are those made in the hour
     (within the shift when ``shift`` is given).
     """
     if (station_id is None) == (line_id is None):
@@ -86,14 +86,23 @@ def hour_by_hour(
         (label, a, b) for (label, _lo, _hi), parts in zip(buckets, inside, strict=True) for a, b in parts
     ]
     totals = station_totals(conn, labelled, site_id=s.site_id, station_id=station, gap_s=s.gap_s)
-    changes = load_changes(conn, [station]).get(station, [])
+    # Every hour's target from the plan, the hours still to come included (the board's plan).
+    planned_hours = slices(s.plan, hours)
+    per_hour = group_oee(
+        conn,
+        planned_hours,
+        [station],
+        load_targets(conn, [station]),
+        site_id=s.site_id,
+        station_id=station,
+        gap_s=s.gap_s,
+    )
     rows: list[HourRow] = []
     now = datetime.now(UTC)
     cum_target: float | None = None
     cum_actual = 0
-    # Every hour's target from the plan, the hours still to come included (the board's plan).
-    for (label, lo, hi), planned in zip(buckets, slices(s.plan, hours), strict=True):
-        target = target_units(changes, planned)
+    for (label, lo, hi), planned, figures in zip(buckets, planned_hours, per_hour, strict=True):
+        target = figures[station].target_units
         t = totals.get((label, station))
         actual = t.units if t else 0
         cum_actual += actual
@@ -124,6 +133,8 @@ class LineStation(BaseModel):
     target_units: float | None
     availability_percentage: float | None
     performance_percentage: float | None
+    quality_percentage: float | None
+    oee_percentage: float | None
 
 
 class LineView(BaseModel):
@@ -144,8 +155,9 @@ class LineView(BaseModel):
 def line_view(line_id: str, conn: Conn, s: ScopeDep, _: Viewer) -> LineView:
     """Throughput and cycle time per station in line order, the bottleneck, and the line's target figures."""
     line = get_line_row(conn, line_id, s.site_id)
-    changes = load_changes(conn, line.stations)
-    oee = station_oee(conn, s.planned, line.stations, changes, site_id=s.site_id, gap_s=s.gap_s)
+    oee = station_oee(
+        conn, s.planned, line.stations, load_targets(conn, line.stations), site_id=s.site_id, gap_s=s.gap_s
+    )
     counted = [(0, a, b) for a, b in s.counted]
     totals = station_totals(conn, counted, site_id=s.site_id, gap_s=s.gap_s)
     out: list[LineStation] = []
@@ -166,6 +178,8 @@ def line_view(line_id: str, conn: Conn, s: ScopeDep, _: Viewer) -> LineView:
                 target_units=_r(o.target_units),
                 availability_percentage=_r(o.availability),
                 performance_percentage=_r(o.performance),
+                quality_percentage=_r(o.quality),
+                oee_percentage=_r(o.oee),
             )
         )
     timed = [x for x in out if x.median_cycle_time_s is not None]

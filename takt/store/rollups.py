@@ -48,7 +48,15 @@ DAY = timedelta(days=1)
 WORKER_HOUR_TABLES = ("rollup_hour", "rollup_worker_hour", "rollup_worker_detail")
 STATION_HOUR_TABLES = ("rollup_station_hour", "rollup_station_detail")
 ROLLUP_HOUR_TABLES = (*WORKER_HOUR_TABLES, *STATION_HOUR_TABLES, "rollup_model_hour")
-ROLLUP_TABLES = (*ROLLUP_HOUR_TABLES, "rollup_worker_day", "rollup_station_day", "rollup_model_day")
+# Units and rejects per station-hour and SKU (migration 0013): rebuilt by its own statement, _UNITS_HOURS.
+UNITS_TABLE = "rollup_units_hour"
+ROLLUP_TABLES = (
+    *ROLLUP_HOUR_TABLES,
+    "rollup_worker_day",
+    "rollup_station_day",
+    "rollup_model_day",
+    UNITS_TABLE,
+)
 ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
 # Invalidations one refresh transaction consumes: coalesced per worker, so a
 # larger batch re-derives the same ranges fewer times.
@@ -277,6 +285,41 @@ SELECT r.bucket, r.site_id, r.model_version, r.shadow,
 FROM {_rows(None, "rollup_hour")}
 GROUP BY r.bucket, r.site_id, r.model_version, r.shadow
 """
+
+
+# Units and rejects per station-hour and SKU (rollup_units_hour, production
+# product_count events). Units are point events: a station-hour's rows follow
+# from that hour's events alone, no lookback. One statement: rows whose key is
+# gone are deleted, the others upserted; the two sets are disjoint, so no row
+# is touched twice.
+def _units_hours(key: str | None) -> str:
+    source = (
+        f"{_RANGES} JOIN events e ON e.ts >= k.lo AND e.ts < k.hi"
+        if key is None
+        else f"{_KEYS} CROSS JOIN LATERAL (SELECT * FROM events e WHERE e.{key} = k.key "
+        f"AND e.ts >= k.lo AND e.ts < k.hi OFFSET 0) e"
+    )
+    same = "f.bucket = r.bucket AND f.site_id = r.site_id AND f.station_id = r.station_id AND f.sku = r.sku"
+    return f"""
+WITH fresh AS MATERIALIZED (
+    SELECT date_bin('1 hour', e.ts, %(origin)s) AS bucket, coalesce(e.site_id, '') AS site_id, e.station_id,
+           coalesce(e.sku, '') AS sku, sum(e.count) AS units, sum(coalesce(e.rejected, 0)) AS rejected,
+           coalesce(sum(e.count) FILTER (WHERE e.rejected IS NOT NULL), 0) AS reported, count(*) AS events
+    FROM {source}
+    WHERE e.event_type = 'product_count' AND NOT e.shadow
+    GROUP BY 1, 2, 3, 4
+), gone AS (
+    DELETE FROM {UNITS_TABLE} u USING {_rows(key, UNITS_TABLE)}
+    WHERE u.bucket = r.bucket AND u.site_id = r.site_id AND u.station_id = r.station_id AND u.sku = r.sku
+      AND NOT EXISTS (SELECT 1 FROM fresh f WHERE {same})
+)
+INSERT INTO {UNITS_TABLE} (bucket, site_id, station_id, sku, units, rejected, reported, events)
+SELECT * FROM fresh
+ON CONFLICT (bucket, site_id, station_id, sku) DO UPDATE
+SET units = excluded.units, rejected = excluded.rejected, reported = excluded.reported,
+    events = excluded.events
+"""
+
 
 # Day tables: (day table, hour table, key column or None, summed columns).
 _DAYS = (
@@ -511,6 +554,7 @@ def rebuild_keys(
         params = {**_key_params(station_hours), "lookback": lookback}
         _delete(conn, STATION_HOUR_TABLES, "station_id", params)
         conn.execute(_station_hours("station_id"), params)
+        conn.execute(_units_hours("station_id"), params)
         days = {s: merge_ranges(r, DAY, inclusive=False) for s, r in station_hours.items()}
         _rebuild_days(conn, _DAYS[1], _key_params(days), by_key=True)
     return sum(_hours(r) for r in worker_hours.values()) + sum(_hours(r) for r in station_hours.values())
@@ -536,6 +580,7 @@ def rebuild_hours(conn: psycopg.Connection[Any], lo: datetime, hi: datetime) -> 
     conn.execute(_worker_hours(None), params)
     conn.execute(_worker_hour_totals(None), params)
     conn.execute(_station_hours(None), params)
+    conn.execute(_units_hours(None), params)
     conn.execute(_MODEL_HOURS, params)
     # Days containing a rebuilt hour are re-summed from their (complete) hours.
     days = _range_params([(floor_day(lo), ceil_day(hi))])
@@ -726,6 +771,20 @@ def rebuild(
     return timings
 
 
+def rebuild_units(conn: psycopg.Connection[Any]) -> None:
+    """Rebuild ``rollup_units_hour`` alone from events (after a bulk edit of units' SKUs or rejects,
+    which changes no duration and no other rollup)."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,))
+        _tune(conn)
+        conn.execute(f"TRUNCATE {UNITS_TABLE}")
+        row = conn.execute(
+            "SELECT min(ts), max(ts) FROM events WHERE event_type = 'product_count'"
+        ).fetchone()
+        if row and row[0] is not None:
+            conn.execute(_units_hours(None), _range_params([(floor_hour(row[0]), floor_hour(row[1]) + HOUR)]))
+
+
 def apply_timescale_policies(
     conn: psycopg.Connection[Any], *, compress_after: timedelta | None, retention: timedelta | None
 ) -> bool:
@@ -757,6 +816,7 @@ def apply_timescale_policies(
         ("rollup_station_day", "station_id"),
         ("rollup_model_hour", "model_version"),
         ("rollup_model_day", "model_version"),
+        (UNITS_TABLE, "station_id"),
     ):
         if compress_after is not None:
             conn.execute(

@@ -6,7 +6,7 @@ from typing import Any
 
 import psycopg
 
-from takt.targets import Change
+from takt.targets import Change, StationTargets
 
 
 def station_sites(conn: psycopg.Connection[Any], station_id: str) -> set[str]:
@@ -37,6 +37,29 @@ def load_changes(
     ).fetchall():
         out.setdefault(station, []).append(Change(at, ict))
     return out
+
+
+def load_targets(
+    conn: psycopg.Connection[Any], stations: list[str] | None = None
+) -> dict[str, StationTargets]:
+    """Per station with any target, its station-wide and per-SKU changes in the order they count."""
+    params: dict[str, Any] = {}
+    where = ""
+    if stations is not None:
+        where = "WHERE station_id = ANY(%(ids)s)"
+        params["ids"] = stations
+    wide: dict[str, list[Change]] = {}
+    skus: dict[str, dict[str, list[Change]]] = {}
+    for station, sku, at, ict in conn.execute(
+        f"SELECT station_id, sku, effective_from, ideal_cycle_time_s FROM station_targets {where} "
+        "ORDER BY station_id, sku, effective_from, target_id",
+        params,
+    ).fetchall():
+        if sku:
+            skus.setdefault(station, {}).setdefault(sku, []).append(Change(at, ict))
+        else:
+            wide.setdefault(station, []).append(Change(at, ict))
+    return {st: StationTargets(wide.get(st, []), skus.get(st, {})) for st in sorted({*wide, *skus})}
 
 
 def stations_elsewhere(conn: psycopg.Connection[Any], site_id: str | frozenset[str]) -> set[str]:

@@ -23,6 +23,9 @@ class Raw:
     shadow: bool
     model_version: str | None
     confidence: float = 0.9
+    # product_count only: rejected units (None: not reported) and the SKU.
+    rejected: int | None = None
+    sku: str | None = None
 
 
 def effective_durations(events: list[Raw], gap: float) -> dict[Any, float]:

@@ -1,11 +1,15 @@
-"""Targets, availability and performance equal a raw computation (tests/api/reference_oee.py)."""
+"""Targets, availability, performance, quality and OEE equal a raw computation (tests/api/reference_oee.py).
+
+Random windows, station-wide and SKU target changes with effective dates, units with and without
+SKU and reject counts, late events (some chunks refreshed, the rest in the pending tail).
+"""
 
 from __future__ import annotations
 
 import math
 import random
 from collections.abc import Iterator
-from datetime import time, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 import psycopg
@@ -16,10 +20,12 @@ from hypothesis import strategies as st
 
 from api.app import create_app
 from api.settings import ApiSettings, SiteCalendar
+from takt.contract import Event
 from takt.store.rollups import ROLLUP_TABLES, refresh_all
 from tests.api.conftest import ADMIN
+from tests.api.reference import Raw
 from tests.api.reference_oee import day_shift, station_figures
-from tests.api.test_property import BASE, GAP, _as_json, _raw, event_st
+from tests.api.test_property import BASE, GAP, _as_json, event_st
 
 # Denser production inside the shift (BASE is 08:00), so working time and units meet targets often.
 shift_event_st = st.fixed_dictionaries(
@@ -39,6 +45,9 @@ shift_event_st = st.fixed_dictionaries(
 SITE = "site-a"
 DAY_SHIFT = {"name": "day", "start": "08:00", "end": "17:00", "breaks": [{"start": "12:00", "end": "12:30"}]}
 CALENDAR = SiteCalendar.model_validate({"timezone": "UTC", "shifts": [DAY_SHIFT]})
+
+# What a product_count event adds: its SKU (or none) and a reject count (or none), as a share of count.
+unit_extra_st = st.tuples(st.sampled_from([None, None, "A", "B"]), st.none() | st.integers(0, 4))
 
 change_st = st.tuples(
     st.sampled_from([-12 * 3600, -3600]) | st.integers(-12 * 3600, 8 * 3600),
@@ -62,6 +71,25 @@ def _reset(dsn: str) -> None:
         conn.execute("UPDATE rollup_meta SET max_duration_s = 0")
 
 
+def _body(d: dict[str, Any], extra: tuple[str | None, int | None]) -> dict[str, Any]:
+    body = {**_as_json(d), "site_id": SITE}
+    sku, reject = extra
+    if body["event_type"] == "product_count":
+        if sku is not None:
+            body["sku"] = sku
+        if reject is not None:
+            body["rejected"] = min(reject, body["count"])
+    return body
+
+
+def _raw(body: dict[str, Any]) -> Raw:
+    e = Event.model_validate(body)
+    return Raw(
+        e.event_id, e.timestamp, e.worker_id, e.station_id, e.event_type.value, e.count, e.duration_s,
+        e.shadow, e.model_version, e.confidence, e.rejected, e.sku,
+    )  # fmt: skip
+
+
 def _close(a: float | None, b: float | None) -> bool:
     if a is None or b is None:
         return a is b
@@ -75,6 +103,14 @@ def _close(a: float | None, b: float | None) -> bool:
     changes=st.fixed_dictionaries(
         {"S1": st.lists(change_st, min_size=1, max_size=3), "S2": st.lists(change_st, max_size=2)}
     ),
+    # SKU targets: S2's may be its only ones (units without SKU then have no target).
+    sku_changes=st.fixed_dictionaries(
+        {
+            station: st.dictionaries(st.sampled_from(["A", "B"]), st.lists(change_st, min_size=1, max_size=2))
+            for station in ("S1", "S2")
+        }
+    ),
+    extras=st.lists(unit_extra_st, min_size=50, max_size=50),
     window=st.tuples(st.integers(-10 * 3600, 5 * 3600), st.integers(1, 40 * 3600))
     | st.tuples(st.integers(-3600, 0), st.integers(4 * 3600, 6 * 3600)),
     refreshed=st.integers(0, 2),
@@ -85,13 +121,15 @@ def test_target_figures_equal_raw_computation(
     settings: ApiSettings,
     events: list[dict[str, Any]],
     changes: dict[str, list[tuple[int, float]]],
+    sku_changes: dict[str, dict[str, list[tuple[int, float]]]],
+    extras: list[tuple[str | None, int | None]],
     window: tuple[int, int],
     refreshed: int,
     seed: int,
 ) -> None:
     client = oee_client
     _reset(settings.database_url)
-    bodies = list({_raw(b).event_id: b for b in ({**_as_json(d), "site_id": SITE} for d in events)}.values())
+    bodies = list({_raw(b).event_id: b for b in map(_body, events, extras)}.values())
     random.Random(seed).shuffle(bodies)
     # Some chunks rolled up, the rest left in the pending tail (read-your-writes).
     half = len(bodies) // 2
@@ -114,20 +152,44 @@ def test_target_figures_equal_raw_computation(
                 json={"ideal_cycle_time_s": ict, "effective_from": at.isoformat()},
             )
             assert r.status_code == 200, r.text
+    expected_skus: dict[str, dict[str, list[tuple[datetime, float]]]] = {}
+    for station, by_sku in sku_changes.items():
+        if station not in stations:
+            continue
+        for sku, cs in by_sku.items():
+            timed = [(BASE + timedelta(seconds=offset), ict) for offset, ict in cs]
+            expected_skus.setdefault(station, {})[sku] = timed
+            for when, ict in timed:
+                body = {"ideal_cycle_time_s": ict, "effective_from": when.isoformat(), "sku": sku}
+                r = client.put(f"/api/v1/targets/stations/{station}", json=body)
+                assert r.status_code == 200, r.text
     lo = BASE + timedelta(seconds=window[0])
     hi = lo + timedelta(seconds=window[1])
     planned = day_shift(lo, hi, time(8), time(17), (time(12), time(12, 30)))
-    expected = station_figures([_raw(b) for b in bodies], expected_changes, planned, GAP)
+    expected = station_figures([_raw(b) for b in bodies], expected_changes, planned, GAP, expected_skus)
+    names = (
+        "target_units", "availability_percentage", "performance_percentage", "quality_percentage",
+        "oee_percentage", "rejected_units",
+    )  # fmt: skip
     q = {"from": lo.isoformat(), "to": hi.isoformat(), "site_id": SITE}
     got = {s["station_id"]: s for s in client.get("/api/metrics/workstations", params=q).json()}
     for station, figures in expected.items():
-        for name, value in figures.items():
-            assert _close(got[station][name], value), (station, name, got[station][name], value)
+        for name in names:
+            assert _close(got[station][name], figures[name]), (
+                station,
+                name,
+                got[station][name],
+                figures[name],
+            )
         one = client.get(f"/api/metrics/workstations/{station}", params=q).json()
-        assert all(one[name] == got[station][name] for name in figures)
+        assert all(one[name] == got[station][name] for name in names)
     factory = client.get("/api/metrics/factory", params=q).json()["targets"]
     targeted = [s for s in expected if expected[s]["target_units"] is not None]
     assert (factory is None) == (not targeted)
     if factory is not None:
         total = sum(expected[s]["target_units"] or 0.0 for s in targeted)
         assert _close(factory["target_units"], total)
+        units = sum(expected[s]["units"] or 0 for s in targeted)
+        good = sum(expected[s]["good"] or 0 for s in targeted)
+        assert _close(factory["quality_percentage"], good / units * 100 if units else None)
+        assert factory["rejected_units"] == units - good

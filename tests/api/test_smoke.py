@@ -79,3 +79,25 @@ def test_seed_is_realistic_and_runs_up_to_now(client: TestClient, settings: ApiS
     f = client.get("/api/metrics/factory").json()
     assert 20 <= f["average_production_rate"] <= 130
     assert 60 <= f["average_utilization_percentage"] <= 90
+
+
+def test_seed_shows_quality_and_oee(client: TestClient) -> None:
+    """The seed's units carry SKUs and rejects and its stations have targets: the figures are filled."""
+    assert client.post("/api/seed").status_code == 200
+    q = _recent(client)
+    stations = {s["station_id"]: s for s in client.get("/api/v1/metrics/workstations", params=q).json()}
+    made = [s for s in stations.values() if s["total_units_produced"] > 0]
+    assert made and all(s["oee_percentage"] is not None and s["target_units"] for s in made)
+    # Stations that report rejects (S1-S3, S5) and those that do not (S4, S6): good units or all good.
+    for sid, s in stations.items():
+        if s["total_units_produced"] == 0:
+            continue
+        reports = sid in ("S1", "S2", "S3", "S5")
+        assert s["quality_reported_percentage"] == (100 if reports else 0), (sid, s)
+        assert (s["rejected_units"] > 0) == reports or s["total_units_produced"] < 30, (sid, s)
+        assert 80 < s["quality_percentage"] <= 100
+    targets = client.get("/api/v1/targets/stations/S1", params={"sku": "A"}).json()
+    assert targets["current"]["ideal_cycle_time_s"] == 40
+    factory = client.get("/api/v1/metrics/factory", params=q).json()["targets"]
+    assert factory["rejected_units"] == sum(s["rejected_units"] for s in stations.values())
+    assert 0 < factory["oee_percentage"] < 100

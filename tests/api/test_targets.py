@@ -156,7 +156,11 @@ def test_availability_performance_target_units(cal_client: TestClient, settings:
     assert st1["target_units"] == pytest.approx(2 * 60 + 6.5 * 40)
     assert st1["availability_percentage"] == pytest.approx(3 / 8.5 * 100, abs=1e-4)
     assert st1["performance_percentage"] == pytest.approx((100 * 60 + 50 * 90) / (3 * 3600) * 100, abs=1e-4)
-    assert st1["quality_percentage"] is None and st1["oee_percentage"] is None
+    # No event reports rejected: every unit counts as good (docs/metrics.md, "Units, rejects").
+    assert st1["quality_percentage"] == 100 and st1["rejected_units"] == 0
+    assert st1["quality_reported_percentage"] == 0
+    expected_oee = st1["availability_percentage"] * st1["performance_percentage"] / 100
+    assert st1["oee_percentage"] == pytest.approx(expected_oee, abs=1e-3)
     # No target: availability only.
     st2 = got["st-2"]
     assert st2["target_units"] is None and st2["performance_percentage"] is None

@@ -86,6 +86,13 @@ def test_incremental_equals_rebuild(conn: psycopg.Connection[Any]) -> None:
             * 12
         )
     ]
+    # Units with and without SKU and rejects, some moved to another hour or station later on.
+    events += [
+        ev(m * 13 % 170, "product_count", worker=w, station=s, count=3, **extra)
+        for m, (w, s, extra) in enumerate(
+            [("W1", "S1", {"sku": "A", "rejected": 1}), ("W2", "S2", {}), ("W1", "S2", {"sku": "B"})] * 4
+        )
+    ]
     for i in range(0, len(events), 7):
         write_events(conn, events[i : i + 7][::-1])
         refresh_all(conn, max_gap_s=GAP)

@@ -61,7 +61,16 @@ def _load_today(server: Server) -> None:
         event(start, "w1", "st-a", "working", duration_s=3600.0),
         event(start, "w2", "st-b", "idle", duration_s=1800.0),
         *(
-            event(start + timedelta(minutes=2 * i + 1), "w1", "st-a", "product_count", count=1)
+            # Every tenth unit rejected (the others report none rejected): quality 90 %.
+            event(
+                start + timedelta(minutes=2 * i + 1),
+                "w1",
+                "st-a",
+                "product_count",
+                count=1,
+                rejected=int(i % 10 == 0),
+                sku="red",
+            )
             for i in range(30)
         ),
     ]
@@ -109,6 +118,10 @@ def test_shift_board_shows_the_apis_hours_line_and_losses(page: Page, dash_serve
         cells = row.locator("td")
         expect(cells.nth(0)).to_have_text(str(s["total_units_produced"]))
         expect(cells.nth(1)).to_have_attribute("data-value", _js(s["units_per_working_hour"]))
+        for j, key in ((3, "performance_percentage"), (4, "quality_percentage"), (5, "oee_percentage")):
+            value = s[key]
+            expect(cells.nth(j)).to_have_attribute("data-value", "" if value is None else _js(value))
+    assert view["stations"][1]["quality_percentage"] == 90 and view["stations"][1]["oee_percentage"]
     expect(page.locator('#line-view tr[data-station="st-a"] .badge')).to_have_text("bottleneck")
     losses = api_get(dash_server, "/api/v1/metrics/losses" + q + "&line_id=line-x")
     expect(page.locator("#losses tbody tr")).to_have_count(len(losses["rows"]))

@@ -105,9 +105,10 @@ export class ShiftPanel {
       el("th", { scope: "row" }, s.station_id,
         s.station_id === v.bottleneck_station_id ? el("span", { class: "badge offline", text: "bottleneck" }) : null),
       cell(s.total_units_produced, "int"), cell(s.units_per_working_hour, "rate"),
-      cell(s.median_cycle_time_s, "rate"), cell(s.performance_percentage, "pct")));
+      cell(s.median_cycle_time_s, "rate"), cell(s.performance_percentage, "pct"),
+      cell(s.quality_percentage, "pct"), cell(s.oee_percentage, "pct")));
     return table("line-view", `Line ${v.name}: bottleneck ${v.bottleneck_station_id ?? "none"}`,
-      ["Station", "Units", "Units / working h", "Median cycle (s)", "Performance %"], rows);
+      ["Station", "Units", "Units / working h", "Median cycle (s)", "Performance %", "Quality %", "OEE %"], rows);
   }
 
   pareto(l) {

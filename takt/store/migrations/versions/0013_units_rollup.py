@@ -1,0 +1,65 @@
+"""Units and rejects per hour, station and SKU: the rollup behind quality and SKU-weighted performance.
+
+Revision ID: 0013_units_rollup
+Revises: 0011_privacy
+Create Date: 2026-12-02
+
+- ``rollup_units_hour`` (per hour × site × station × SKU, production
+  ``product_count`` events only): ``units`` (Σ ``count``), ``rejected``
+  (Σ ``rejected``, an unreported count as 0), ``reported`` (Σ ``count`` of the
+  events that report ``rejected``) and ``events``. ``sku`` is '' for units
+  without one. Units are point events (no duration to derive), so a
+  station-hour's row depends on that hour's events only; the refresher rebuilds
+  the rows of the station-hours a round touches (``takt.store.rollups``) and
+  readers take the hours still queued in ``event_invalidations`` from
+  ``events`` (``api.metrics.units``, docs/metrics.md "Quality").
+
+A hypertable where TimescaleDB is installed. The upgrade fills it from the
+stored events; the SQL is frozen here so later code cannot change what this
+migration does.
+"""
+
+from alembic import op
+from sqlalchemy import text
+
+revision = "0013_units_rollup"
+down_revision = "0011_privacy"
+branch_labels = None
+depends_on = None
+
+BACKFILL = """
+INSERT INTO rollup_units_hour (bucket, site_id, station_id, sku, units, rejected, reported, events)
+SELECT date_bin('1 hour', ts, TIMESTAMPTZ '2000-01-01 00:00:00+00'), coalesce(site_id, ''), station_id,
+       coalesce(sku, ''), sum(count), sum(coalesce(rejected, 0)),
+       coalesce(sum(count) FILTER (WHERE rejected IS NOT NULL), 0), count(*)
+FROM events WHERE event_type = 'product_count' AND NOT shadow
+GROUP BY 1, 2, 3, 4
+"""
+
+
+def upgrade() -> None:
+    bind = op.get_bind()
+    op.execute("""
+        CREATE TABLE rollup_units_hour (
+            bucket      timestamptz NOT NULL,
+            site_id     text NOT NULL,
+            station_id  text NOT NULL,
+            sku         text NOT NULL,
+            units       bigint NOT NULL,
+            rejected    bigint NOT NULL,
+            reported    bigint NOT NULL,
+            events      bigint NOT NULL,
+            PRIMARY KEY (bucket, site_id, station_id, sku)
+        )""")
+    # The refresher rebuilds, and one station's figures read, a station's hours.
+    op.execute("CREATE INDEX rollup_units_hour_station ON rollup_units_hour (station_id, bucket)")
+    if bind.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")).first():
+        op.execute(
+            "SELECT create_hypertable('rollup_units_hour', 'bucket', "
+            "chunk_time_interval => interval '7 days')"
+        )
+    op.execute(BACKFILL)
+
+
+def downgrade() -> None:
+    op.execute("DROP TABLE IF EXISTS rollup_units_hour")
