@@ -19,7 +19,7 @@ Create Date: 2026-12-02
 from alembic import op
 
 revision = "0014_shift_reports"
-down_revision = "0011_privacy"
+down_revision = "0013_units_rollup"
 branch_labels = None
 depends_on = None
 
