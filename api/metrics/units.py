@@ -1,12 +1,13 @@
 """Units, rejects and SKUs per station over labelled windows: ``rollup_units_hour`` plus raw edges.
 
 Units are point events, so a station-hour's rollup row (per SKU) depends on
-that hour's ``product_count`` events only. A window is read as its whole hours
-from the rollup, except the station-hours still queued for the refresher (any
-``event_invalidations`` row of the station whose [min_ts, max_ts] reaches the
-hour), and the parts of an hour at its edges; those two are read from
-``events`` with an index range (``events_station_ts``, or ``events_ts`` for
-every station). One statement, so one snapshot: exact, and read-your-writes
+that hour's ``product_count`` events only. A window is read as whole UTC days
+(``rollup_units_day``) and hours (``rollup_units_hour``), signed as
+:func:`api.metrics.engine.split` makes them, except the station-hours still
+queued for the refresher (any ``event_invalidations`` row of the station whose
+[min_ts, max_ts] reaches the hour), and the parts of an hour at its edges;
+those two are read from ``events`` with an index range (``events_station_ts``,
+or ``events_ts`` for every station). One statement, so one snapshot: exact, and read-your-writes
 like every other figure (docs/metrics.md, "Quality").
 """
 
@@ -49,6 +50,10 @@ _EVENT_SUMS = (
 )
 _UNITS = "e.event_type = 'product_count' AND NOT e.shadow"
 
+# Spans (label, a, b, sign, is_day): whole days (rollup_units_day) and hours (rollup_units_hour),
+# added or subtracted as engine.split makes them. A queued station-hour inside a span counts
+# sign × (events − its stored hour row): the stored day and hour rows always agree (one round
+# rewrites both), so that replaces the stale hour with the truth either way.
 _UNIT_TOTALS = f"""
 WITH dirty AS MATERIALIZED (
     SELECT DISTINCT i.station_id, h.bucket
@@ -56,25 +61,39 @@ WITH dirty AS MATERIALIZED (
         date_bin('1 hour', i.min_ts, %(origin)s), date_bin('1 hour', i.max_ts, %(origin)s), interval '1 hour'
     ) AS h(bucket)
     WHERE i.max_ts >= i.min_ts {{where_i}}
-), hours AS (
-    SELECT * FROM unnest(%(h_labels)s::int[], %(h_starts)s::timestamptz[], %(h_ends)s::timestamptz[])
-         AS w(label, a, b)
+), spans AS MATERIALIZED (
+    SELECT * FROM unnest(%(s_labels)s::int[], %(s_starts)s::timestamptz[], %(s_ends)s::timestamptz[],
+                         %(s_signs)s::int[], %(s_days)s::boolean[]) AS w(label, a, b, sign, is_day)
+), stale AS MATERIALIZED (
+    SELECT w.label, w.sign, d.station_id, d.bucket
+    FROM spans w JOIN dirty d ON d.bucket >= w.a AND d.bucket < w.b
 )
 SELECT label, station_id, sku, sum(units)::bigint, sum(rejected)::bigint, sum(reported)::bigint,
        sum(events)::bigint
 FROM (
-    SELECT w.label, r.station_id, r.sku, r.units, r.rejected, r.reported, r.events
-    FROM hours w CROSS JOIN LATERAL (
-        SELECT * FROM rollup_units_hour r WHERE r.bucket >= w.a AND r.bucket < w.b {{where_r}}
-          AND NOT EXISTS (SELECT 1 FROM dirty d WHERE d.station_id = r.station_id AND d.bucket = r.bucket)
+    SELECT w.label, r.station_id, r.sku, r.units * w.sign AS units, r.rejected * w.sign AS rejected,
+           r.reported * w.sign AS reported, r.events * w.sign AS events
+    FROM spans w CROSS JOIN LATERAL (
+        SELECT * FROM rollup_units_day r WHERE w.is_day AND r.bucket >= w.a AND r.bucket < w.b {{where_r}}
         OFFSET 0
     ) r
     UNION ALL
-    SELECT w.label, e.*
-    FROM hours w JOIN dirty d ON d.bucket >= w.a AND d.bucket < w.b
-    CROSS JOIN LATERAL (
+    SELECT w.label, r.station_id, r.sku, r.units * w.sign, r.rejected * w.sign, r.reported * w.sign,
+           r.events * w.sign
+    FROM spans w CROSS JOIN LATERAL (
+        SELECT * FROM rollup_units_hour r
+        WHERE NOT w.is_day AND r.bucket >= w.a AND r.bucket < w.b {{where_r}} OFFSET 0
+    ) r
+    UNION ALL
+    SELECT s.label, r.station_id, r.sku, -r.units * s.sign, -r.rejected * s.sign, -r.reported * s.sign,
+           -r.events * s.sign
+    FROM stale s JOIN rollup_units_hour r ON r.station_id = s.station_id AND r.bucket = s.bucket {{where_r}}
+    UNION ALL
+    SELECT s.label, e.station_id, e.sku, e.units * s.sign, e.rejected * s.sign, e.reported * s.sign,
+           e.events * s.sign
+    FROM stale s CROSS JOIN LATERAL (
         SELECT {_EVENT_SUMS} FROM events e
-        WHERE e.station_id = d.station_id AND e.ts >= d.bucket AND e.ts < d.bucket + interval '1 hour'
+        WHERE e.station_id = s.station_id AND e.ts >= s.bucket AND e.ts < s.bucket + interval '1 hour'
           AND {_UNITS} {{where_e}} OFFSET 0
     ) e
     UNION ALL
@@ -85,6 +104,7 @@ FROM (
     ) e
 ) t
 GROUP BY 1, 2, 3
+HAVING sum(events) <> 0 OR sum(units) <> 0
 """
 
 
@@ -108,12 +128,15 @@ def unit_totals(
     station_id: str | None = None,
 ) -> dict[tuple[int, str, str], UnitTotals]:
     """Per (label, station, SKU ('' for none)): production units, rejects, reported units, events."""
-    parts = split(windows, use_days=False)
+    parts = split(windows)
+    spans = [(*d, True) for d in parts.days] + [(*h, False) for h in parts.hours]
     params: dict[str, Any] = {
         "origin": ORIGIN,
-        "h_labels": [h[0] for h in parts.hours],
-        "h_starts": [h[1] for h in parts.hours],
-        "h_ends": [h[2] for h in parts.hours],
+        "s_labels": [x[0] for x in spans],
+        "s_starts": [x[1] for x in spans],
+        "s_ends": [x[2] for x in spans],
+        "s_signs": [x[3] for x in spans],
+        "s_days": [x[4] for x in spans],
         "p_labels": [p[0] for p in parts.parts],
         "p_starts": [p[1] + p[2] * MICROSECOND for p in parts.parts],
         "p_ends": [p[1] + p[3] * MICROSECOND for p in parts.parts],

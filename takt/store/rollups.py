@@ -48,14 +48,16 @@ DAY = timedelta(days=1)
 WORKER_HOUR_TABLES = ("rollup_hour", "rollup_worker_hour", "rollup_worker_detail")
 STATION_HOUR_TABLES = ("rollup_station_hour", "rollup_station_detail")
 ROLLUP_HOUR_TABLES = (*WORKER_HOUR_TABLES, *STATION_HOUR_TABLES, "rollup_model_hour")
-# Units and rejects per station-hour and SKU (migration 0013): rebuilt by its own statement, _UNITS_HOURS.
+# Units and rejects per station-hour / -day and SKU (migration 0013): rebuilt by one statement, _units_hours.
 UNITS_TABLE = "rollup_units_hour"
+UNITS_DAY_TABLE = "rollup_units_day"
 ROLLUP_TABLES = (
     *ROLLUP_HOUR_TABLES,
     "rollup_worker_day",
     "rollup_station_day",
     "rollup_model_day",
     UNITS_TABLE,
+    UNITS_DAY_TABLE,
 )
 ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
 # Invalidations one refresh transaction consumes: coalesced per worker, so a
@@ -288,11 +290,15 @@ GROUP BY r.bucket, r.site_id, r.model_version, r.shadow
 
 
 # Units and rejects per station-hour and SKU (rollup_units_hour, production
-# product_count events). Units are point events: a station-hour's rows follow
-# from that hour's events alone, no lookback. One statement: rows whose key is
-# gone are deleted, the others upserted; the two sets are disjoint, so no row
-# is touched twice.
+# product_count events) and per station-day (rollup_units_day, the sum of its
+# hours). Units are point events: a station-hour's rows follow from that hour's
+# events alone, no lookback. One statement: the hour rows whose key is gone are
+# deleted, the others upserted (disjoint sets, so no row is touched twice); the
+# touched days are re-summed from their hours outside the rebuilt ranges (as
+# stored: every CTE sees the table before the statement) plus the fresh rows,
+# and replaced the same way.
 def _units_hours(key: str | None) -> str:
+    ranges = _RANGES if key is None else _KEYS
     source = (
         f"{_RANGES} JOIN events e ON e.ts >= k.lo AND e.ts < k.hi"
         if key is None
@@ -300,6 +306,14 @@ def _units_hours(key: str | None) -> str:
         f"AND e.ts >= k.lo AND e.ts < k.hi OFFSET 0) e"
     )
     same = "f.bucket = r.bucket AND f.site_id = r.site_id AND f.station_id = r.station_id AND f.sku = r.sku"
+    columns = "bucket, site_id, station_id, sku, units, rejected, reported, events"
+    update = (
+        "ON CONFLICT (bucket, site_id, station_id, sku) DO UPDATE SET units = excluded.units, "
+        "rejected = excluded.rejected, reported = excluded.reported, events = excluded.events"
+    )
+    station = "" if key is None else "r.station_id = t.station_id AND "
+    rebuilt = "" if key is None else "k.key = r.station_id AND "
+    touched_station = "NULL::text" if key is None else "k.key"
     return f"""
 WITH fresh AS MATERIALIZED (
     SELECT date_bin('1 hour', e.ts, %(origin)s) AS bucket, coalesce(e.site_id, '') AS site_id, e.station_id,
@@ -312,12 +326,33 @@ WITH fresh AS MATERIALIZED (
     DELETE FROM {UNITS_TABLE} u USING {_rows(key, UNITS_TABLE)}
     WHERE u.bucket = r.bucket AND u.site_id = r.site_id AND u.station_id = r.station_id AND u.sku = r.sku
       AND NOT EXISTS (SELECT 1 FROM fresh f WHERE {same})
+), hours AS (
+    INSERT INTO {UNITS_TABLE} ({columns}) SELECT * FROM fresh {update}
+), touched AS MATERIALIZED (
+    SELECT DISTINCT {touched_station} AS station_id, d.day
+    FROM {ranges} CROSS JOIN LATERAL generate_series(
+        date_bin('1 day', k.lo, %(origin)s), k.hi - interval '1 microsecond', interval '1 day'
+    ) AS d(day)
+), days AS MATERIALIZED (
+    SELECT date_bin('1 day', x.bucket, %(origin)s) AS bucket, x.site_id, x.station_id, x.sku,
+           sum(x.units) AS units, sum(x.rejected) AS rejected, sum(x.reported) AS reported,
+           sum(x.events) AS events
+    FROM (
+        SELECT r.{columns.replace(", ", ", r.")}
+        FROM touched t CROSS JOIN LATERAL (
+            SELECT * FROM {UNITS_TABLE} r
+            WHERE {station}r.bucket >= t.day AND r.bucket < t.day + interval '1 day' OFFSET 0
+        ) r
+        WHERE NOT EXISTS (SELECT 1 FROM {ranges} WHERE {rebuilt}r.bucket >= k.lo AND r.bucket < k.hi)
+        UNION ALL
+        SELECT * FROM fresh
+    ) x
+    GROUP BY 1, 2, 3, 4
+), days_gone AS (
+    DELETE FROM {UNITS_DAY_TABLE} r USING touched t
+    WHERE {station}r.bucket = t.day AND NOT EXISTS (SELECT 1 FROM days f WHERE {same})
 )
-INSERT INTO {UNITS_TABLE} (bucket, site_id, station_id, sku, units, rejected, reported, events)
-SELECT * FROM fresh
-ON CONFLICT (bucket, site_id, station_id, sku) DO UPDATE
-SET units = excluded.units, rejected = excluded.rejected, reported = excluded.reported,
-    events = excluded.events
+INSERT INTO {UNITS_DAY_TABLE} ({columns}) SELECT * FROM days {update}
 """
 
 
@@ -777,7 +812,7 @@ def rebuild_units(conn: psycopg.Connection[Any]) -> None:
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,))
         _tune(conn)
-        conn.execute(f"TRUNCATE {UNITS_TABLE}")
+        conn.execute(f"TRUNCATE {UNITS_TABLE}, {UNITS_DAY_TABLE}")
         row = conn.execute(
             "SELECT min(ts), max(ts) FROM events WHERE event_type = 'product_count'"
         ).fetchone()
@@ -817,6 +852,7 @@ def apply_timescale_policies(
         ("rollup_model_hour", "model_version"),
         ("rollup_model_day", "model_version"),
         (UNITS_TABLE, "station_id"),
+        (UNITS_DAY_TABLE, "station_id"),
     ):
         if compress_after is not None:
             conn.execute(

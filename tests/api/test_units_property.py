@@ -27,7 +27,7 @@ GAP = 600.0
 
 unit_st = st.fixed_dictionaries(
     {
-        "offset": st.integers(-3 * 3600, 6 * 3600),
+        "offset": st.integers(-3 * 3600, 6 * 3600) | st.integers(-30 * 3600, 40 * 3600),
         "worker": st.sampled_from(["W1", "W2", "unknown"]),
         "station": st.sampled_from(["S1", "S2", "S3"]),
         "kind": st.sampled_from(["product_count", "product_count", "product_count", "working"]),
@@ -38,7 +38,10 @@ unit_st = st.fixed_dictionaries(
         "shadow": st.sampled_from([False, False, False, True]),
     }
 )
-window_st = st.tuples(st.integers(0, 2), st.integers(-4 * 3600, 4 * 3600), st.integers(1, 10 * 3600))
+# Short windows (hours and their parts) and long ones (whole UTC days, a day less its hours).
+window_st = st.tuples(
+    st.integers(0, 2), st.integers(-4 * 3600, 4 * 3600), st.integers(1, 10 * 3600)
+) | st.tuples(st.integers(0, 2), st.integers(-32 * 3600, 0), st.integers(13 * 3600, 60 * 3600))
 
 
 def _event(d: dict[str, Any]) -> Event:

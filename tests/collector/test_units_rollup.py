@@ -16,10 +16,10 @@ from tests.collector.rollup_events import GAP, T0, ev
 Rows = list[tuple[Any, ...]]
 
 
-def units(conn: psycopg.Connection[Any]) -> Rows:
+def units(conn: psycopg.Connection[Any], table: str = "rollup_units_hour") -> Rows:
     return conn.execute(
         "SELECT extract(epoch FROM bucket - %s)::int / 3600, site_id, station_id, sku, units, rejected, "
-        "reported, events FROM rollup_units_hour ORDER BY 1, 2, 3, 4",
+        f"reported, events FROM {table} ORDER BY 1, 2, 3, 4",
         (T0,),
     ).fetchall()
 
@@ -50,8 +50,11 @@ def test_rounds_roll_up_units_rejects_and_skus_and_follow_deletions(conn: psycop
     refresh_all(conn, max_gap_s=GAP)
     incremental = units(conn)
     assert incremental == [(0, "s1", "S1", "", 3, 0, 0, 1), (0, "s1", "S1", "A", 7, 1, 5, 3)]
+    # The day rows (T0 is 08:00 UTC: the day began 8 hours before) sum the hours.
+    assert units(conn, "rollup_units_day") == [(-8, *row[1:]) for row in incremental]
+    days = units(conn, "rollup_units_day")
     rebuild(conn, max_gap_s=GAP)
-    assert units(conn) == incremental
+    assert units(conn) == incremental and units(conn, "rollup_units_day") == days
 
 
 def test_upgrade_to_0013_backfills_units(conn: psycopg.Connection[Any], database: str) -> None:
@@ -64,9 +67,9 @@ def test_upgrade_to_0013_backfills_units(conn: psycopg.Connection[Any], database
         ],
     )
     refresh_all(conn, max_gap_s=GAP)
-    built = units(conn)
-    assert len(built) > 6
+    built = units(conn), units(conn, "rollup_units_day")
+    assert len(built[0]) > 6 and built[1]
     command.downgrade(db.alembic_config(database), "0011_privacy")
     assert conn.execute("SELECT to_regclass('rollup_units_hour')").fetchone() == (None,)
     db.upgrade(database)
-    assert units(conn) == built
+    assert (units(conn), units(conn, "rollup_units_day")) == built

@@ -1,4 +1,4 @@
-"""Units and rejects per hour, station and SKU: the rollup behind quality and SKU-weighted performance.
+"""Units and rejects per hour (and day), station and SKU: the rollup behind quality and SKU performance.
 
 Revision ID: 0013_units_rollup
 Revises: 0011_privacy
@@ -35,6 +35,13 @@ SELECT date_bin('1 hour', ts, TIMESTAMPTZ '2000-01-01 00:00:00+00'), coalesce(si
 FROM events WHERE event_type = 'product_count' AND NOT shadow
 GROUP BY 1, 2, 3, 4
 """
+BACKFILL_DAYS = """
+INSERT INTO rollup_units_day (bucket, site_id, station_id, sku, units, rejected, reported, events)
+SELECT date_bin('1 day', bucket, TIMESTAMPTZ '2000-01-01 00:00:00+00'), site_id, station_id, sku, sum(units),
+       sum(rejected), sum(reported), sum(events)
+FROM rollup_units_hour GROUP BY 1, 2, 3, 4
+"""
+TABLES = ("rollup_units_hour", "rollup_units_day")
 
 
 def upgrade() -> None:
@@ -51,15 +58,19 @@ def upgrade() -> None:
             events      bigint NOT NULL,
             PRIMARY KEY (bucket, site_id, station_id, sku)
         )""")
-    # The refresher rebuilds, and one station's figures read, a station's hours.
-    op.execute("CREATE INDEX rollup_units_hour_station ON rollup_units_hour (station_id, bucket)")
-    if bind.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")).first():
-        op.execute(
-            "SELECT create_hypertable('rollup_units_hour', 'bucket', "
-            "chunk_time_interval => interval '7 days')"
-        )
+    op.execute("CREATE TABLE rollup_units_day (LIKE rollup_units_hour INCLUDING ALL)")
+    timescale = bind.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")).first()
+    for table in TABLES:
+        # The refresher rebuilds, and one station's figures read, a station's hours and days.
+        op.execute(f"CREATE INDEX {table}_station ON {table} (station_id, bucket)")
+        if timescale:
+            op.execute(
+                f"SELECT create_hypertable('{table}', 'bucket', chunk_time_interval => interval '7 days')"
+            )
     op.execute(BACKFILL)
+    op.execute(BACKFILL_DAYS)
 
 
 def downgrade() -> None:
-    op.execute("DROP TABLE IF EXISTS rollup_units_hour")
+    for table in TABLES:
+        op.execute(f"DROP TABLE IF EXISTS {table}")
