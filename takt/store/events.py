@@ -198,15 +198,19 @@ def _copy_line(event: Event) -> str:
 # seconds are never widened, so a long round still consumes them. Rows are
 # locked in key order, so concurrent writers never deadlock on them. Every
 # writer of events or deletions queues through this.
+# A row already queued for the key-hour in this second is widened (docs/metrics.md, "The queue").
+WIDEN_QUEUED = """
+    ON CONFLICT (worker_id, station_id, bucket, slot) DO UPDATE
+    SET min_ts = least(i.min_ts, excluded.min_ts), max_ts = greatest(i.max_ts, excluded.max_ts),
+        id = nextval(pg_get_serial_sequence('event_invalidations', 'id'))"""
+
+
 def invalidate_sql(source: str) -> str:
     return f"""
     INSERT INTO event_invalidations AS i (worker_id, station_id, min_ts, max_ts)
     SELECT worker_id, station_id, min(min_ts), max(max_ts) FROM {source}
     GROUP BY worker_id, station_id, date_bin('1 hour', min_ts, TIMESTAMPTZ '2000-01-01 00:00:00+00')
-    ORDER BY 1, 2, 3
-    ON CONFLICT (worker_id, station_id, bucket, slot) DO UPDATE
-    SET min_ts = least(i.min_ts, excluded.min_ts), max_ts = greatest(i.max_ts, excluded.max_ts),
-        id = nextval(pg_get_serial_sequence('event_invalidations', 'id'))"""
+    ORDER BY 1, 2, 3{WIDEN_QUEUED}"""
 
 
 INVALIDATE = invalidate_sql(

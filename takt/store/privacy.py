@@ -17,6 +17,8 @@ from typing import Any
 
 import psycopg
 
+from takt.store.events import WIDEN_QUEUED
+
 # The response header a route sets on an answer that carries per-person data; its value names
 # the worker asked about, or "*" for every visible worker. The API's front door records the read
 # and removes the header.
@@ -129,7 +131,7 @@ def erase_worker(
         raise ValueError("'unknown' is not a person: nothing to erase")
     with conn.transaction():
         rows = conn.execute(
-            """
+            f"""
             WITH gone AS (
                 DELETE FROM events WHERE worker_id = %(w)s AND (%(s)s::text IS NULL OR site_id = %(s)s)
                 RETURNING event_id, station_id, ts,
@@ -137,8 +139,9 @@ def erase_worker(
             ), freed AS (
                 DELETE FROM event_ids i USING gone g WHERE i.event_id = g.event_id RETURNING 1
             ), queued AS (
-                INSERT INTO event_invalidations (worker_id, station_id, min_ts, max_ts)
+                INSERT INTO event_invalidations AS i (worker_id, station_id, min_ts, max_ts)
                 SELECT %(w)s, station_id, min(ts), max(end_ts) FROM gone GROUP BY station_id
+                ORDER BY station_id{WIDEN_QUEUED}
                 RETURNING 1
             )
             SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM freed), (SELECT count(*) FROM queued)

@@ -21,6 +21,7 @@ from takt.cli import main
 from takt.contract import Event
 from takt.store.db import upgrade
 from takt.store.events import DeadLetter, insert_dead_letters, write_events
+from takt.store.privacy import erase_worker
 from takt.store.rollups import refresh_all
 
 START = datetime(2026, 11, 2, 6, 0, tzinfo=UTC)
@@ -231,3 +232,19 @@ def test_privacy_sheet_follows_the_configuration(settings: ApiSettings, tmp_path
     other = runner.invoke(main, ["privacy", "sheet", "--site", "plant-b"], env=env)
     assert "**named**" in other.output and "Raw events: kept until removed by hand" in other.output
     assert "b-lead" in other.output and "| wall |" not in other.output
+
+
+def test_erasure_right_after_a_write_of_the_same_hours_widens_the_queued_rows(settings: ApiSettings) -> None:
+    """A write and an erasure of the same worker, station and hour within one second share one queue
+    row (its unique key): the erasure widens it instead of failing on the key."""
+    w1_a, _rest = _data()
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute("TRUNCATE events, event_ids, event_invalidations")
+        with conn.transaction():  # one transaction: one slot for the write and the erasure
+            write_events(conn, w1_a)
+            queued = conn.execute("SELECT count(*) FROM event_invalidations").fetchone()
+            result = erase_worker(conn, "W1", actor="test", site_id="plant-a")
+            after = conn.execute("SELECT count(*) FROM event_invalidations").fetchone()
+        assert result.events == len(w1_a)
+        assert queued is not None and after is not None and after[0] == queued[0]
+        assert conn.execute("SELECT count(*) FROM events").fetchone() == (0,)

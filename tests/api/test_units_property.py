@@ -89,13 +89,12 @@ def test_unit_totals_equal_raw_scan(
         conn.execute(f"TRUNCATE events, event_ids, event_invalidations, {', '.join(ROLLUP_TABLES)}")
         write_events(conn, [_event(d) for d in early])
         refresh_all(conn, max_gap_s=GAP)
-        # An erasure and late events into hours already rolled up; refreshed or left pending. (The
-        # erasure first: its queue insert has no ON CONFLICT, so it fails on a key-hour a write
-        # queued in the same second; reported to the lead.)
-        if erase:
-            erase_worker(conn, "W2", actor="test")
+        # Late events into hours already rolled up, then an erasure (which may queue the key-hour
+        # the write just queued, in the same second); refreshed or left pending.
         if late:
             write_events(conn, [_event(d) for d in late])
+        if erase:
+            erase_worker(conn, "W2", actor="test")
         if refresh_late:
             refresh_all(conn, max_gap_s=GAP)
         labelled = [
