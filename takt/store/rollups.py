@@ -63,7 +63,7 @@ HOUR_US = 3_600_000_000
 # within PART_RECENT before the newest event's hour; older hours in parts are
 # compacted back into one row, at most COMPACT_PER_ROUND key-hours of each
 # kind per round.
-PART_US = 10_000_000
+PART_US = 2_000_000
 PART_MIN_EVENTS = 1_000
 PART_RECENT = timedelta(hours=1)
 COMPACT_PER_ROUND = 4

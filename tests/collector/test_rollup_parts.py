@@ -10,9 +10,10 @@ from typing import Any
 
 import psycopg
 import pytest
+from alembic import command
 
-from takt.store import rollups
-from takt.store.events import write_events
+from takt.store import db, rollups
+from takt.store.events import INVALIDATE, write_events
 from takt.store.rollups import ROLLUP_TABLES, rebuild, refresh, refresh_all
 from tests.collector.rollup_events import GAP, T0, ev
 
@@ -180,8 +181,6 @@ def test_a_deletion_in_a_part(conn: psycopg.Connection[Any]) -> None:
             "ts + coalesce(effective_duration_s, 0) * interval '1 second'",
             (gone.event_id,),
         ).fetchall()
-        from takt.store.events import INVALIDATE
-
         conn.execute(
             INVALIDATE,
             {
@@ -221,4 +220,20 @@ def test_a_quiet_hour_stays_one_row(conn: psycopg.Connection[Any], monkeypatch: 
         write_events(conn, events[i : i + 10])
         refresh_all(conn, max_gap_s=GAP)
     assert _parts(conn) == 0 and _parts(conn, "rollup_station_detail") == 0
+    _assert_equals_rebuild(conn)
+
+
+def test_downgrade_queues_the_hours_in_parts(conn: psycopg.Connection[Any], database: str) -> None:
+    write_events(conn, _stream([i * 0.9 for i in range(30)]))
+    refresh_all(conn, max_gap_s=GAP)
+    held = conn.execute(
+        "SELECT DISTINCT worker_id, bucket FROM rollup_worker_detail WHERE part > 0"
+    ).fetchall()
+    assert held
+    command.downgrade(db.alembic_config(database), "0011_privacy")
+    assert conn.execute("SELECT to_regclass('rollup_hour_part')").fetchone() == (None,)
+    queued = conn.execute("SELECT DISTINCT worker_id, bucket FROM event_invalidations").fetchall()
+    assert set(held) <= set(queued)
+    db.upgrade(database)
+    refresh_all(conn, max_gap_s=GAP)
     _assert_equals_rebuild(conn)

@@ -19,7 +19,9 @@ Create Date: 2026-12-02
   offset + 1) of what the row holds, so a station-hour rebuilt from an offset
   on reads only the worker rows that reach past it. NULL (rows written before
   this revision) is read as the end of the hour.
-- Partial indexes of the rows in parts (``part > 0``), for the compaction.
+- Partial indexes of the rows in parts (``part > 0``), for the compaction, and
+  ``rollup_hour (bucket, part)``: a round re-sums an hour's model rows from
+  every worker's rows from a part on.
 
 Existing rows keep ``part`` 0 (one row per hour, what they are): no rollup is
 rebuilt. On TimescaleDB, changing the primary key of a hypertable with
@@ -65,6 +67,8 @@ def upgrade() -> None:
     op.execute("ALTER TABLE rollup_worker_detail ADD COLUMN hi_us bigint")
     for table in ("rollup_worker_detail", "rollup_station_detail"):
         op.execute(f"CREATE INDEX {table}_parts ON {table} (bucket) WHERE part > 0")
+    # A round re-sums the model rows of an hour from its rows of every worker from a part on.
+    op.execute("CREATE INDEX rollup_hour_part ON rollup_hour (bucket, part)")
 
 
 def downgrade() -> None:
@@ -81,6 +85,7 @@ def downgrade() -> None:
         ON CONFLICT DO NOTHING""")
     for table in ("rollup_worker_detail", "rollup_station_detail"):
         op.execute(f"DROP INDEX IF EXISTS {table}_parts")
+    op.execute("DROP INDEX IF EXISTS rollup_hour_part")
     op.execute("ALTER TABLE rollup_worker_detail DROP COLUMN hi_us")
     for table, columns in KEYS:
         op.execute(f"DELETE FROM {table} WHERE part > 0")
