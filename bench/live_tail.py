@@ -4,9 +4,11 @@
 
 Starts its own PostgreSQL (devstack.PostgresServer) and writes, with the
 collector's writer in batches of 500, ``--rolled-up`` events of 100 workers
-(50 stations) at 5,000 events/s from an hour boundary on, refreshes them all,
-then writes ``--pending`` more at the same pace and leaves them pending, as a
-live ingest does between two refresh rounds. It then times the tail
+(50 stations) at 5,000 events/s from an hour boundary on, refreshing them
+round by round as it goes (one round per second of events, as a live
+refresher does; ``--at-once``: one refresh at the end), then writes
+``--pending`` more at the same pace and leaves them pending, as a live ingest
+does between two refresh rounds. It then times the tail
 (``api.metrics.live.load_tail``, twice), ``worker_totals`` over a window that
 covers the live hour (the engine applying the tail), and one refresh round
 over the whole queue, split into re-deriving durations and rebuilding rollups
@@ -74,6 +76,11 @@ def main() -> None:
     )
     parser.add_argument("--rolled-up", type=int, default=100_000, help="events refreshed before (same hour)")
     parser.add_argument("--pending", type=int, default=10_000, help="events left pending")
+    parser.add_argument(
+        "--at-once",
+        action="store_true",
+        help="refresh the rolled-up events in one go, not one round per second of events",
+    )
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="takt-tail-"))
     root.chmod(0o755)
@@ -84,8 +91,12 @@ def main() -> None:
         db.upgrade(dsn)
         rng = random.Random(1)
         with psycopg.connect(dsn, autocommit=True, options="-c TimeZone=UTC") as conn:
-            _write(conn, rng, 0, args.rolled_up)
-            rollups.refresh_all(conn, max_gap_s=600, batch=10_000)
+            # As a live ingest does: a refresh round after each second of events (once at the end
+            # with --at-once), so the live hour is stored as the refresher leaves it.
+            step = args.rolled_up if args.at_once else RATE
+            for first in range(0, args.rolled_up, step):
+                _write(conn, rng, first, min(step, args.rolled_up - first))
+                rollups.refresh_all(conn, max_gap_s=600, batch=10_000)
             _write(conn, rng, args.rolled_up, args.pending)
             row = conn.execute("SELECT count(*) FROM event_invalidations").fetchone()
             print(

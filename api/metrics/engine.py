@@ -511,39 +511,42 @@ WITH suffix AS (
          AS u(bucket, site_id, at)
     GROUP BY 1, 2
 ), live AS MATERIALIZED (
-    -- The station-hours the pending tail touches: stored offsets before the cut, then the tail's.
+    -- The station-hours the pending tail touches: stored offsets before the cut (of every part of
+    -- the hour, parts in time order), then the tail's.
     SELECT p.bucket, p.site_id,
-           coalesce(d.unit_at[1:width_bucket(p.cut - 1, d.unit_at)], '{{{{}}}}')
+           coalesce((SELECT array_agg(t ORDER BY d.part, t)
+                     FROM rollup_station_detail d CROSS JOIN LATERAL unnest(d.unit_at) AS t
+                     WHERE d.station_id = %(station_id)s AND d.bucket = p.bucket AND d.site_id = p.site_id
+                       AND d.part < p.cut AND t < p.cut), '{{{{}}}}')
            || coalesce(x.unit_at, '{{{{}}}}') AS unit_at
     FROM unnest(%(l_buckets)s::timestamptz[], %(l_sites)s::text[], %(l_cuts)s::bigint[])
          AS p(bucket, site_id, cut)
-    LEFT JOIN rollup_station_detail d
-           ON d.station_id = %(station_id)s AND d.bucket = p.bucket AND d.site_id = p.site_id
     LEFT JOIN suffix x ON x.bucket = p.bucket AND x.site_id = p.site_id
 ), w AS (
     SELECT *, (extract(epoch FROM a - %(origin)s) * 1000000)::bigint AS lo,
               (extract(epoch FROM b - %(origin)s) * 1000000)::bigint AS hi
     FROM {_W}
 ), hours AS MATERIALIZED (
-    SELECT w.label, w.a, d.base,
+    SELECT w.label, w.a, d.base, d.part,
            CASE WHEN d.base >= w.lo AND d.base + {HOUR_US} <= w.hi THEN d.unit_at
                 ELSE ARRAY(SELECT t FROM unnest(d.unit_at) AS t
                            WHERE d.base + t >= w.lo AND d.base + t < w.hi) END AS u
     FROM w CROSS JOIN LATERAL (
-        SELECT (extract(epoch FROM d.bucket - %(origin)s) * 1000000)::bigint AS base, d.unit_at
+        SELECT (extract(epoch FROM d.bucket - %(origin)s) * 1000000)::bigint AS base, d.part, d.unit_at
         FROM (
-            SELECT d.bucket, d.unit_at FROM rollup_station_detail d
+            SELECT d.bucket, d.part, d.unit_at FROM rollup_station_detail d
             WHERE d.station_id = %(station_id)s AND d.bucket >= date_bin('1 hour', w.a, %(origin)s)
               AND d.bucket < w.b AND cardinality(d.unit_at) > 0 {{where}}
               AND NOT EXISTS (SELECT 1 FROM live l WHERE l.bucket = d.bucket AND l.site_id = d.site_id)
             UNION ALL
-            SELECT l.bucket, l.unit_at FROM live l
+            SELECT l.bucket, 0, l.unit_at FROM live l
             WHERE l.bucket >= date_bin('1 hour', w.a, %(origin)s) AND l.bucket < w.b
               AND cardinality(l.unit_at) > 0
         ) d OFFSET 0
     ) d
 ), runs AS (
-    SELECT u, u[1] + base - lag(u[cardinality(u)] + base) OVER (PARTITION BY label, a ORDER BY base) AS joint
+    SELECT u, u[1] + base - lag(u[cardinality(u)] + base) OVER (PARTITION BY label, a ORDER BY base, part)
+           AS joint
     FROM hours WHERE cardinality(u) > 0
 ), gaps AS (
     SELECT joint AS gap FROM runs WHERE joint IS NOT NULL

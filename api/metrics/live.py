@@ -234,7 +234,7 @@ _STATION_PIECES = f"""
 SELECT s.site, s.station, s.bucket, p.k::text, p.f, p.t
 FROM {_SH}
 JOIN rollup_worker_detail d ON d.bucket = s.bucket AND d.station_id = s.station AND d.site_id = s.site
-     AND NOT d.shadow
+     AND NOT d.shadow AND coalesce(d.hi_us, {HOUR_US}) > s.cut
 LEFT JOIN (SELECT * FROM {_HOURS}) h ON h.bucket = d.bucket AND {_WK.format(a="d", k="h")}
 CROSS JOIN LATERAL unnest(
     d.state_kind[width_bucket(s.cut - %(span)s::bigint - 1, d.state_from) + 1:],
@@ -244,7 +244,7 @@ WHERE p.t > s.cut AND (h.cut IS NULL OR p.f < h.cut)
 """
 
 _STATION_STORED = f"""
-SELECT s.site, s.station, s.bucket, i.k::text, i.f, i.t, d.unit_at{_from("unit_at", "s.cut")}
+SELECT s.site, s.station, s.bucket, d.part, i.k::text, i.f, i.t, d.unit_at{_from("unit_at", "s.cut")}
 FROM {_SH}
 JOIN rollup_station_detail d ON d.bucket = s.bucket AND d.station_id = s.station AND d.site_id = s.site
 LEFT JOIN LATERAL unnest(d.island_kind, d.island_from, d.island_to) AS i(k, f, t) ON i.t > s.cut
@@ -484,14 +484,15 @@ def _stations(
     for site, station, bucket, kind, f, t in conn.execute(_STATION_PIECES, params).fetchall():
         pieces[(site, station, bucket)].append((kind, f, t))
     units: dict[tuple[str, str, datetime], Counter[int]] = defaultdict(Counter)
-    seen: set[tuple[str, str, datetime]] = set()
-    for site, station, bucket, kind, f, t, unit_at in conn.execute(_STATION_STORED, params).fetchall():
+    # One row per island (or per stored part without islands from the cut on): a part's units once.
+    seen: set[tuple[str, str, datetime, int]] = set()
+    for site, station, bucket, part, kind, f, t, unit_at in conn.execute(_STATION_STORED, params).fetchall():
         key = (site, station, bucket)
         cut = cuts[key]
         if kind is not None:
             tail.station.append(StationElement(-1, bucket, site, station, kind, max(f, cut), t))
-        if key not in seen:
-            seen.add(key)
+        if (*key, part) not in seen:
+            seen.add((*key, part))
             units[key].update(unit_at or [])
     for e in touched:
         key = (e.site, e.station, e.bucket)

@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 ADVISORY_LOCK_KEY = 0x74616B74  # "takt"
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
+MICROSECOND = timedelta(microseconds=1)
 # Per worker and hour (rollup_hour has every dimension; model rows are summed from it).
 WORKER_HOUR_TABLES = ("rollup_hour", "rollup_worker_hour", "rollup_worker_detail")
 STATION_HOUR_TABLES = ("rollup_station_hour", "rollup_station_detail")
@@ -63,6 +64,19 @@ ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
 # Invalidations one refresh transaction consumes: coalesced per worker, so a
 # larger batch re-derives the same ranges fewer times.
 ROUND_INVALIDATIONS = 10_000
+HOUR_US = 3_600_000_000
+# Busy recent hours are stored in parts (migration 0012, docs/metrics.md): a row
+# of a per-hour table holds the elements of its key-hour that start in
+# [part, the next part), and a round rewrites only the parts from its first
+# changed element on instead of the whole hour. A worker- or station-hour is
+# written in parts of PART_US once it holds PART_MIN_EVENTS events and lies
+# within PART_RECENT before the newest event's hour; older hours in parts are
+# compacted back into one row, at most COMPACT_PER_ROUND key-hours of each
+# kind per round.
+PART_US = 2_000_000
+PART_MIN_EVENTS = 1_000
+PART_RECENT = timedelta(hours=1)
+COMPACT_PER_ROUND = 4
 
 Range = tuple[datetime, datetime]
 
@@ -79,60 +93,90 @@ def _us(interval: str) -> str:
 # Either every event of one time range, or per key (a worker or a station) its
 # own ranges: one index range scan each (the LATERAL ... OFFSET 0 keeps the
 # planner from hash-joining a sequential scan of events instead).
+# A range [lo, hi) starts anywhere (the first part rewritten) and ends on an
+# hour; a rebuild also has per range its part size ``bin`` (PART_US, or
+# HOUR_US: one row per key-hour) and where its scan of events starts
+# (``scan``: before lo by the lookback when states from before lo can reach a
+# later hour of the range, see _plan).
 _KEYS = "unnest(%(keys)s::text[], %(los)s::timestamptz[], %(his)s::timestamptz[]) AS k(key, lo, hi)"
 _RANGES = "unnest(%(los)s::timestamptz[], %(his)s::timestamptz[]) AS k(lo, hi)"
-_LOOKBACK = "%(lookback)s * interval '1 second'"
+_KEYS_SRC = (
+    "unnest(%(keys)s::text[], %(los)s::timestamptz[], %(his)s::timestamptz[], %(bins)s::bigint[], "
+    "%(scans)s::timestamptz[]) AS k(key, lo, hi, bin, scan)"
+)
+_RANGES_SRC = (
+    "unnest(%(los)s::timestamptz[], %(his)s::timestamptz[], %(bins)s::bigint[], %(scans)s::timestamptz[]) "
+    "AS k(lo, hi, bin, scan)"
+)
 
 
 def _source(key: str | None) -> str:
     if key is None:
-        return f"{_RANGES} JOIN events e ON e.ts >= k.lo - {_LOOKBACK} AND e.ts < k.hi"
+        return f"{_RANGES_SRC} JOIN events e ON e.ts >= k.scan AND e.ts < k.hi"
     return (
-        f"{_KEYS} CROSS JOIN LATERAL (SELECT * FROM events e WHERE e.{key} = k.key "
-        f"AND e.ts >= k.lo - {_LOOKBACK} AND e.ts < k.hi OFFSET 0) e"
+        f"{_KEYS_SRC} CROSS JOIN LATERAL (SELECT * FROM events e WHERE e.{key} = k.key "
+        f"AND e.ts >= k.scan AND e.ts < k.hi OFFSET 0) e"
     )
 
 
-def _rows(key: str | None, table: str) -> str:
-    """FROM items: the rows ``r`` of a rollup table in the same ranges (and keys), one index scan each."""
-    cond = "r.bucket >= k.lo AND r.bucket < k.hi"
+def _rows(
+    key: str | None, table: str, *, src: bool = False, reaching: bool = False, whole: bool = False
+) -> str:
+    """FROM items: the rows ``r`` of a per-hour rollup table in the same ranges (and keys), one index
+    scan each: in the first hour of a range the parts from ``lo`` on (``reaching``: worker detail
+    rows of any part that hold something ending after ``lo``; ``whole``: a table without parts)."""
+    cond = "r.bucket >= date_bin('1 hour', k.lo, %(origin)s) AND r.bucket < k.hi"
+    if whole:
+        pass
+    elif reaching:
+        cond += f" AND coalesce(r.hi_us, {HOUR_US}) > {_us('k.lo - r.bucket')}"
+    else:
+        cond += " AND r.bucket + r.part * interval '1 microsecond' >= k.lo"
     if key is not None:
         cond = f"r.{key} = k.key AND {cond}"
-    ranges = _RANGES if key is None else _KEYS
+    ranges = (_RANGES_SRC if src else _RANGES) if key is None else (_KEYS_SRC if src else _KEYS)
     return f"{ranges} CROSS JOIN LATERAL (SELECT * FROM {table} r WHERE {cond} OFFSET 0) r"
 
 
 # Source columns, state pieces split at hour boundaries (each piece clipped to
-# its hour and to [k.lo, k.hi)) and point events (every event in [k.lo, k.hi)),
-# with microsecond offsets from their hour when ``offsets``. Most states lie
-# within one hour: they skip the set-returning split.
-def _pieces_and_points(key: str | None, *, production_only: bool, piece_offsets: bool) -> str:
-    shadow = " AND NOT e.shadow" if production_only else ""
-    columns = "e.event_id, e.site_id, e.worker_id, e.station_id, e.event_type, e.model_version, e.shadow"
-    piece_us = f", {_us('s - bucket')} AS s_us, {_us('en - bucket')} AS en_us" if piece_offsets else ""
+# its hour and to [k.lo, k.hi); a piece *starting* before lo is not rebuilt:
+# it belongs to a part that stays) and point events (every event in [k.lo,
+# k.hi)), with microsecond offsets from their hour and their part (the start
+# offset rounded down to the range's part size). Most states lie within one
+# hour: they skip the set-returning split.
+def _pieces_and_points(key: str | None) -> str:
+    columns = (
+        "e.event_id, e.site_id, e.worker_id, e.station_id, e.event_type, e.model_version, e.shadow, e.bin"
+    )
     return f"""
 src AS MATERIALIZED (
     SELECT e.event_id, e.ts, date_bin('1 hour', e.ts, %(origin)s) AS hour, coalesce(e.site_id, '') AS site_id,
            e.worker_id, e.station_id, e.event_type, coalesce(e.model_version, '') AS model_version, e.shadow,
            e.count, e.confidence, e.ts + coalesce(e.effective_duration_s, 0) * interval '1 second' AS ends,
-           k.lo, k.hi
-    FROM {_source(key)} WHERE true{shadow}
+           k.lo, k.hi, k.bin,
+           date_bin('1 hour', k.lo - interval '1 microsecond', %(origin)s) + interval '1 hour' AS first
+    FROM {_source(key)}
 ), pieces AS MATERIALIZED (
-    SELECT *{piece_us} FROM (
-        SELECT e.hour AS bucket, {columns}, e.ts AS s, e.ends AS en
-        FROM src e
-        WHERE e.event_type <> 'product_count' AND e.ends > e.ts AND e.ts >= e.lo
-          AND e.ends <= e.hour + interval '1 hour'
-        UNION ALL
-        SELECT b.bucket, {columns}, greatest(e.ts, b.bucket), least(e.ends, b.bucket + interval '1 hour')
-        FROM src e CROSS JOIN LATERAL generate_series(
-            greatest(e.hour, e.lo), least(e.ends, e.hi) - interval '1 microsecond', interval '1 hour'
-        ) AS b(bucket)
-        WHERE e.event_type <> 'product_count' AND e.ends > e.ts AND e.ends > e.lo
-          AND (e.ts < e.lo OR e.ends > e.hour + interval '1 hour')
-    ) p
+    SELECT *, (s_us / bin) * bin AS part FROM (
+        SELECT *, {_us("s - bucket")} AS s_us, {_us("en - bucket")} AS en_us FROM (
+            SELECT e.hour AS bucket, {columns}, e.ts AS s, e.ends AS en
+            FROM src e
+            WHERE e.event_type <> 'product_count' AND e.ends > e.ts AND e.ts >= e.lo
+              AND e.ends <= e.hour + interval '1 hour'
+            UNION ALL
+            SELECT b.bucket, {columns}, greatest(e.ts, b.bucket), least(e.ends, b.bucket + interval '1 hour')
+            FROM src e CROSS JOIN LATERAL generate_series(
+                CASE WHEN e.ts >= e.lo THEN e.hour ELSE greatest(e.hour, e.first) END,
+                least(e.ends, e.hi) - interval '1 microsecond', interval '1 hour'
+            ) AS b(bucket)
+            WHERE e.event_type <> 'product_count' AND e.ends > e.ts AND e.ends > e.lo
+              AND (e.ts < e.lo OR e.ends > e.hour + interval '1 hour')
+        ) p
+    ) q
 ), points AS MATERIALIZED (
-    SELECT hour AS bucket, *, {_us("ts - hour")} AS at_us FROM src WHERE ts >= lo
+    SELECT *, (at_us / bin) * bin AS part FROM (
+        SELECT hour AS bucket, *, {_us("ts - hour")} AS at_us FROM src WHERE ts >= lo
+    ) q
 )"""
 
 
@@ -143,26 +187,27 @@ src AS MATERIALIZED (
 def _worker_hours(key: str | None) -> str:
     order = "ORDER BY at_us, event_id"
     return f"""
-WITH {_pieces_and_points(key, production_only=False, piece_offsets=True)}, totals AS (
-    INSERT INTO rollup_hour (bucket, site_id, worker_id, station_id, event_type, model_version, shadow,
+WITH {_pieces_and_points(key)}, totals AS (
+    INSERT INTO rollup_hour (bucket, site_id, worker_id, station_id, event_type, model_version, shadow, part,
                              seconds, units, events, conf_sum, conf_min, conf_max)
-    SELECT bucket, site_id, worker_id, station_id, event_type, model_version, shadow,
+    SELECT bucket, site_id, worker_id, station_id, event_type, model_version, shadow, part,
            coalesce(sum(seconds), 0), sum(units), sum(events), coalesce(sum(conf), 0), min(conf), max(conf)
     FROM (
-        SELECT bucket, site_id, worker_id, station_id, event_type, model_version, shadow,
+        SELECT bucket, site_id, worker_id, station_id, event_type, model_version, shadow, part,
                (en_us - s_us)::double precision / 1e6 AS seconds, 0 AS units, 0 AS events,
                NULL::double precision AS conf
         FROM pieces
         UNION ALL
-        SELECT bucket, site_id, worker_id, station_id, event_type, model_version, shadow, 0,
+        SELECT bucket, site_id, worker_id, station_id, event_type, model_version, shadow, part, 0,
                CASE WHEN event_type = 'product_count' THEN count ELSE 0 END, 1, confidence
         FROM points
     ) x
-    GROUP BY bucket, site_id, worker_id, station_id, event_type, model_version, shadow
+    GROUP BY bucket, site_id, worker_id, station_id, event_type, model_version, shadow, part
 )
-INSERT INTO rollup_worker_detail (bucket, site_id, worker_id, station_id, model_version, shadow, state_kind,
-                                  state_from, state_to, event_at, event_conf, unit_at, unit_count)
-SELECT bucket, site_id, worker_id, station_id, model_version, shadow,
+INSERT INTO rollup_worker_detail (bucket, site_id, worker_id, station_id, model_version, shadow, part, hi_us,
+                                  state_kind, state_from, state_to, event_at, event_conf, unit_at, unit_count)
+SELECT bucket, site_id, worker_id, station_id, model_version, shadow, part,
+       greatest(max(to_us), max(at_us + 1) FILTER (WHERE NOT piece)),
        coalesce(array_agg(kind {order}) FILTER (WHERE piece), '{{}}'),
        coalesce(array_agg(at_us {order}) FILTER (WHERE piece), '{{}}'),
        coalesce(array_agg(to_us {order}) FILTER (WHERE piece), '{{}}'),
@@ -171,30 +216,30 @@ SELECT bucket, site_id, worker_id, station_id, model_version, shadow,
        coalesce(array_agg(at_us {order}) FILTER (WHERE unit), '{{}}'),
        coalesce(array_agg(n {order}) FILTER (WHERE unit), '{{}}')
 FROM (
-    SELECT bucket, site_id, worker_id, station_id, model_version, shadow, event_id, true AS piece,
+    SELECT bucket, site_id, worker_id, station_id, model_version, shadow, part, event_id, true AS piece,
            false AS unit, {codes.state_code_sql("event_type")} AS kind, s_us AS at_us, en_us AS to_us,
            NULL::double precision AS conf, 0 AS n
     FROM pieces
     UNION ALL
-    SELECT bucket, site_id, worker_id, station_id, model_version, shadow, event_id, false,
+    SELECT bucket, site_id, worker_id, station_id, model_version, shadow, part, event_id, false,
            event_type = 'product_count' AND count > 0, NULL, at_us, NULL, confidence, count
     FROM points
 ) x
-GROUP BY bucket, site_id, worker_id, station_id, model_version, shadow
+GROUP BY bucket, site_id, worker_id, station_id, model_version, shadow, part
 """
 
 
 def _worker_hour_totals(key: str | None) -> str:
     return f"""
-INSERT INTO rollup_worker_hour (bucket, site_id, worker_id, working_s, idle_s, absent_s, units, events)
-SELECT r.bucket, r.site_id, r.worker_id,
+INSERT INTO rollup_worker_hour (bucket, site_id, worker_id, part, working_s, idle_s, absent_s, units, events)
+SELECT r.bucket, r.site_id, r.worker_id, r.part,
        coalesce(sum(r.seconds) FILTER (WHERE r.event_type = 'working'), 0),
        coalesce(sum(r.seconds) FILTER (WHERE r.event_type = 'idle'), 0),
        coalesce(sum(r.seconds) FILTER (WHERE r.event_type = 'absent'), 0),
        sum(r.units), sum(r.events)
 FROM {_rows(key, "rollup_hour")}
 WHERE NOT r.shadow
-GROUP BY r.bucket, r.site_id, r.worker_id
+GROUP BY r.bucket, r.site_id, r.worker_id, r.part
 """
 
 
@@ -207,6 +252,10 @@ GROUP BY r.bucket, r.site_id, r.worker_id
 # next island starts, the last at the kind's last end. rollup_station_hour
 # gets the union seconds (sums of island lengths) and counts,
 # rollup_station_detail the islands and the station's event and unit offsets.
+# From a range's lo on (``cut``, in its first hour): the union of what the
+# pieces cover from the cut on, read from the worker rows that reach past it
+# (``hi_us``); its islands are split at the range's part boundaries, so the
+# parts of a station-hour are disjoint in time and add up.
 def _station_hours(key: str | None) -> str:
     kinds = [(kind, codes.members_sql(kind, "k")) for kind in codes.ISLAND_MEMBERS]
     running = ",\n           ".join(
@@ -220,56 +269,68 @@ def _station_hours(key: str | None) -> str:
     any_start = " OR ".join(
         f"({member} AND (prev_{kind} IS NULL OR f > prev_{kind}))" for kind, member in kinds
     )
+    station = "bucket, site_id, station_id"
     return f"""
 WITH detail AS MATERIALIZED (
-    SELECT r.* FROM {_rows(key, "rollup_worker_detail")} WHERE NOT r.shadow
+    SELECT r.*, k.bin, greatest({_us("k.lo - r.bucket")}, 0) AS cut
+    FROM {_rows(key, "rollup_worker_detail", src=True, reaching=True)} WHERE NOT r.shadow
 ), swept AS (
-    SELECT bucket, site_id, station_id, f, k,
+    SELECT {station}, bin, f, k,
            {running}
-    FROM detail CROSS JOIN LATERAL unnest(state_kind, state_from, state_to) AS x(k, f, t)
-    WINDOW w AS (PARTITION BY bucket, site_id, station_id ORDER BY f, t
-                 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
-           p AS (PARTITION BY bucket, site_id, station_id)
+    FROM (
+        SELECT d.bucket, d.site_id, d.station_id, d.bin, x.k, greatest(x.f, d.cut) AS f, x.t
+        FROM detail d CROSS JOIN LATERAL unnest(d.state_kind, d.state_from, d.state_to) AS x(k, f, t)
+        WHERE x.t > d.cut
+    ) x
+    WINDOW w AS (PARTITION BY {station} ORDER BY f, t ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
+           p AS (PARTITION BY {station})
 ), starts AS (
-    SELECT bucket, site_id, station_id, i.kind, f, i.prev, i.last
+    SELECT {station}, bin, i.kind, f, i.prev, i.last
     FROM swept CROSS JOIN LATERAL (VALUES {values}) AS i(kind, prev, last, member)
     WHERE ({any_start}) AND i.member AND (i.prev IS NULL OR f > i.prev)
 ), islands AS (
-    SELECT bucket, site_id, station_id, kind, f,
-           coalesce(lead(prev) OVER (PARTITION BY bucket, site_id, station_id, kind ORDER BY f), last) AS t
+    SELECT {station}, bin, kind, f,
+           coalesce(lead(prev) OVER (PARTITION BY {station}, kind ORDER BY f), last) AS t
     FROM starts
+), pieces AS (
+    SELECT {station}, kind, p.part, greatest(f, p.part) AS f, least(t, p.part + bin) AS t
+    FROM islands CROSS JOIN LATERAL generate_series((f / bin) * bin, t - 1, bin) AS p(part)
 ), unions AS (
-    SELECT bucket, site_id, station_id,
+    SELECT {station}, part,
            coalesce(sum((t - f)::double precision / 1e6) FILTER (WHERE kind = {o}), 0) AS occupied_s,
            coalesce(sum((t - f)::double precision / 1e6) FILTER (WHERE kind = {w}), 0) AS working_s,
            coalesce(sum((t - f)::double precision / 1e6) FILTER (WHERE kind = {b}), 0) AS observed_s,
            array_agg(kind ORDER BY kind, f) AS island_kind,
            array_agg(f ORDER BY kind, f) AS island_from,
            array_agg(t ORDER BY kind, f) AS island_to
-    FROM islands GROUP BY bucket, site_id, station_id
+    FROM pieces GROUP BY {station}, part
 ), counts AS (
-    SELECT bucket, site_id, station_id, count(t) AS events,
-           array_agg(t ORDER BY t) FILTER (WHERE t IS NOT NULL) AS event_at
-    FROM detail LEFT JOIN LATERAL unnest(event_at) AS e(t) ON true
-    GROUP BY bucket, site_id, station_id
+    SELECT {station}, (t / bin) * bin AS part, count(*) AS events, array_agg(t ORDER BY t) AS event_at
+    FROM detail CROSS JOIN LATERAL unnest(event_at) AS e(t)
+    WHERE t >= cut
+    GROUP BY {station}, 4
 ), units AS (
-    SELECT bucket, site_id, station_id, sum(n) AS units, array_agg(t ORDER BY t, n) AS unit_at,
+    SELECT {station}, (t / bin) * bin AS part, sum(n) AS units, array_agg(t ORDER BY t, n) AS unit_at,
            array_agg(n ORDER BY t, n) AS unit_count
     FROM detail CROSS JOIN LATERAL unnest(unit_at, unit_count) AS u(t, n)
-    GROUP BY bucket, site_id, station_id
+    WHERE t >= cut
+    GROUP BY {station}, 4
 ), joined AS MATERIALIZED (
-    SELECT * FROM counts LEFT JOIN unions USING (bucket, site_id, station_id)
-    LEFT JOIN units USING (bucket, site_id, station_id)
+    SELECT * FROM (
+        SELECT {station}, part FROM unions UNION SELECT {station}, part FROM counts
+    ) x
+    LEFT JOIN unions USING ({station}, part) LEFT JOIN counts USING ({station}, part)
+    LEFT JOIN units USING ({station}, part)
 ), totals AS (
-    INSERT INTO rollup_station_hour (bucket, site_id, station_id, occupied_s, working_s, observed_s, units,
-                                     events)
-    SELECT bucket, site_id, station_id, coalesce(occupied_s, 0), coalesce(working_s, 0),
-           coalesce(observed_s, 0), coalesce(units, 0), events
+    INSERT INTO rollup_station_hour (bucket, site_id, station_id, part, occupied_s, working_s, observed_s,
+                                     units, events)
+    SELECT {station}, part, coalesce(occupied_s, 0), coalesce(working_s, 0), coalesce(observed_s, 0),
+           coalesce(units, 0), coalesce(events, 0)
     FROM joined
 )
-INSERT INTO rollup_station_detail (bucket, site_id, station_id, island_kind, island_from, island_to, event_at,
-                                   unit_at, unit_count)
-SELECT bucket, site_id, station_id, coalesce(island_kind, '{{}}'), coalesce(island_from, '{{}}'),
+INSERT INTO rollup_station_detail (bucket, site_id, station_id, part, island_kind, island_from, island_to,
+                                   event_at, unit_at, unit_count)
+SELECT {station}, part, coalesce(island_kind, '{{}}'), coalesce(island_from, '{{}}'),
        coalesce(island_to, '{{}}'), coalesce(event_at, '{{}}'), coalesce(unit_at, '{{}}'),
        coalesce(unit_count, '{{}}')
 FROM joined
@@ -277,15 +338,15 @@ FROM joined
 
 
 _MODEL_HOURS = f"""
-INSERT INTO rollup_model_hour (bucket, site_id, model_version, shadow, working_s, idle_s, absent_s, units,
-                               events, conf_sum)
-SELECT r.bucket, r.site_id, r.model_version, r.shadow,
+INSERT INTO rollup_model_hour (bucket, site_id, model_version, shadow, part, working_s, idle_s, absent_s,
+                               units, events, conf_sum)
+SELECT r.bucket, r.site_id, r.model_version, r.shadow, r.part,
        coalesce(sum(r.seconds) FILTER (WHERE r.event_type = 'working'), 0),
        coalesce(sum(r.seconds) FILTER (WHERE r.event_type = 'idle'), 0),
        coalesce(sum(r.seconds) FILTER (WHERE r.event_type = 'absent'), 0),
        sum(r.units), sum(r.events), sum(r.conf_sum)
 FROM {_rows(None, "rollup_hour")}
-GROUP BY r.bucket, r.site_id, r.model_version, r.shadow
+GROUP BY r.bucket, r.site_id, r.model_version, r.shadow, r.part
 """
 
 
@@ -323,7 +384,7 @@ WITH fresh AS MATERIALIZED (
     WHERE e.event_type = 'product_count' AND NOT e.shadow
     GROUP BY 1, 2, 3, 4
 ), gone AS (
-    DELETE FROM {UNITS_TABLE} u USING {_rows(key, UNITS_TABLE)}
+    DELETE FROM {UNITS_TABLE} u USING {_rows(key, UNITS_TABLE, whole=True)}
     WHERE u.bucket = r.bucket AND u.site_id = r.site_id AND u.station_id = r.station_id AND u.sku = r.sku
       AND NOT EXISTS (SELECT 1 FROM fresh f WHERE {same})
 ), hours AS (
@@ -386,10 +447,16 @@ def _day_totals(day_table: str, hour_table: str, key: str | None, values: str, b
 
 
 def _delete(
-    conn: psycopg.Connection[Any], tables: Iterable[str], key: str | None, params: dict[str, Any]
+    conn: psycopg.Connection[Any],
+    tables: Iterable[str],
+    key: str | None,
+    params: dict[str, Any],
+    *,
+    parts: bool = True,
 ) -> None:
     """Delete the rows of ``tables`` in the ranges (of the keys) of ``params`` (as made by _key_params
-    or _range_params).
+    or _range_params): in a range's first hour the parts from its ``lo`` on (``parts``: per-hour
+    tables; day tables have none and day-aligned ranges).
 
     One statement per distinct range, keys as an array: a join with the ranges
     would be planned as a sequential scan of the table.
@@ -398,12 +465,13 @@ def _delete(
     for i, (lo, hi) in enumerate(zip(params["los"], params["his"], strict=True)):
         by_range[(lo, hi)].append(params["keys"][i] if key is not None else "")
     which = f"{key} = ANY(%(keys)s) AND " if key is not None else ""
+    part = " AND bucket + part * interval '1 microsecond' >= %(lo)s" if parts else ""
     deletes = ", ".join(
-        f"d{i} AS (DELETE FROM {table} WHERE {which}bucket >= %(lo)s AND bucket < %(hi)s)"
+        f"d{i} AS (DELETE FROM {table} WHERE {which}bucket >= %(first)s AND bucket < %(hi)s{part})"
         for i, table in enumerate(tables)
     )
     for (lo, hi), keys in sorted(by_range.items()):
-        values: dict[str, Any] = {"lo": lo, "hi": hi}
+        values: dict[str, Any] = {"lo": lo, "hi": hi, "first": floor_hour(lo)}
         if key is not None:
             values["keys"] = keys
         conn.execute(f"WITH {deletes} SELECT 1", values)
@@ -543,10 +611,106 @@ def _range_params(ranges: list[Range]) -> dict[str, Any]:
 
 
 def _hours(ranges: Iterable[Range]) -> int:
-    return sum((hi - lo) // HOUR for lo, hi in ranges)
+    return sum((hi - floor_hour(lo)) // HOUR for lo, hi in ranges)
 
 
-_DETAIL_STATIONS = f"SELECT DISTINCT r.station_id, r.bucket FROM {_rows('worker_id', 'rollup_worker_detail')}"
+def merge_spans(ranges: Iterable[Range], *, inclusive: bool = True) -> list[Range]:
+    """Like :func:`merge_ranges` (hours), but each range keeps its exact start: the earliest start
+    among the ranges merged into it (a round rewrites an hour from there on, see _plan)."""
+    out: list[Range] = []
+    for a, b in sorted(ranges):
+        end = merge_ranges([(a, max(a, b))], inclusive=inclusive)[0][1]
+        if out and floor_hour(a) <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((a, end))
+    return out
+
+
+# The first hour of each range: the latest part of the key-hour at or before
+# the range's start, and the events the key-hour holds.
+_FIRST_HOURS = """
+SELECT (SELECT max(d.part) FROM {detail} d WHERE d.{key} = k.key AND d.bucket = k.h AND d.part <= k.o),
+       (SELECT coalesce(sum(t.events), 0) FROM {totals} t WHERE t.{key} = k.key AND t.bucket = k.h)
+FROM unnest(%(keys)s::text[], %(hs)s::timestamptz[], %(os)s::bigint[]) WITH ORDINALITY AS k(key, h, o, i)
+ORDER BY k.i
+"""
+
+
+def _plan(
+    conn: psycopg.Connection[Any],
+    key: str,
+    spans: Mapping[str, list[Range]],
+    recent: datetime | None,
+    lookback: float,
+) -> dict[str, Any]:
+    """The ranges a round rewrites, per key: where each starts, its part size and where its scan starts.
+
+    A key-hour is written in parts (PART_US) when it is busy (PART_MIN_EVENTS events stored) and
+    recent (not before ``recent``); otherwise as one row (a part of HOUR_US). In parts, a range
+    starts at the latest stored part at or before its first changed element: the rows before it
+    hold only elements that start before it (they end where the next part begins) and did not
+    change, the rows from it on are rewritten. As one row, it starts at its hour.
+    """
+    detail, totals = (
+        ("rollup_worker_detail", "rollup_worker_hour")
+        if key == "worker_id"
+        else ("rollup_station_detail", "rollup_station_hour")
+    )
+    rows = [(k, lo, hi) for k in sorted(spans) for lo, hi in spans[k]]
+    firsts = conn.execute(
+        _FIRST_HOURS.format(detail=detail, totals=totals, key=key),
+        {
+            "keys": [r[0] for r in rows],
+            "hs": [floor_hour(r[1]) for r in rows],
+            "os": [(r[1] - floor_hour(r[1])) // MICROSECOND for r in rows],
+        },
+    ).fetchall()
+    los: list[datetime] = []
+    bins: list[int] = []
+    scans: list[datetime] = []
+    for (_, lo, hi), (stored_part, events) in zip(rows, firsts, strict=True):
+        hour = floor_hour(lo)
+        offset = (lo - hour) // MICROSECOND
+        if recent is not None and hour >= recent and events >= PART_MIN_EVENTS:
+            part = stored_part if stored_part is not None else offset // PART_US * PART_US
+            bins.append(PART_US)
+        else:
+            part = 0
+            bins.append(HOUR_US)
+        start = hour + part * MICROSECOND
+        los.append(start)
+        # States from before the start reach it only from its hour on; they reach a later hour
+        # of the range from at most the lookback before it.
+        later = ceil_hour(start)
+        scans.append(min(start, later - timedelta(seconds=lookback)) if later < hi else start)
+    return {
+        "keys": [r[0] for r in rows],
+        "los": los,
+        "his": [r[2] for r in rows],
+        "bins": bins,
+        "scans": scans,
+        "origin": ORIGIN,
+    }
+
+
+def _spans(params: Mapping[str, Any]) -> dict[str, list[Range]]:
+    out: dict[str, list[Range]] = defaultdict(list)
+    for k, lo, hi in zip(params["keys"], params["los"], params["his"], strict=True):
+        out[k].append((lo, hi))
+    return out
+
+
+# Key-hours in parts that are no longer recent: rebuilt as one row each.
+_STALE_PARTS = """
+SELECT DISTINCT {key}, bucket FROM {table} WHERE part > 0 AND bucket < %(recent)s
+ORDER BY bucket, {key} LIMIT %(n)s
+"""
+
+_DETAIL_STATIONS = (
+    "SELECT DISTINCT r.station_id, greatest(r.bucket, k.lo) "
+    f"FROM {_rows('worker_id', 'rollup_worker_detail')}"
+)
 
 
 def rebuild_keys(
@@ -554,45 +718,72 @@ def rebuild_keys(
     workers: Mapping[str, Iterable[Range]],
     stations: Mapping[str, Iterable[Range]],
 ) -> int:
-    """Recompute the rollup rows of the given workers' and stations' hours (and their days, and the
-    model rows of those hours) from events; returns worker-hours plus station-hours rebuilt."""
+    """Recompute the rollup rows of the given workers' and stations' ranges (and their days, and the
+    model rows of those hours) from events; returns worker-hours plus station-hours rebuilt.
+
+    A range is rewritten from the part holding its start on (see _plan); key-hours in parts that
+    are no longer recent are compacted into one row on the way (a few per call).
+    """
     lookback = lookback_s(conn)
-    worker_hours = {w: merge_ranges(r) for w, r in workers.items()}
-    worker_hours = {w: r for w, r in worker_hours.items() if r}
+    newest = conn.execute("SELECT max(ts) FROM events").fetchone()
+    recent = floor_hour(newest[0]) - PART_RECENT if newest and newest[0] is not None else None
+    wanted: dict[str, list[Range]] = defaultdict(list)
+    for w, ranges in workers.items():
+        wanted[w].extend(ranges)
     by_station: dict[str, list[Range]] = defaultdict(list)
     for st, ranges in stations.items():
         by_station[st].extend(ranges)
-    if worker_hours:
-        params = {**_key_params(worker_hours), "lookback": lookback}
+    if recent is not None:
+        for table, key, out in (
+            ("rollup_worker_detail", "worker_id", wanted),
+            ("rollup_station_detail", "station_id", by_station),
+        ):
+            stale = conn.execute(
+                _STALE_PARTS.format(table=table, key=key), {"recent": recent, "n": COMPACT_PER_ROUND}
+            ).fetchall()
+            for k, bucket in stale:
+                out[k].append((bucket, bucket))
+    worker_spans = {w: merge_spans(r) for w, r in wanted.items()}
+    worker_spans = {w: r for w, r in worker_spans.items() if r}
+    rebuilt = 0
+    if worker_spans:
+        params = {**_plan(conn, "worker_id", worker_spans, recent, lookback)}
+        planned = _spans(params)
         # A station-hour is built from the worker detail rows at the station: every station a
-        # rebuilt worker-hour held before or holds after is rebuilt too. (Events committed while
-        # a round runs can be among those its statements read, at stations its queue rows do not
-        # name; their own rows stay queued.)
+        # rebuilt worker-hour held before or holds after is rebuilt too, from where the worker's
+        # rows were. (Events committed while a round runs can be among those its statements read,
+        # at stations its queue rows do not name; their own rows stay queued.)
         held = conn.execute(_DETAIL_STATIONS, params).fetchall()
         _delete(conn, WORKER_HOUR_TABLES, "worker_id", params)
         conn.execute(_worker_hours("worker_id"), params)
         held += conn.execute(_DETAIL_STATIONS, params).fetchall()
-        for st, bucket in held:
-            by_station[st].append((bucket, bucket))
+        for st, at in held:
+            by_station[st].append((at, at))
         conn.execute(_worker_hour_totals("worker_id"), params)
-        days = {w: merge_ranges(r, DAY, inclusive=False) for w, r in worker_hours.items()}
+        days = {w: merge_ranges(r, DAY, inclusive=False) for w, r in planned.items()}
         _rebuild_days(conn, _DAYS[0], _key_params(days), by_key=True)
-        # Model rows sum every worker of an hour: rebuilt per touched hour.
-        hours = merge_ranges((r for ranges in worker_hours.values() for r in ranges), inclusive=False)
-        params = _range_params(hours)
-        _delete(conn, ["rollup_model_hour"], None, params)
-        conn.execute(_MODEL_HOURS, params)
+        # Model rows sum every worker of an hour: rebuilt per touched hour, from the earliest
+        # start among the workers rewritten in it.
+        hours = merge_spans((r for ranges in planned.values() for r in ranges), inclusive=False)
+        model = _range_params(hours)
+        _delete(conn, ["rollup_model_hour"], None, model)
+        conn.execute(_MODEL_HOURS, model)
         _rebuild_days(conn, _DAYS[2], _range_params(merge_ranges(hours, DAY, inclusive=False)), by_key=False)
-    station_hours = {s: merge_ranges(r) for s, r in by_station.items()}
-    station_hours = {s: r for s, r in station_hours.items() if r}
-    if station_hours:
-        params = {**_key_params(station_hours), "lookback": lookback}
+        rebuilt += sum(_hours(r) for r in planned.values())
+    station_spans = {s: merge_spans(r) for s, r in by_station.items()}
+    station_spans = {s: r for s, r in station_spans.items() if r}
+    if station_spans:
+        params = _plan(conn, "station_id", station_spans, recent, lookback)
+        planned = _spans(params)
         _delete(conn, STATION_HOUR_TABLES, "station_id", params)
         conn.execute(_station_hours("station_id"), params)
-        conn.execute(_units_hours("station_id"), params)
-        days = {s: merge_ranges(r, DAY, inclusive=False) for s, r in station_hours.items()}
+        # Units are whole station-hours (point events, no parts): their own hour-aligned ranges.
+        units = _key_params({s: merge_ranges(r) for s, r in station_spans.items()})
+        conn.execute(_units_hours("station_id"), units)
+        days = {s: merge_ranges(r, DAY, inclusive=False) for s, r in planned.items()}
         _rebuild_days(conn, _DAYS[1], _key_params(days), by_key=True)
-    return sum(_hours(r) for r in worker_hours.values()) + sum(_hours(r) for r in station_hours.values())
+        rebuilt += sum(_hours(r) for r in planned.values())
+    return rebuilt
 
 
 def _rebuild_days(
@@ -604,13 +795,17 @@ def _rebuild_days(
 ) -> None:
     """Re-sum the day rows of the given (day-aligned) ranges, per key or all keys, from their hour rows."""
     table, hour_table, key, values = days
-    _delete(conn, [table], key if by_key else None, params)
+    _delete(conn, [table], key if by_key else None, params, parts=False)
     conn.execute(_day_totals(table, hour_table, key, values, by_key), params)
 
 
 def rebuild_hours(conn: psycopg.Connection[Any], lo: datetime, hi: datetime) -> int:
     """Recompute every rollup row with a bucket in [lo, hi) (hour-aligned), all keys, from events."""
-    params = {**_range_params([(lo, hi)]), "lookback": lookback_s(conn)}
+    params = {
+        **_range_params([(lo, hi)]),
+        "bins": [HOUR_US],
+        "scans": [lo - timedelta(seconds=lookback_s(conn))],
+    }
     _delete(conn, ROLLUP_HOUR_TABLES, None, params)
     conn.execute(_worker_hours(None), params)
     conn.execute(_worker_hour_totals(None), params)

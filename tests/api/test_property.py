@@ -8,12 +8,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.settings import ApiSettings
 from takt.contract import Event
+from takt.store import rollups
 from takt.store.rollups import ROLLUP_TABLES, refresh, refresh_all
 from tests.api.reference import Raw, cycle_time, metrics, models
 
@@ -81,6 +83,18 @@ def _close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-4, abs_tol=2e-3)
 
 
+@pytest.fixture(params=["hours", "parts"])
+def layout(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """'parts': every key-hour of the last day of data stored in parts of 5 minutes (busy or not,
+    see takt.store.rollups.PART_US), so the refresher's incremental path and every reader of
+    parts meet each interleaving (tests/collector/test_rollup_parts.py covers the compaction)."""
+    if request.param == "parts":
+        monkeypatch.setattr(rollups, "PART_MIN_EVENTS", 0)
+        monkeypatch.setattr(rollups, "PART_US", 300_000_000)
+        monkeypatch.setattr(rollups, "PART_RECENT", timedelta(hours=24))
+    return str(request.param)
+
+
 def _reset(dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(
@@ -99,6 +113,7 @@ def _reset(dsn: str) -> None:
     aligned=st.booleans(),
 )
 def test_api_equals_raw_computation(
+    layout: str,
     client: TestClient,
     settings: ApiSettings,
     events: list[dict[str, Any]],
@@ -188,6 +203,7 @@ def _assert_api_equals_raw(client: TestClient, raws: list[Raw], lo: datetime, hi
     aligned=st.booleans(),
 )
 def test_reads_see_every_write_without_waiting_for_the_refresher(
+    layout: str,
     client: TestClient,
     settings: ApiSettings,
     events: list[dict[str, Any]],

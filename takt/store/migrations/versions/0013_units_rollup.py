@@ -23,7 +23,7 @@ from alembic import op
 from sqlalchemy import text
 
 revision = "0013_units_rollup"
-down_revision = "0011_privacy"
+down_revision = "0012_live_parts"
 branch_labels = None
 depends_on = None
 
