@@ -6,10 +6,12 @@ import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.pipeline import Message, plan_batch, prepare_copy
+from collector.pipeline import Limits, Message, plan_batch, prepare_copy
 from takt.contract import MAX_TIME, MIN_TIME, EnvelopeError, PlausibilityWindow, decode_event_batch
 from takt.contract.codec import raw_json
 from tests.fuzz import FUZZ, items, json_value
@@ -26,9 +28,16 @@ def _envelope(batch: list[Any]) -> bytes:
 @given(batch=st.lists(items, max_size=6))
 def test_decoder_rejects_per_event_and_never_raises(batch: list[Any]) -> None:
     now = datetime.now(UTC)
-    decoded = decode_event_batch(
-        _envelope(batch), site_id="site-1", gateway_id="gw-1", now=now, window=WINDOW
-    )
+    payload = _envelope(batch)
+    try:
+        orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        # raw_json falls back to json.dumps (NaN, Infinity) where orjson cannot write an item:
+        # such an envelope is not JSON, and is refused whole with the reason.
+        with pytest.raises(EnvelopeError, match="invalid JSON"):
+            decode_event_batch(payload, site_id="site-1", gateway_id="gw-1", now=now, window=WINDOW)
+        return
+    decoded = decode_event_batch(payload, site_id="site-1", gateway_id="gw-1", now=now, window=WINDOW)
     assert len(decoded.events) + len(decoded.rejected) == len(batch)
     assert sorted(r.index for r in decoded.rejected) == [r.index for r in decoded.rejected]
     for rejected in decoded.rejected:
@@ -45,7 +54,7 @@ def test_decoder_rejects_per_event_and_never_raises(batch: list[Any]) -> None:
 def test_planner_never_raises_and_copies_what_it_keeps(batch: list[Any], garble: int) -> None:
     payload = _envelope(batch)
     payload = payload[: len(payload) - garble]  # sometimes no longer JSON
-    plan = prepare_copy(plan_batch([Message(TOPIC, payload)], datetime.now(UTC), WINDOW))
+    plan = prepare_copy(plan_batch([Message(TOPIC, payload)], datetime.now(UTC), Limits(WINDOW)))
     assert plan.copy is not None
     if garble and plan.dead_letters and plan.dead_letters[0].event_index is None:
         # A payload dead-lettered whole still tells its gateway why.
