@@ -250,25 +250,37 @@ def deliver(send: Callable[[], None], s: AlertSettings) -> tuple[int, str | None
     return tries, None
 
 
-class NotificationSender(PeriodicDatabaseTask):
-    """Background thread of the API: sends pending notifications, one row lock each."""
+class OutboxSender(PeriodicDatabaseTask):
+    """A background thread of the API draining an outbox table: up to ``batch`` rows a round, each
+    claimed, sent and marked in its own transaction by :meth:`send_one`."""
 
-    def __init__(self, database_url: str, settings: AlertSettings, *, batch: int = 50) -> None:
-        super().__init__("alert-sender", database_url, settings.alert_send_interval_s)
-        self.settings = settings
-        self.sender = Sender(settings)
+    def __init__(self, name: str, database_url: str, interval_s: float, *, batch: int) -> None:
+        super().__init__(name, database_url, interval_s)
         self._batch = batch
         self.sent = 0
         self.dead = 0
 
-    def stop(self, timeout_s: float = 10) -> None:
-        super().stop(timeout_s)
-        self.sender.close()
+    def send_one(self, conn: psycopg.Connection[Any]) -> bool:
+        """Claim, send and mark one pending row; False when none is waiting."""
+        raise NotImplementedError
 
     def run_round(self, conn: psycopg.Connection[Any]) -> None:
         for _ in range(self._batch):
             if not self.send_one(conn):
                 return
+
+
+class NotificationSender(OutboxSender):
+    """Background thread of the API: sends pending notifications, one row lock each."""
+
+    def __init__(self, database_url: str, settings: AlertSettings, *, batch: int = 50) -> None:
+        super().__init__("alert-sender", database_url, settings.alert_send_interval_s, batch=batch)
+        self.settings = settings
+        self.sender = Sender(settings)
+
+    def stop(self, timeout_s: float = 10) -> None:
+        super().stop(timeout_s)
+        self.sender.close()
 
     def send_one(self, conn: psycopg.Connection[Any]) -> bool:
         """Claim, send and mark one pending notification; False when none is waiting."""

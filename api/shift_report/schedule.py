@@ -32,7 +32,7 @@ from typing import Any
 import psycopg
 
 from api.access import Access
-from api.alerts.deliver import deliver, send_email
+from api.alerts.deliver import OutboxSender, deliver, send_email
 from api.metrics.calendar import local_day, occurrences
 from api.routers.metrics import scope
 from api.security import Caller, Role
@@ -175,20 +175,14 @@ def message(settings: ApiSettings, row: Mapping[str, Any]) -> EmailMessage:
     return msg
 
 
-class ReportSender(PeriodicDatabaseTask):
+class ReportSender(OutboxSender):
     """Background thread of the API: emails pending shift report deliveries, one row lock each."""
 
     def __init__(self, settings: ApiSettings, *, batch: int = 20) -> None:
-        super().__init__("shift-report-sender", settings.database_url, settings.report_send_interval_s)
+        super().__init__(
+            "shift-report-sender", settings.database_url, settings.report_send_interval_s, batch=batch
+        )
         self.settings = settings
-        self._batch = batch
-        self.sent = 0
-        self.dead = 0
-
-    def run_round(self, conn: psycopg.Connection[Any]) -> None:
-        for _ in range(self._batch):
-            if not self.send_one(conn):
-                return
 
     def send_one(self, conn: psycopg.Connection[Any]) -> bool:
         """Claim, send and mark one pending delivery; False when none is waiting."""

@@ -141,10 +141,17 @@ def _keep_private(
         if problem is None:
             kept.append((index, event))
         else:
-            raw = raws[index]
-            withheld = {**raw, "worker_id": WITHHELD} if isinstance(raw, dict) else WITHHELD
-            rejected.append(RejectedEvent(index, withheld, problem))
+            rejected.append(RejectedEvent(index, _withhold(raws[index]), problem))
     return kept
+
+
+def _withhold(raw: Any) -> Any:
+    """The item with its worker id replaced (a valid event's item is always an object)."""
+    return {**raw, "worker_id": WITHHELD} if isinstance(raw, dict) else WITHHELD
+
+
+def _is_withheld(raw: Any) -> bool:
+    return isinstance(raw, dict) and raw.get("worker_id") == WITHHELD
 
 
 def raw_json(value: Any) -> bytes:
@@ -224,9 +231,11 @@ def decode_event_batch(
         inherited["site_id"] = site_id
     prepared: list[Any] = [{**inherited, **raw} if isinstance(raw, dict) else raw for raw in raw_events]
     events, invalid = validate_events(prepared, now=now, window=window, levels=levels)
-    # As received, without the inherited ids (and without a withheld worker id).
+    # As received, without the inherited ids (a withheld worker id stays withheld).
     rejected = [
-        RejectedEvent(r.index, r.raw if r.raw is not prepared[r.index] else raw_events[r.index], r.reason)
+        RejectedEvent(
+            r.index, _withhold(raw_events[r.index]) if _is_withheld(r.raw) else raw_events[r.index], r.reason
+        )
         for r in invalid
     ]
 
