@@ -138,6 +138,14 @@ def test_wallboard_shows_states_with_their_time_units_and_incidents_and_updates_
     # Readable from 5 m: station names and states are large on a 1080p screen.
     name_px = s1.locator("h3").evaluate("e => parseFloat(getComputedStyle(e).fontSize)")
     assert name_px >= 44
+    # Every state word is whole inside its tile (not cut off at the tile's edge), on this screen and
+    # on a narrow, tall one where the tiles are narrower than the word at the board's type size.
+    for size in ({"width": 1920, "height": 1080}, {"width": 1000, "height": 1080}):
+        board.set_viewport_size(size)
+        for tile in board.locator(".station").all():
+            fits = tile.locator(".state").evaluate("e => e.scrollWidth <= e.clientWidth + 1")
+            assert fits, (size, tile.inner_text())
+    board.set_viewport_size({"width": 1920, "height": 1080})
     colours = {
         s: board.locator(f'[data-station="{s}"]').evaluate("e => getComputedStyle(e).backgroundColor")
         for s in ("S1", "S2", "S3")

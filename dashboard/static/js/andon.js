@@ -56,7 +56,7 @@ function render(board) {
       el("h3", { text: s.name || s.station_id }),
       el("div", { class: "state", text: STATE_WORDS[s.state] || s.state }),
       el("div", { class: "for", text: seconds === null ? "" : `for ${duration(seconds)}` }),
-      el("div", { class: "units", text: `${fmt.int(s.units_today)} units today` }));
+      el("div", { class: "units", text: `${fmt.int(s.units_today)} ${s.units_today === 1 ? "unit" : "units"} today` }));
   });
   $("#stations").replaceChildren(...(tiles.length ? tiles : [el("p", { class: "empty", text: "No station has reported yet." })]));
   const items = board.incidents.map((i) => el("li", { "data-incident": i.id, "data-status": i.status },
