@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -41,11 +41,35 @@ def _put(server: Server, path: str, body: dict[str, Any]) -> None:
     assert r.status_code == 200, r.text
 
 
-def _load_today(server: Server) -> None:
-    """st-a works from two hours ago for an hour making 30 units, st-b idles then; a line of both."""
-    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
-    if start.date() != datetime.now(UTC).date():  # just after midnight: stay inside today
-        start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+def recent_start(span: timedelta) -> datetime:
+    """An hour's start whose ``[start, start + span)`` ended an hour ago or more, inside one UTC day.
+
+    Just after midnight that day is yesterday: data in the future would count only up to now.
+    """
+    start = (datetime.now(UTC) - span - timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+    midnight = (start + timedelta(days=1)).replace(hour=0)
+    if start + span > midnight:
+        start = (midnight - span).replace(minute=0)
+    return start
+
+
+def show_day(page: Page, day: date) -> str:
+    """The page's query once it shows the site's (UTC) ``day``: today by default, else a custom day."""
+    q = loaded(page)
+    if f"from={day.isoformat()}T00%3A00" in q:
+        return q
+    page.get_by_label("Date range").select_option("custom")
+    page.locator("#f-from").fill(day.isoformat())
+    page.locator("#f-to").fill(day.isoformat())
+    after = (day + timedelta(days=1)).isoformat()
+    pattern = re.compile(f"from={day.isoformat()}T00%3A00.*to={after}T00%3A00")
+    expect(page.locator("body")).to_have_attribute("data-query", pattern)
+    return loaded(page)
+
+
+def load_recent(server: Server) -> date:
+    """st-a works for an hour making 30 units, st-b idles then; a line of both. Returns their day."""
+    start = recent_start(timedelta(hours=1))
 
     def event(at: datetime, worker: str, station: str, kind: str, **extra: Any) -> Event:
         body = {
@@ -83,6 +107,7 @@ def _load_today(server: Server) -> None:
         {"ideal_cycle_time_s": 60, "effective_from": "2020-01-01T00:00:00Z"},
     )
     _put(server, "/api/v1/lines/line-x", {"site_id": "site-1", "name": "X", "stations": ["st-b", "st-a"]})
+    return start.date()
 
 
 def _assert_board(page: Page, server: Server, q: str, which: str) -> None:
@@ -103,9 +128,9 @@ def _js(value: float) -> str:
 
 
 def test_shift_board_shows_the_apis_hours_line_and_losses(page: Page, dash_server: Server) -> None:
-    _load_today(dash_server)
+    day = load_recent(dash_server)
     sign_in(page, dash_server)
-    q = loaded(page)
+    q = show_day(page, day)
     expect(page.locator("#shift-target option")).to_have_count(3)  # the line and two stations
     page.get_by_label("Line or station").select_option(label="Line: X")
     expect(page.locator("#line-view")).to_be_visible()
@@ -133,9 +158,9 @@ def test_shift_board_shows_the_apis_hours_line_and_losses(page: Page, dash_serve
 
 
 def test_a_supervisor_sets_a_target_and_the_board_follows(page: Page, dash_server: Server) -> None:
-    _load_today(dash_server)
+    day = load_recent(dash_server)
     sign_in(page, dash_server)
-    q = loaded(page)
+    q = show_day(page, day)
     page.get_by_label("Line or station").select_option(label="Station: st-a")
     _assert_board(page, dash_server, q, "station_id=st-a")
     page.get_by_label("Ideal cycle time (s per unit)").fill("120")
@@ -151,9 +176,9 @@ def test_a_supervisor_sets_a_target_and_the_board_follows(page: Page, dash_serve
 
 
 def test_a_viewer_sees_no_target_form(page: Page, dash_server: Server) -> None:
-    _load_today(dash_server)
+    day = load_recent(dash_server)
     sign_in(page, dash_server, dash_server.viewer_token)
-    loaded(page)
+    show_day(page, day)
     # Site figures about fewer than k people are withheld for a viewer: "—", and the page works on.
     expect(page.locator('[data-metric="total_productive_time_hours"] .value')).to_have_text("—")
     expect(page.locator("#notice")).to_be_hidden()
@@ -163,9 +188,7 @@ def test_a_viewer_sees_no_target_form(page: Page, dash_server: Server) -> None:
 
 
 def test_a_supervisor_tags_an_idle_segment_from_the_timeline(page: Page, dash_server: Server) -> None:
-    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
-    if start.date() != datetime.now(UTC).date():
-        start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = recent_start(timedelta(minutes=75))
 
     def state(minutes: int, kind: str, seconds: float) -> Event:
         return Event.model_validate({"timestamp": start + timedelta(minutes=minutes), "worker_id": "w1",
@@ -183,7 +206,7 @@ def test_a_supervisor_tags_an_idle_segment_from_the_timeline(page: Page, dash_se
     )
     assert r.status_code == 201, r.text
     sign_in(page, dash_server)
-    loaded(page)
+    show_day(page, start.date())
     page.get_by_role("button", name="Details of st-a").click()
     idle = page.locator("#timeline .seg.idle")
     expect(idle).to_have_count(2)

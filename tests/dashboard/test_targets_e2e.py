@@ -15,8 +15,8 @@ from playwright.sync_api import Browser, Page, expect
 from pypdf import PdfReader
 
 from tests.dashboard.conftest import Server
-from tests.dashboard.test_e2e import CHROMIUM, api_get, browser, browser_page, loaded, settled, shot, sign_in
-from tests.dashboard.test_shift_board import _load_today
+from tests.dashboard.test_e2e import CHROMIUM, api_get, browser, browser_page, settled, shot, sign_in
+from tests.dashboard.test_shift_board import load_recent, show_day
 
 __all__ = ["browser"]  # the module-scoped Chromium fixture, shared with test_e2e
 
@@ -44,9 +44,9 @@ def _text(value: Any, percent: bool = False) -> str:
 
 
 def test_cards_and_workstation_table_show_target_vs_actual(page: Page, dash_server: Server) -> None:
-    _load_today(dash_server)
+    day = load_recent(dash_server)
     sign_in(page, dash_server)
-    q = loaded(page)
+    q = show_day(page, day)
     settled(dash_server)
     factory = api_get(dash_server, "/api/metrics/factory" + q)
     t = factory["targets"]
@@ -94,9 +94,9 @@ def test_cards_and_workstation_table_show_target_vs_actual(page: Page, dash_serv
 
 @pytest.mark.dash_settings(calendars=ALL_DAY, report_interval_s=0)
 def test_shift_report_box_lists_recipients_and_downloads_the_pdf(page: Page, dash_server: Server) -> None:
-    _load_today(dash_server)
+    day = load_recent(dash_server)
     sign_in(page, dash_server)
-    q = loaded(page)
+    q = show_day(page, day)
     page.get_by_label("Line or station").select_option(label="Line: X")
     box = page.locator("#shift-report")
     expect(box.locator('#report-recipients li[data-site="site-1"]')).to_contain_text("site-1: nobody yet")
@@ -121,11 +121,20 @@ def test_shift_report_box_lists_recipients_and_downloads_the_pdf(page: Page, das
     assert same["recipients"] == site["recipients"]
     shot(page, "shift-report-box")
 
+    def st_a() -> dict[str, Any]:
+        stations = api_get(dash_server, "/api/metrics/workstations" + q)
+        return next(s for s in stations if s["station_id"] == "st-a")
+
+    # Planned time runs up to now, so target units and availability move while the PDF is made:
+    # each figure must lie between the API's answers from just before and just after it.
+    before = st_a()
     with page.expect_download() as info:
         page.get_by_role("button", name="Download PDF").click()
     path = info.value.path()
+    after = st_a()
     lines = [x for p in PdfReader(io.BytesIO(path.read_bytes())).pages for x in p.extract_text().splitlines()]
-    stations = {s["station_id"]: s for s in api_get(dash_server, "/api/metrics/workstations" + q)}
-    row = next(x for x in lines if x.startswith("st-a "))
-    a = stations["st-a"]
-    assert row.split(" ")[:5] == ["st-a", f"{a['total_units_produced']:,}", *(_text(a[k]) for k in FIGURES)]
+    row = next(x for x in lines if x.startswith("st-a ")).split(" ")
+    assert row[1] == f"{after['total_units_produced']:,}" == f"{before['total_units_produced']:,}"
+    for text, key in zip(row[2:5], FIGURES, strict=True):
+        low, high = sorted((before[key], after[key]))
+        assert low - 0.05 <= float(text.replace(",", "")) <= high + 0.05, (key, text, low, high)
