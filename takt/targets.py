@@ -3,14 +3,17 @@
 A station's targets are changes ``(effective_from, ideal_cycle_time_s)``, one
 list station-wide and one per SKU: the target in force at ``t`` is the change
 with the latest ``effective_from`` <= ``t`` (ties: the one recorded last, i.e.
-later in the list). The alerts' "behind target" rules use :func:`target_units`
-(station-wide); the metrics sum a station's target periods with
-:func:`period_target`, which is the same where no SKU has a target.
+later in the list). Every figure that asks what the targets ask for (station
+metrics, the hour-by-hour board, the andon wallboard, the alerts' "behind
+target" rules) sums a station's target periods with :class:`Periods`, and
+:func:`period_target` gives each period's target: SKU-weighted by the units
+made (docs/metrics.md, "Target periods").
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import bisect
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -41,40 +44,6 @@ def in_force(changes: Sequence[Change], at: datetime) -> float | None:
             break
         current = c.ideal_cycle_time_s
     return current
-
-
-def pieces(changes: Sequence[Change], spans: Iterable[Span]) -> list[tuple[datetime, datetime, float | None]]:
-    """``spans`` cut where a change takes effect, each piece with the ideal cycle time in force."""
-    steps = ordered(changes)
-    out: list[tuple[datetime, datetime, float | None]] = []
-    for lo, hi in spans:
-        a = lo
-        while a < hi:
-            current: float | None = None
-            nxt = hi
-            for c in steps:
-                if c.effective_from <= a:
-                    current = c.ideal_cycle_time_s
-                else:
-                    nxt = min(nxt, c.effective_from)
-                    break
-            out.append((a, nxt, current))
-            a = nxt
-    return out
-
-
-def target_units(changes: Sequence[Change], spans: Iterable[Span]) -> float | None:
-    """Units the targets ask for over ``spans`` (planned production time): Σ seconds / cycle time.
-
-    None when no target is in force anywhere in them (time without a target asks for nothing).
-    """
-    total = 0.0
-    targeted = False
-    for a, b, ict in pieces(changes, spans):
-        if ict is not None:
-            targeted = True
-            total += (b - a).total_seconds() / ict
-    return total if targeted else None
 
 
 def boundaries(changes: Iterable[Change], lo: datetime, hi: datetime) -> list[datetime]:
@@ -153,6 +122,77 @@ def period_target(
     if station_ict is None:
         return None
     return PeriodTarget(0.0, planned_s / station_ict)
+
+
+@dataclass(slots=True)
+class Period:
+    """One target period's sums: planned production time, working time, units per SKU ('' for none).
+
+    ``at`` is an instant inside it (every target is constant in a period)."""
+
+    at: datetime
+    planned_s: float = 0.0
+    working_s: float = 0.0
+    units: dict[str, int] = field(default_factory=dict)
+
+
+class Periods:
+    """A station's target periods, summed as time and units are added: its planned production
+    time cut at every instant where one of its own targets changes (docs/metrics.md, "Target
+    periods"). Time and units are added at an instant of the piece they belong to; a piece must
+    not straddle a change of the station's targets (cut it at :meth:`StationTargets.instants`)."""
+
+    def __init__(self, targets: StationTargets) -> None:
+        self._targets = targets
+        self._own = targets.instants()
+        self._by: dict[int, Period] = {}
+
+    def _period(self, t: datetime) -> Period:
+        k = bisect.bisect_right(self._own, t)
+        p = self._by.get(k)
+        if p is None:
+            p = self._by[k] = Period(t)
+        return p
+
+    def add_planned(self, a: datetime, b: datetime) -> None:
+        self._period(a).planned_s += (b - a).total_seconds()
+
+    def add_working(self, at: datetime, seconds: float) -> None:
+        self._period(at).working_s += seconds
+
+    def add_units(self, at: datetime, sku: str, units: int) -> None:
+        made = self._period(at).units
+        made[sku] = made.get(sku, 0) + units
+
+    def targets(self) -> Iterator[tuple[Period, PeriodTarget | None]]:
+        """Each period with its target (None: not targeted)."""
+        for p in self._by.values():
+            station_ict, sku_icts = self._targets.at(p.at)
+            yield p, period_target(station_ict, sku_icts, p.units, p.planned_s)
+
+    def target_units(self) -> float | None:
+        """Σ target units of the targeted periods; None without one."""
+        asked = [t.target_units for _, t in self.targets() if t is not None]
+        return sum(asked) if asked else None
+
+
+def window_target(
+    targets: StationTargets, planned: Sequence[Span], units: Iterable[tuple[datetime, str, int]] = ()
+) -> float | None:
+    """The target units of a station over the planned production time ``planned`` (sorted, disjoint
+    spans), given the units it made: ``(instant, SKU, units)``, counted where the instant lies
+    inside ``planned`` (their SKU mix weights each period's target). None when no period is targeted.
+    """
+    spans = cut(planned, targets.instants())
+    periods = Periods(targets)
+    for a, b in spans:
+        periods.add_planned(a, b)
+    starts = [a for a, _ in planned]
+    for t, sku, n in units:
+        i = bisect.bisect_right(starts, t) - 1
+        if i >= 0 and t < planned[i][1]:
+            periods.add_units(t, sku, n)
+    return periods.target_units()
 
 
 def quality(units: int, rejected: int) -> float | None:

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -41,8 +42,8 @@ from api.settings import SiteCalendar
 from takt import states
 from takt.contract.topics import alerts_topic
 from takt.periodic import PeriodicDatabaseTask
-from takt.store.targets import load_changes, stations_elsewhere
-from takt.targets import target_units
+from takt.store.targets import load_targets, stations_elsewhere
+from takt.targets import Span, window_target
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +111,53 @@ def _stations(conn: psycopg.Connection[Any], rule: Rule) -> list[str] | None:
     if rule.line_id is not None:
         return line_stations(conn, rule.line_id)
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeTarget:
+    """What a scope's targets ask for over some planned time, and the stations with a target."""
+
+    target_units: float | None
+    stations: list[str]
+
+
+def scope_target(
+    conn: psycopg.Connection[Any], site_id: str, stations: list[str] | None, planned: Sequence[Span]
+) -> ScopeTarget:
+    """The units the targets of ``stations`` (None: every station with a target, less those
+    known only at other sites) ask for over ``planned`` (sorted, disjoint spans): per station
+    :func:`takt.targets.window_target`, the rule of the station metrics (SKU-weighted by the
+    units made in each target period; docs/metrics.md, "Target periods"), summed.
+
+    Units are read from the ``product_count`` events themselves (read-your-writes, as every
+    condition), grouped by station, SKU and the pieces of ``planned`` cut at every target change,
+    so one short aggregate serves the whole scope.
+    """
+    targets = load_targets(conn, stations)
+    if stations is None:
+        elsewhere = stations_elsewhere(conn, site_id)
+        targets = {k: v for k, v in targets.items() if k not in elsewhere}
+    ids = sorted(targets)
+    if not ids or not planned:
+        return ScopeTarget(None, ids)
+    lo, hi = planned[0][0], planned[-1][1]
+    cuts = sorted(
+        {lo}
+        | {t for span in planned for t in span if t < hi}
+        | {t for st in targets.values() for t in st.instants() if lo < t < hi}
+    )
+    made: dict[str, list[tuple[datetime, str, int]]] = {}
+    for station, sku, k, units in conn.execute(
+        "SELECT e.station_id, coalesce(e.sku, ''), width_bucket(e.ts, %(cuts)s::timestamptz[]), "
+        "sum(e.count)::bigint FROM events e "
+        "WHERE e.site_id = %(site)s AND NOT e.shadow AND e.event_type = 'product_count' "
+        "AND e.station_id = ANY(%(ids)s) AND e.ts >= %(lo)s AND e.ts <= %(hi)s GROUP BY 1, 2, 3",
+        {"cuts": cuts, "site": site_id, "ids": ids, "lo": lo, "hi": hi},
+    ).fetchall():
+        # Bucket k (>= 1: ts >= lo) is the piece from cuts[k - 1] on: an instant of that piece.
+        made.setdefault(str(station), []).append((cuts[int(k) - 1], str(sku), int(units)))
+    asked = [t for st in ids if (t := window_target(targets[st], planned, made.get(st, ()))) is not None]
+    return ScopeTarget(sum(asked) if asked else None, ids)
 
 
 # -- conditions ------------------------------------------------------------------------------------
@@ -218,25 +266,21 @@ def _behind_target(
     conn: psycopg.Connection[Any], rule: Rule, at: datetime, calendar: SiteCalendar | None, max_gap_s: float
 ) -> Verdict:
     """Units over the window below (100 - threshold) % of what the stations' targets ask for
-    (docs/metrics.md, "Targets": window seconds / ideal cycle time in force), in counted shift time."""
+    (:func:`scope_target`: the station metrics' target units, SKU-weighted), in counted shift time."""
     window = timedelta(minutes=rule.window_minutes or 60)
     lo = at - window
     subject = rule.station_id or (f"line:{rule.line_id}" if rule.line_id else f"site:{rule.site_id}")
     if counted_seconds(calendar, lo, at) < window.total_seconds() - 1 or rule.threshold is None:
         return Verdict(held=frozenset({subject}))
-    changes = load_changes(conn, _stations(conn, rule))
-    if rule.station_id is None and rule.line_id is None:
-        elsewhere = stations_elsewhere(conn, rule.site_id)
-        changes = {k: v for k, v in changes.items() if k not in elsewhere}
-    asked = [t for t in (target_units(c, [(lo, at)]) for c in changes.values()) if t is not None]
-    if not asked:
+    scope = scope_target(conn, rule.site_id, _stations(conn, rule), [(lo, at)])
+    if scope.target_units is None:
         return Verdict(held=frozenset({subject}))  # no target in force: nothing to be behind
-    target = sum(asked)
+    target = scope.target_units
     row = conn.execute(
         "SELECT coalesce(sum(count), 0) FROM events WHERE site_id = %(site)s AND NOT shadow "
         "AND event_type = 'product_count' AND ts > %(lo)s AND ts <= %(at)s "
         "AND station_id = ANY(%(stations)s)",
-        {"site": rule.site_id, "lo": lo, "at": at, "stations": sorted(changes)},
+        {"site": rule.site_id, "lo": lo, "at": at, "stations": scope.stations},
     ).fetchone()
     units = int(row[0]) if row else 0
     floor = target * (1 - rule.threshold / 100)

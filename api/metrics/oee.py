@@ -6,8 +6,9 @@ is labelled, so one :func:`api.metrics.engine.station_totals` call (working
 time) and one :func:`api.metrics.units.unit_totals` call (units, rejects per
 SKU) give every station's sums per piece: exact, from rollups, like every
 figure. A station's pieces are then summed per target period (its own
-changes only) and :func:`takt.targets.period_target` gives each period's
-ideal time and target units.
+changes only, :class:`takt.targets.Periods`) and
+:func:`takt.targets.period_target` gives each period's ideal time and target
+units: the one rule the andon wallboard and the alerts use too.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import bisect
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -79,14 +80,6 @@ class Oee:
         return math.oee(self.availability, self.performance, self.quality)
 
 
-@dataclass(slots=True)
-class _Period:
-    planned_s: float = 0.0
-    working_s: float = 0.0
-    units: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    at: datetime | None = None
-
-
 def labelled_pieces(
     groups: Sequence[Sequence[Span]], instants: Sequence[datetime]
 ) -> tuple[list[Labelled], dict[int, int]]:
@@ -117,28 +110,22 @@ def from_pieces(
 ) -> Oee:
     """One station's sums over one group's pieces (per label: its working seconds and unit totals)."""
     o = Oee()
-    own = targets.instants()
-    periods: dict[int, _Period] = defaultdict(_Period)
+    periods = math.Periods(targets)
     seen: set[int] = set()
     for label, a, b in pieces:
-        p = periods[bisect.bisect_right(own, a)]
-        p.planned_s += (b - a).total_seconds()
-        p.at = a if p.at is None else min(p.at, a)
+        periods.add_planned(a, b)
         if label in seen:
             continue
         seen.add(label)
-        p.working_s += working.get(label, 0.0)
+        periods.add_working(a, working.get(label, 0.0))
         for sku, u in units.get(label, {}).items():
-            p.units[sku] += u.units
+            periods.add_units(a, sku, u.units)
             o.units += u.units
             o.rejected += u.rejected
             o.reported += u.reported
-    for p in periods.values():
+    for p, t in periods.targets():
         o.planned_s += p.planned_s
         o.working_s += p.working_s
-        assert p.at is not None
-        station_ict, sku_icts = targets.at(p.at)
-        t = math.period_target(station_ict, sku_icts, p.units, p.planned_s)
         if t is None:
             continue
         o.targeted = True

@@ -15,14 +15,12 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from api.alerts.deliver import INCIDENT_SQL, incident_json
-from api.alerts.evaluate import UnknownLineError, line_stations
+from api.alerts.evaluate import UnknownLineError, line_stations, scope_target
 from api.deps import Conn, Settings, Wallboard
 from api.metrics.calendar import planned
 from api.routers.alerts import Incident, caller_site
 from api.settings import SiteCalendar
 from takt import states
-from takt.store.targets import load_changes, stations_elsewhere
-from takt.targets import target_units
 
 router = APIRouter(tags=["alerts"])
 
@@ -50,7 +48,8 @@ class Andon(BaseModel):
     target: Figures = Field(
         description="What the scope's targets ask for: units since midnight and units in the last hour "
         "(``units_per_hour``), each counting planned production time only (so not before the shift, "
-        "nor in a planned break); null where no station has a target in force then."
+        "nor in a planned break), by the station metrics' rule (``target_units``: SKU-weighted by the "
+        "units made); null where no station has a targeted period then."
     )
     stations: list[StationNow]
     incidents: list[Incident]
@@ -66,19 +65,14 @@ def targets(
 ) -> Figures:
     """The scope's target now (docs/metrics.md, "Targets"): the units its stations' targets ask
     for since midnight and in the last hour, planned production time only (the counterparts of
-    the actual units today and in the last hour); null where no station of the scope has a
-    target in force in that time."""
-    changes = load_changes(conn, stations)
-    if stations is None:
-        elsewhere = stations_elsewhere(conn, site_id)
-        changes = {k: v for k, v in changes.items() if k not in elsewhere}
-    spans = planned(calendar, midnight, at, None)
-    today = [t for t in (target_units(c, spans) for c in changes.values()) if t is not None]
-    hour = planned(calendar, at - timedelta(hours=1), at, None)
-    last_hour = [t for t in (target_units(c, hour) for c in changes.values()) if t is not None]
+    the actual units today and in the last hour), by the station metrics' rule (SKU-weighted:
+    :func:`api.alerts.evaluate.scope_target`); null where no period of the scope is targeted."""
+    today = scope_target(conn, site_id, stations, planned(calendar, midnight, at, None)).target_units
+    hour = scope_target(conn, site_id, stations, planned(calendar, at - timedelta(hours=1), at, None))
+    last_hour = hour.target_units
     return Figures(
-        units_today=round(sum(today)) if today else None,
-        units_per_hour=round(sum(last_hour), 1) if last_hour else None,
+        units_today=None if today is None else round(today),
+        units_per_hour=None if last_hour is None else round(last_hour, 1),
     )
 
 

@@ -20,25 +20,6 @@ def station_sites(conn: psycopg.Connection[Any], station_id: str) -> set[str]:
     return {r[0] for r in rows}
 
 
-def load_changes(
-    conn: psycopg.Connection[Any], stations: list[str] | None = None, sku: str = ""
-) -> dict[str, list[Change]]:
-    """Per station, its target changes in the order they count (:mod:`takt.targets`)."""
-    params: dict[str, Any] = {"sku": sku}
-    where = "sku = %(sku)s"
-    if stations is not None:
-        where += " AND station_id = ANY(%(ids)s)"
-        params["ids"] = stations
-    out: dict[str, list[Change]] = {}
-    for station, at, ict in conn.execute(
-        f"SELECT station_id, effective_from, ideal_cycle_time_s FROM station_targets WHERE {where} "
-        "ORDER BY station_id, effective_from, target_id",
-        params,
-    ).fetchall():
-        out.setdefault(station, []).append(Change(at, ict))
-    return out
-
-
 def load_targets(
     conn: psycopg.Connection[Any], stations: list[str] | None = None
 ) -> dict[str, StationTargets]:

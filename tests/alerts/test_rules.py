@@ -100,12 +100,17 @@ def _rule(conn: psycopg.Connection[Any], **columns: Any) -> int:
 
 
 def _event(
-    conn: psycopg.Connection[Any], kind: str, at: datetime, station: str = "S1", count: int = 0
+    conn: psycopg.Connection[Any],
+    kind: str,
+    at: datetime,
+    station: str = "S1",
+    count: int = 0,
+    sku: str | None = None,
 ) -> None:
     conn.execute(
-        "INSERT INTO events (event_id, ts, worker_id, station_id, event_type, confidence, count, site_id) "
-        "VALUES (%s, %s, 'W1', %s, %s, 0.9, %s, 'site-a')",
-        (uuid.uuid4(), at, station, kind, count),
+        "INSERT INTO events (event_id, ts, worker_id, station_id, event_type, confidence, count, site_id, "
+        "sku) VALUES (%s, %s, 'W1', %s, %s, 0.9, %s, 'site-a', %s)",
+        (uuid.uuid4(), at, station, kind, count, sku),
     )
 
 
@@ -167,11 +172,13 @@ def test_rate_below(conn: psycopg.Connection[Any]) -> None:
     assert _round(conn, AT)["resolved"] == 1
 
 
-def _target(conn: psycopg.Connection[Any], station: str, cycle_s: float, since: datetime) -> None:
+def _target(
+    conn: psycopg.Connection[Any], station: str, cycle_s: float, since: datetime, sku: str = ""
+) -> None:
     conn.execute(
         "INSERT INTO station_targets (station_id, sku, effective_from, ideal_cycle_time_s, set_by) "
-        "VALUES (%s, '', %s, %s, 'test')",
-        (station, since, cycle_s),
+        "VALUES (%s, %s, %s, %s, 'test')",
+        (station, sku, since, cycle_s),
     )
 
 
@@ -192,6 +199,33 @@ def test_behind_target_compares_units_with_what_the_targets_ask(conn: psycopg.Co
     _target(conn, "S1", 30.0, AT - timedelta(minutes=30))
     assert _round(conn, AT)["opened"] == 1
     assert "against a target of 90.0" in _open(conn)["S1"]
+
+
+def test_behind_target_weights_the_target_by_the_skus_made_as_station_metrics_do(
+    conn: psycopg.Connection[Any],
+) -> None:
+    """Station-wide 60 s a unit (60 units an hour), SKU "fast" 20 s, "slow" 120 s: the hour's target
+    is its time at the mean ideal cycle time of the units made (docs/metrics.md, "Target periods"),
+    so 60 fast units are behind (target 180) and 35 slow ones are not (target 30); the station-wide
+    figure (60) would say the opposite of both."""
+    _rule(conn, kind="behind_target", station_id="S1", threshold=20, window_minutes=60)
+    since = AT - timedelta(days=1)
+    _target(conn, "S1", 60.0, since)
+    _target(conn, "S1", 20.0, since, sku="fast")
+    _target(conn, "S1", 120.0, since, sku="slow")
+    for m in range(60):
+        _event(conn, "product_count", AT - timedelta(minutes=m, seconds=30), count=1, sku="fast")
+    assert _round(conn, AT)["opened"] == 1
+    assert "60 units in 60 min against a target of 180.0, 67 % behind" in _open(conn)["S1"]
+    details = conn.execute("SELECT details FROM alert_incidents WHERE resolved_at IS NULL").fetchone()
+    assert details is not None and details[0]["target_units"] == 180.0
+
+    conn.execute("DELETE FROM events")
+    for m in range(35):
+        _event(conn, "product_count", AT - timedelta(minutes=m, seconds=40), count=1, sku="slow")
+    # 35 slow units: 4,200 s of ideal time in the hour, so the hour asks for 3,600 × 35 / 4,200 = 30.
+    assert _round(conn, AT)["resolved"] == 1
+    assert _open(conn) == {}
 
 
 def test_gateway_backlog_drift_and_camera_conditions(conn: psycopg.Connection[Any]) -> None:

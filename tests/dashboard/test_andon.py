@@ -29,8 +29,12 @@ pytestmark = [
 SITE = "site-a"
 
 
-def ev(kind: str, station: str, at: datetime, worker: str, count: int = 0) -> dict[str, Any]:
+def ev(
+    kind: str, station: str, at: datetime, worker: str, count: int = 0, sku: str | None = None
+) -> dict[str, Any]:
+    extra = {} if sku is None else {"sku": sku}
     return {
+        **extra,
         "event_id": str(uuid.uuid4()),
         "timestamp": at.isoformat().replace("+00:00", "Z"),
         "worker_id": worker,
@@ -168,6 +172,77 @@ def test_wallboard_shows_states_with_their_time_units_and_incidents_and_updates_
     # The last hour is all planned time (no calendar) at 60 s a unit: 60 units asked for.
     expect(board.locator("#target-hour")).to_have_text("target 60", timeout=15_000)
     expect(board.locator("#target-today")).to_have_text(re.compile(r"^target [\d,]+$"))
+
+
+def test_wallboard_target_weights_the_skus_made_as_the_station_metrics_do(
+    board: Page, dash_server: Server, kiosk: str
+) -> None:
+    """Station-wide 60 s a unit, SKU "fast" 20 s and "slow" 120 s: for 30 fast and 5 slow units made
+    (1,200 s of ideal time) an hour asks for 3,600 × 35 / 1,200 = 105 units, not the station-wide 60;
+    since midnight, its seconds × 35 / 1,200 (docs/metrics.md, "Target periods")."""
+    now = datetime.now(UTC)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    since = now - timedelta(days=1)
+    with psycopg.connect(dash_server.dsn, autocommit=True) as conn:
+        for sku, cycle_s in (("", 60), ("fast", 20), ("slow", 120)):
+            conn.execute(
+                "INSERT INTO station_targets (station_id, sku, effective_from, ideal_cycle_time_s, set_by) "
+                "VALUES ('S1', %s, %s, %s, 'test')",
+                (sku, since, cycle_s),
+            )
+    # Every unit within the last half hour and today (a few seconds after midnight at the earliest).
+    post(
+        dash_server,
+        [
+            *[
+                ev(
+                    "product_count",
+                    "S1",
+                    max(now - timedelta(minutes=i, seconds=5), midnight),
+                    "W1",
+                    1,
+                    "fast",
+                )
+                for i in range(30)
+            ],
+            *[
+                ev(
+                    "product_count",
+                    "S1",
+                    max(now - timedelta(minutes=i, seconds=20), midnight),
+                    "W1",
+                    1,
+                    "slow",
+                )
+                for i in range(5)
+            ],
+        ],
+    )
+    answer = httpx.get(
+        dash_server.url + f"/api/v1/andon?site_id={SITE}", headers={"Authorization": f"Bearer {kiosk}"}
+    ).json()
+    assert answer["actual"]["units_today"] == 35
+    assert answer["target"]["units_per_hour"] == 105.0
+    at = datetime.fromisoformat(answer["at"])
+    assert answer["target"]["units_today"] == round((at - midnight).total_seconds() * 35 / 1200)
+    # The metrics' own figure for the same hour agrees (one rule).
+    hour = {"from": (at - timedelta(hours=1)).isoformat(), "to": at.isoformat(), "site_id": SITE}
+    stations = httpx.get(
+        dash_server.url + "/api/v1/metrics/workstations",
+        params=hour,
+        headers={"Authorization": f"Bearer {ADMIN}"},
+    ).json()
+    s1 = next(s for s in stations if s["station_id"] == "S1")
+    assert s1["target_units"] == pytest.approx(105.0)
+
+    board.goto(dash_server.url + f"/dashboard/andon?site={SITE}#token={kiosk}")
+    expect(board.locator("#units-today")).to_have_text("35")
+    expect(board.locator("#target-hour")).to_have_text("target 105")
+    today = board.locator("#target-today").inner_text()
+    shown_at = datetime.now(UTC)
+    asked = int(today.removeprefix("target ").replace(",", ""))
+    # What a person reads: the target since midnight at the SKU mix's pace (within the page's 2 s poll).
+    assert abs(asked - (shown_at - midnight).total_seconds() * 35 / 1200) <= 1 + 3 * 35 / 1200, today
 
 
 def test_wallboard_without_a_token_says_what_it_needs(board: Page, dash_server: Server) -> None:
