@@ -23,6 +23,8 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import argparse
+import cProfile
+import pstats
 import random
 import shutil
 import tempfile
@@ -81,6 +83,9 @@ def main() -> None:
         action="store_true",
         help="refresh the rolled-up events in one go, not one round per second of events",
     )
+    parser.add_argument(
+        "--profile", action="store_true", help="print a cProfile of load_tail and worker_totals (by own time)"
+    )
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="takt-tail-"))
     root.chmod(0o755)
@@ -118,6 +123,15 @@ def main() -> None:
                     f"{len(tail.station):,} station elements); "
                     f"worker_totals with it {1000 * (t2 - t1):8.0f} ms"
                 )
+            if args.profile:
+                live._cache.clear()
+                profile = cProfile.Profile()
+                profile.enable()
+                worker_totals(conn, windows)
+                profile.disable()
+                stats = pstats.Stats(profile)
+                stats.sort_stats("tottime").print_stats(15)
+                stats.sort_stats("cumulative").print_callers("fetchall|execute")
             spent = {"derive": 0.0, "rebuild": 0.0}
             derive, rebuild = rollups._derive_worker_range, rollups.rebuild_keys
 

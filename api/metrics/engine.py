@@ -41,22 +41,46 @@ HOUR_US = HOUR // MICROSECOND
 DEFAULT_GAP_S = 600.0
 
 
+# The tails of each snapshot that :func:`snapshot` holds open, per connection and gap: every engine
+# call inside it (an endpoint's worker, station and model totals) reuses the one computed first.
+# An entry lives exactly as long as its transaction, so no tail outlives the snapshot it was read in.
+_snapshot_tails: dict[int, dict[float, Tail]] = {}
+
+
 @contextmanager
 def snapshot(conn: psycopg.Connection[Any]) -> Iterator[None]:
     """One REPEATABLE READ, READ ONLY transaction for the pending tail and the rollups together, so
     an invalidation committed meanwhile is either seen with its events or not at all (and the rows
     the refresher consumes meanwhile stay visible as they were). Inside a caller's transaction its
-    snapshot is used as it is."""
+    snapshot is used as it is.
+
+    Within the transaction this opens, the tail is loaded at most once (per gap): an endpoint that
+    wraps its several engine calls in one ``snapshot`` computes it once. Inside a caller's own
+    transaction nothing is kept (its reads may see its own writes between two calls)."""
     if conn.info.transaction_status != TransactionStatus.IDLE:
         yield
         return
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        yield
+        _snapshot_tails[id(conn)] = {}
+        try:
+            yield
+        finally:
+            del _snapshot_tails[id(conn)]
 
 
 def _tail(conn: psycopg.Connection[Any], live: bool, gap_s: float) -> Tail:
-    return load_tail(conn, gap_s) if live else Tail()
+    """The pending tail in the current snapshot: the snapshot's own (see :func:`snapshot`), or
+    loaded now in a caller's transaction."""
+    if not live:
+        return Tail()
+    memo = _snapshot_tails.get(id(conn))
+    if memo is None:
+        return load_tail(conn, gap_s)
+    tail = memo.get(gap_s)
+    if tail is None:
+        tail = memo[gap_s] = load_tail(conn, gap_s)
+    return tail
 
 
 def _tidy(value: float) -> float:

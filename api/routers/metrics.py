@@ -23,6 +23,7 @@ from api.metrics.engine import (
     bucket_windows,
     cycle_times,
     model_totals,
+    snapshot,
     station_totals,
     worker_totals,
 )
@@ -395,20 +396,21 @@ def worker(worker_id: str, conn: Conn, s: ScopeDep, response: Response) -> Worke
 
 
 def _station_metrics(conn: Conn, s: Scope, station_id: str | None) -> list[WorkstationMetrics]:
-    totals = station_totals(
-        conn, [(0, a, b) for a, b in s.counted], site_id=s.site_id, gap_s=s.gap_s, station_id=station_id
-    )
-    names = _names(conn, "workstations", "station_id", station_id, s.access, {k for _label, k in totals})
-    ids = [n[0] for n in names]
-    oee = station_oee(
-        conn,
-        s.planned,
-        ids,
-        load_targets(conn, None if station_id is None else ids),
-        site_id=s.site_id,
-        station_id=station_id,
-        gap_s=s.gap_s,
-    )
+    with snapshot(conn):  # one tail for the totals and the OEE sums
+        totals = station_totals(
+            conn, [(0, a, b) for a, b in s.counted], site_id=s.site_id, gap_s=s.gap_s, station_id=station_id
+        )
+        names = _names(conn, "workstations", "station_id", station_id, s.access, {k for _label, k in totals})
+        ids = [n[0] for n in names]
+        oee = station_oee(
+            conn,
+            s.planned,
+            ids,
+            load_targets(conn, None if station_id is None else ids),
+            site_id=s.site_id,
+            station_id=station_id,
+            gap_s=s.gap_s,
+        )
     out = []
     for sid, name, kind in names:
         t = totals.get((0, sid))
@@ -483,6 +485,11 @@ def _active(t: WorkerTotals) -> bool:
 
 @router.get("/factory")
 def factory(conn: Conn, s: ScopeDep) -> FactoryMetrics:
+    with snapshot(conn):  # one tail for the worker, station and OEE totals
+        return _factory(conn, s)
+
+
+def _factory(conn: Conn, s: Scope) -> FactoryMetrics:
     totals = worker_totals(conn, _labelled(s), site_id=s.site_id, gap_s=s.gap_s)
     counted = [t for (label, _w), t in totals.items() if label == 0]
     active = sum(t.working_s for t in counted)
@@ -494,7 +501,7 @@ def factory(conn: Conn, s: ScopeDep) -> FactoryMetrics:
         "SELECT (SELECT count(*) FROM workers WHERE worker_id <> 'unknown'), "
         "(SELECT count(*) FROM workstations)"
     ).fetchone()
-    stations = station_totals(conn, [(0, a, b) for a, b in s.counted], site_id=s.site_id)
+    stations = station_totals(conn, [(0, a, b) for a, b in s.counted], site_id=s.site_id, gap_s=s.gap_s)
     assert row is not None
     changes = load_targets(conn)
     if s.site_id is not None:

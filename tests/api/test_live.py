@@ -13,11 +13,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+import pytest
 from fastapi.testclient import TestClient
 
-from api.metrics.engine import worker_totals
+from api.metrics import engine, live
+from api.metrics.engine import model_totals, snapshot, station_totals, worker_totals
+from api.metrics.live import load_tail
 from api.routers.seed import seed_events
 from api.settings import ApiSettings
+from takt.contract import Event
+from takt.store.events import write_events
 from takt.store.rollups import refresh, refresh_all
 from tests.api.reference import Raw
 from tests.api.test_property import GAP, _assert_api_equals_raw
@@ -170,3 +175,46 @@ def test_reads_during_concurrent_refresh_rounds_see_each_event_once(
         stop.set()
         thread.join(timeout=30)
     assert not errors, errors
+
+
+def test_one_tail_per_snapshot_and_none_kept_after_it(
+    client: TestClient, settings: ApiSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Engine calls inside one ``snapshot`` share one tail (loaded once, even with writes committed
+    in between); a read after the snapshot, or inside a caller's own transaction after its own
+    write, loads the tail again and sees the write: no tail outlives its snapshot."""
+    loads: list[float] = []
+
+    def counted(conn: psycopg.Connection[Any], gap_s: float) -> live.Tail:
+        loads.append(gap_s)
+        return load_tail(conn, gap_s)
+
+    monkeypatch.setattr(engine, "load_tail", counted)
+    at = DAY.replace(hour=10)
+    _post(client, [_body(at, "working"), _body(at + timedelta(minutes=5), "idle")])
+    windows = [(0, DAY, DAY + timedelta(days=1))]
+
+    def working(conn: psycopg.Connection[Any]) -> float:
+        return worker_totals(conn, windows, gap_s=GAP)[(0, "W1")].working_s
+
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        with snapshot(conn):
+            assert working(conn) == 300.0
+            # Committed by another connection: not in this snapshot, and the tail is not reloaded.
+            _post(client, [_body(at + timedelta(minutes=2), "absent")])
+            assert working(conn) == 300.0
+            assert (0, "S1") in station_totals(conn, windows, gap_s=GAP)
+            assert model_totals(conn, windows, gap_s=GAP)
+            assert len(loads) == 1
+        assert not engine._snapshot_tails
+        assert working(conn) == 120.0
+        assert len(loads) == 2
+        with pytest.raises(RuntimeError), snapshot(conn):
+            working(conn)
+            raise RuntimeError
+        assert not engine._snapshot_tails
+        with conn.transaction():  # a caller's own transaction: its write shows in its next read
+            assert working(conn) == 120.0
+            event = Event.model_validate(_body(at + timedelta(minutes=1), "idle"))
+            write_events(conn, [event])
+            assert working(conn) == 60.0
