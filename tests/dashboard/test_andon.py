@@ -191,33 +191,13 @@ def test_wallboard_target_weights_the_skus_made_as_the_station_metrics_do(
                 (sku, since, cycle_s),
             )
     # Every unit within the last half hour and today (a few seconds after midnight at the earliest).
-    post(
-        dash_server,
-        [
-            *[
-                ev(
-                    "product_count",
-                    "S1",
-                    max(now - timedelta(minutes=i, seconds=5), midnight),
-                    "W1",
-                    1,
-                    "fast",
-                )
-                for i in range(30)
-            ],
-            *[
-                ev(
-                    "product_count",
-                    "S1",
-                    max(now - timedelta(minutes=i, seconds=20), midnight),
-                    "W1",
-                    1,
-                    "slow",
-                )
-                for i in range(5)
-            ],
-        ],
-    )
+    made = (("fast", 30, 5), ("slow", 5, 20))  # (SKU, units, seconds past each minute back)
+    units = [
+        ev("product_count", "S1", max(now - timedelta(minutes=i, seconds=s), midnight), "W1", 1, sku)
+        for sku, n, s in made
+        for i in range(n)
+    ]
+    post(dash_server, units)
     answer = httpx.get(
         dash_server.url + f"/api/v1/andon?site_id={SITE}", headers={"Authorization": f"Bearer {kiosk}"}
     ).json()
