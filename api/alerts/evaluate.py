@@ -115,35 +115,37 @@ def _stations(conn: psycopg.Connection[Any], rule: Rule) -> list[str] | None:
 
 @dataclass(frozen=True, slots=True)
 class ScopeTarget:
-    """What a scope's targets ask for over some planned time, and the stations with a target."""
+    """What a scope's targets ask for over each of some planned times, and the stations with a target."""
 
-    target_units: float | None
+    target_units: list[float | None]
     stations: list[str]
 
 
 def scope_target(
-    conn: psycopg.Connection[Any], site_id: str, stations: list[str] | None, planned: Sequence[Span]
+    conn: psycopg.Connection[Any], site_id: str, stations: list[str] | None, *plans: Sequence[Span]
 ) -> ScopeTarget:
     """The units the targets of ``stations`` (None: every station with a target, less those
-    known only at other sites) ask for over ``planned`` (sorted, disjoint spans): per station
-    :func:`takt.targets.window_target`, the rule of the station metrics (SKU-weighted by the
-    units made in each target period; docs/metrics.md, "Target periods"), summed.
+    known only at other sites) ask for over each of ``plans`` (planned times: sorted, disjoint
+    spans), in order: per station :func:`takt.targets.window_target`, the rule of the station
+    metrics (SKU-weighted by the units made in each target period; docs/metrics.md, "Target
+    periods"), summed; None for a plan in which no period is targeted.
 
     Units are read from the ``product_count`` events themselves (read-your-writes, as every
-    condition), grouped by station, SKU and the pieces of ``planned`` cut at every target change,
-    so one short aggregate serves the whole scope.
+    condition), grouped by station, SKU and the pieces of all ``plans`` cut at every span edge
+    and target change, so one short aggregate serves every plan of the whole scope.
     """
     targets = load_targets(conn, stations)
     if stations is None:
         elsewhere = stations_elsewhere(conn, site_id)
         targets = {k: v for k, v in targets.items() if k not in elsewhere}
     ids = sorted(targets)
-    if not ids or not planned:
-        return ScopeTarget(None, ids)
-    lo, hi = planned[0][0], planned[-1][1]
+    spans = [span for planned in plans for span in planned]
+    if not ids or not spans:
+        return ScopeTarget([None] * len(plans), ids)
+    lo, hi = min(a for a, _ in spans), max(b for _, b in spans)
     cuts = sorted(
         {lo}
-        | {t for span in planned for t in span if t < hi}
+        | {t for span in spans for t in span if t < hi}
         | {t for st in targets.values() for t in st.instants() if lo < t < hi}
     )
     made: dict[str, list[tuple[datetime, str, int]]] = {}
@@ -156,8 +158,11 @@ def scope_target(
     ).fetchall():
         # Bucket k (>= 1: ts >= lo) is the piece from cuts[k - 1] on: an instant of that piece.
         made.setdefault(str(station), []).append((cuts[int(k) - 1], str(sku), int(units)))
-    asked = [t for st in ids if (t := window_target(targets[st], planned, made.get(st, ()))) is not None]
-    return ScopeTarget(sum(asked) if asked else None, ids)
+    out: list[float | None] = []
+    for planned in plans:
+        asked = [t for st in ids if (t := window_target(targets[st], planned, made.get(st, ()))) is not None]
+        out.append(sum(asked) if asked else None)
+    return ScopeTarget(out, ids)
 
 
 # -- conditions ------------------------------------------------------------------------------------
@@ -273,9 +278,9 @@ def _behind_target(
     if counted_seconds(calendar, lo, at) < window.total_seconds() - 1 or rule.threshold is None:
         return Verdict(held=frozenset({subject}))
     scope = scope_target(conn, rule.site_id, _stations(conn, rule), [(lo, at)])
-    if scope.target_units is None:
+    [target] = scope.target_units
+    if target is None:
         return Verdict(held=frozenset({subject}))  # no target in force: nothing to be behind
-    target = scope.target_units
     row = conn.execute(
         "SELECT coalesce(sum(count), 0) FROM events WHERE site_id = %(site)s AND NOT shadow "
         "AND event_type = 'product_count' AND ts > %(lo)s AND ts <= %(at)s "

@@ -67,9 +67,13 @@ def targets(
     for since midnight and in the last hour, planned production time only (the counterparts of
     the actual units today and in the last hour), by the station metrics' rule (SKU-weighted:
     :func:`api.alerts.evaluate.scope_target`); null where no period of the scope is targeted."""
-    today = scope_target(conn, site_id, stations, planned(calendar, midnight, at, None)).target_units
-    hour = scope_target(conn, site_id, stations, planned(calendar, at - timedelta(hours=1), at, None))
-    last_hour = hour.target_units
+    today, last_hour = scope_target(
+        conn,
+        site_id,
+        stations,
+        planned(calendar, midnight, at, None),
+        planned(calendar, at - timedelta(hours=1), at, None),
+    ).target_units
     return Figures(
         units_today=None if today is None else round(today),
         units_per_hour=None if last_hour is None else round(last_hour, 1),
