@@ -92,7 +92,9 @@ def test_cards_and_workstation_table_show_target_vs_actual(page: Page, dash_serv
     shot(page, "targets-station-cards", full_page=False)
 
 
-@pytest.mark.dash_settings(calendars=ALL_DAY, report_interval_s=0)
+# No shared answers: the API's figures from after the download must be computed after it,
+# not replayed from the response cache (a 1 s TTL outlasts a fast download).
+@pytest.mark.dash_settings(calendars=ALL_DAY, report_interval_s=0, response_cache_ttl_s=0)
 def test_shift_report_box_lists_recipients_and_downloads_the_pdf(page: Page, dash_server: Server) -> None:
     day = load_recent(dash_server)
     sign_in(page, dash_server)
